@@ -1,0 +1,34 @@
+"""selfdistill: self-distillation and partial-label refinement of linear probes under label noise.
+
+Implements and checks H. Jeong and H. W. Chung, "Rethinking Self-Distillation: Label Averaging and
+Enhanced Soft Label Refinement with Partial Labels", ICLR 2025 (arXiv 2402.10482).
+"""
+
+from . import noise
+from .distill import PLL_LOSSES, DistillResult, distill
+from .estimator import SelfDistillationClassifier
+from .model_selection import select_reg
+from .noise import class_clusters, corrupt_labels, transition_matrix
+from .probe import ConvergenceWarning, LinearProbe, fit_linear_probe, fit_partial_label_probe
+from .targets import refine_targets, topk_mask
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "DistillResult",
+    "LinearProbe",
+    "PLL_LOSSES",
+    "SelfDistillationClassifier",
+    "class_clusters",
+    "corrupt_labels",
+    "distill",
+    "fit_linear_probe",
+    "fit_partial_label_probe",
+    "noise",
+    "refine_targets",
+    "select_reg",
+    "topk_mask",
+    "transition_matrix",
+    "__version__",
+]

@@ -1,0 +1,211 @@
+"""Input validation, in one place (as ``sklearn.utils.validation``).
+
+Every checker raises ``ValueError`` (or ``TypeError``) with a message that names the
+argument, shows the offending value and says what was expected.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "check_features",
+    "check_labels",
+    "check_targets",
+    "check_positive",
+    "check_int",
+    "check_fraction",
+    "check_transition_matrix",
+    "check_random_state",
+    "check_choice",
+]
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_features(X, name: str = "X", *, dtype=np.float64, allow_memmap: bool = True) -> np.ndarray:
+    """Return ``X`` as a finite 2-D float array of shape (n, d).
+
+    Raises ``ValueError`` naming ``name`` if X is not 2-D, is empty, or holds NaN/inf.
+    """
+    if isinstance(X, np.memmap) and allow_memmap and X.dtype == dtype:
+        arr = X
+    else:
+        try:
+            arr = np.asarray(X, dtype=dtype)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a numeric array, got {type(X).__name__}: {exc}") from None
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D "
+            f"array of shape {arr.shape}; reshape a single feature with X.reshape(-1, 1)"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"{name} must be finite, found {arr[tuple(bad)]!r} at row {bad[0]}, column {bad[1]} "
+            f"({int(np.sum(~np.isfinite(arr)))} non-finite entries in all)"
+        )
+    return arr
+
+
+def check_labels(y, name: str = "y", *, n_samples: int | None = None, n_classes: int | None = None) -> np.ndarray:
+    """Return integer labels (n,) with values in 0..K-1.
+
+    ``n_samples`` checks the length against X; ``n_classes`` the range.
+    """
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of integer labels, got shape {arr.shape}")
+    if n_samples is not None and arr.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} entries but X has {n_samples} rows; they must have the same length"
+        )
+    if arr.size == 0:
+        raise ValueError(f"{name} must be non-empty")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} must hold integer class indices, got non-integer values such as {_short(arr[:5])}")
+    elif arr.dtype.kind not in "iub":
+        raise ValueError(
+            f"{name} must hold integer class indices 0..K-1, got dtype {arr.dtype}; "
+            "encode labels first (SelfDistillationClassifier accepts any label values)"
+        )
+    arr = arr.astype(np.int64)
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or (n_classes is not None and hi >= n_classes):
+        expected = f"0..{n_classes - 1}" if n_classes is not None else "non-negative"
+        raise ValueError(f"{name} must hold labels in {expected}, got values from {lo} to {hi}")
+    return arr
+
+
+def check_targets(
+    targets,
+    *,
+    n_samples: int,
+    n_classes: int | None = None,
+    allow_negative: bool = False,
+    name: str = "targets",
+    atol: float = 1e-6,
+) -> np.ndarray:
+    """Return a target matrix T (n, K) whose rows are probability vectors.
+
+    ``targets`` may be integer labels (n,) in 0..K-1 (turned into one-hot rows) or an (n, K)
+    float array. Rows must sum to 1 (within ``atol``) and be non-negative unless
+    ``allow_negative`` (extrapolated targets, mix > 1, whose rows still sum to 1).
+    """
+    arr = np.asarray(targets)
+    if arr.ndim == 1:
+        labels = check_labels(arr, name, n_samples=n_samples, n_classes=n_classes)
+        K = n_classes if n_classes is not None else int(labels.max()) + 1
+        if K < 2:
+            raise ValueError(
+                f"{name} must hold at least 2 classes, got a single class (K={K}); "
+                "pass n_classes= if some classes are absent"
+            )
+        T = np.zeros((labels.shape[0], K))
+        T[np.arange(labels.shape[0]), labels] = 1.0
+        return T
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be labels (n,) or a (n, K) target matrix, got shape {arr.shape}")
+    try:
+        T = np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}") from None
+    if T.shape[0] != n_samples:
+        raise ValueError(f"{name} has {T.shape[0]} rows but X has {n_samples} rows; they must match")
+    if n_classes is not None and T.shape[1] != n_classes:
+        raise ValueError(f"{name} has {T.shape[1]} columns but n_classes={n_classes}")
+    if T.shape[1] < 2:
+        raise ValueError(f"{name} must have at least 2 columns (classes), got shape {T.shape}")
+    if not np.all(np.isfinite(T)):
+        raise ValueError(f"{name} must be finite, found NaN or inf")
+    if not allow_negative and T.min() < 0:
+        i = int(np.argmin(T.min(axis=1)))
+        raise ValueError(
+            f"{name} rows must be probability vectors (non-negative), row {i} has minimum {T[i].min():.6g}; "
+            "extrapolated targets (mix > 1, from refine_targets) need allow_negative_targets=True"
+        )
+    sums = T.sum(axis=1)
+    bad = np.abs(sums - 1.0) > atol
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name} rows must sum to 1, row {i} sums to {sums[i]:.6g}")
+    return T
+
+
+def check_positive(value, name: str, *, strict: bool = True) -> float:
+    """Return ``value`` as a float, checking it is finite and > 0 (>= 0 if not strict)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_short(value)} ({type(value).__name__})")
+    v = float(value)
+    if not np.isfinite(v) or (v <= 0 if strict else v < 0):
+        raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'} and finite, got {v!r}")
+    return v
+
+
+def check_int(value, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` as an int in [low, high] (either bound optional, both inclusive)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {_short(value)} ({type(value).__name__})")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {v}")
+    return v
+
+
+def check_fraction(value, name: str) -> float:
+    """Return ``value`` as a float in [0, 1] (a noise rate or a fraction)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in [0, 1], got {_short(value)}")
+    v = float(value)
+    if not (0.0 <= v <= 1.0):
+        raise ValueError(f"{name} must be in [0, 1], got {v!r}")
+    return v
+
+
+def check_choice(value, name: str, choices) -> str:
+    """Return ``value`` if it is one of ``choices``, else a ValueError listing them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {_short(value)}")
+    return value
+
+
+def check_transition_matrix(matrix, name: str = "matrix", *, n_classes: int | None = None, atol: float = 1e-8) -> np.ndarray:
+    """Return a K x K row-stochastic matrix, matrix[k, j] = P(observed j | true k)."""
+    C = np.asarray(matrix, dtype=np.float64)
+    if C.ndim != 2 or C.shape[0] != C.shape[1]:
+        raise ValueError(f"{name} must be a square K x K transition matrix, got shape {C.shape}")
+    if C.shape[0] < 2:
+        raise ValueError(f"{name} must have at least 2 classes, got shape {C.shape}")
+    if n_classes is not None and C.shape[0] != n_classes:
+        raise ValueError(f"{name} is {C.shape[0]} x {C.shape[0]} but the labels have {n_classes} classes")
+    if not np.all(np.isfinite(C)) or C.min() < 0:
+        raise ValueError(f"{name} must be finite and non-negative, got minimum {np.nanmin(C):.6g}")
+    sums = C.sum(axis=1)
+    bad = np.abs(sums - 1.0) > atol
+    if np.any(bad):
+        k = int(np.argmax(bad))
+        raise ValueError(
+            f"{name} rows must sum to 1 (rows are the true class, matrix[k, j] = P(observed j | true k)), "
+            f"row {k} sums to {sums[k]:.6g}"
+        )
+    return C
+
+
+def check_random_state(seed) -> np.random.Generator:
+    """Return a ``numpy.random.Generator`` from None, an int seed or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0):
+        return np.random.default_rng(seed)
+    raise ValueError(f"seed must be None, a non-negative int or a numpy Generator, got {_short(seed)}")

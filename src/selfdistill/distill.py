@@ -1,0 +1,244 @@
+"""The round chain: teacher -> self-distillation rounds -> partial-label (PLL) students.
+
+Round 0 (the teacher) is the exact probe on one-hot observed labels y; round t >= 1 is the exact
+probe on the soft outputs P_{t-1} of round t-1 on the same training points (same features, reg,
+loss; warm-started from round t-1). The PLL student is trained once on the top-k refinement of
+the teacher's outputs (SCIENCE.md sections 2 and 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import check_choice, check_features, check_int, check_labels, check_positive
+from .probe import LinearProbe, fit_linear_probe, fit_partial_label_probe
+from .targets import refine_targets, topk_mask
+
+__all__ = ["distill", "DistillResult", "PLL_LOSSES", "pll_model_names"]
+
+PLL_LOSSES = ("uniform", "candidate", "gce")
+
+
+@dataclass
+class DistillResult:
+    """What :func:`distill` returns.
+
+    Attributes
+    ----------
+    models : dict name -> LinearProbe, names "round 0" ... "round R" then the PLL students
+        ("pll", or "pll-<loss>" for each loss when several were asked for).
+    metrics : list of dicts, one per model, in the order of ``models`` (see :func:`distill`).
+    train_probs : dict name -> (n, K) softmax outputs of that model on the training points.
+    y : (n,) the given (possibly noisy) labels.   y_true : (n,) clean labels or None.
+    config : the arguments that made it (JSON-serialisable).
+    """
+
+    models: dict
+    metrics: list
+    train_probs: dict
+    y: np.ndarray
+    y_true: np.ndarray | None = None
+    config: dict = field(default_factory=dict)
+
+    def _check_name(self, name):
+        if name not in self.models:
+            raise KeyError(f"name must be one of {list(self.models)}, got {name!r}")
+
+    def corrected_labels(self, name: str) -> np.ndarray:
+        """The model's predicted labels on the training points, (n,): its suggested correction."""
+        self._check_name(name)
+        return np.argmax(self.train_probs[name], axis=1)
+
+    def label_issues(self, name: str) -> np.ndarray:
+        """Indices of training points whose given label the model disagrees with, most confident first.
+
+        Ranked by the margin p(predicted) - p(given) of the model's outputs on the training point
+        (largest first; ties by index). ``corrected_labels(name)[idx]`` is the suggested class.
+        """
+        self._check_name(name)
+        P = self.train_probs[name]
+        pred = np.argmax(P, axis=1)
+        idx = np.flatnonzero(pred != self.y)
+        margin = P[idx, pred[idx]] - P[idx, self.y[idx]]
+        return idx[np.lexsort((idx, -margin))]
+
+    def metric(self, name: str, key: str):
+        """One metric of one model, e.g. ``result.metric("round 2", "test_acc")``."""
+        self._check_name(name)
+        return next(m[key] for m in self.metrics if m["model"] == name)
+
+
+def pll_model_names(pll_loss) -> list[str]:
+    """Model names of the PLL students: "pll" for one loss, "pll-<loss>" for each of several."""
+    if isinstance(pll_loss, str):
+        return ["pll"]
+    return [f"pll-{loss}" for loss in pll_loss]
+
+
+def _accuracy(pred, truth):
+    return float(np.mean(pred == truth)) if truth is not None else None
+
+
+def distill(
+    X,
+    y,
+    *,
+    reg,
+    rounds=4,
+    pll=True,
+    top_k=2,
+    pll_loss="uniform",
+    temperature=1.0,
+    mix=1.0,
+    X_test=None,
+    y_test=None,
+    y_true=None,
+    fit_intercept=False,
+    n_classes=None,
+    tol=1e-8,
+    max_iter=None,
+    progress=False,
+) -> DistillResult:
+    """Run the teacher, ``rounds`` self-distillation rounds and the PLL student(s).
+
+    Parameters
+    ----------
+    X : (n, d) training features.    y : (n,) given (possibly noisy) labels in 0..K-1.
+    reg : L2 strength of every probe (> 0).
+    rounds : R >= 0 SD rounds after the teacher; round t is trained on refine_targets(P_{t-1},
+        "soft", temperature=, mix=, given=y).
+    pll : train the PLL student(s) on the teacher's top-k labels.
+    top_k : size k of the candidate sets (2 <= k < K).
+    pll_loss : "uniform" (cross-entropy to 1/k on each candidate; convex; the paper's theory),
+        "candidate" (-log of the candidates' total probability; from the teacher's weights),
+        "gce" (generalised CE, q = 0.7, averaged over the candidates; the authors' code), or a
+        sequence of them (one student each, named "pll-<loss>").
+        The PLL targets are the pure top-k refinement (``mix`` applies to the SD rounds only).
+    temperature, mix : see :func:`selfdistill.refine_targets`.
+    X_test, y_test : optional test set for ``test_acc``.
+    y_true : optional (n,) clean training labels for the label-correction metrics.
+    fit_intercept, n_classes, tol, max_iter : passed to the solver.
+    progress : show a progress bar over the models.
+
+    Returns
+    -------
+    DistillResult. Each ``metrics`` entry has: model, test_acc, train_acc (against y_true),
+    kept (fraction of points whose given label was right that the model still gets right),
+    corrected (fraction of points whose given label was wrong that the model gets right),
+    agree_given (agreement with y), topk_coverage (fraction of points whose teacher top-k holds
+    y_true), n_iter, n_grad_evals, n_hessp, objective, grad_norm, converged, seconds. Metrics
+    that need missing data are None.
+    """
+    X = check_features(X)
+    n = X.shape[0]
+    y = check_labels(y, "y", n_samples=n, n_classes=n_classes)
+    K = check_int(n_classes, "n_classes", low=2) if n_classes is not None else int(y.max()) + 1
+    if K < 2 or np.unique(y).size < 2:
+        raise ValueError(f"y must hold at least 2 classes, got a single class {np.unique(y).tolist()}")
+    reg = check_positive(reg, "reg")
+    rounds = check_int(rounds, "rounds", low=0)
+    losses = [pll_loss] if isinstance(pll_loss, str) else list(pll_loss)
+    if pll:
+        if not losses:
+            raise ValueError("pll_loss must name at least one loss")
+        for loss in losses:
+            check_choice(loss, "pll_loss", PLL_LOSSES)
+        if K < 3:
+            raise ValueError(f"top_k must be >= 2 and < K; with K={K} classes there is no PLL student (pass pll=False)")
+        top_k = check_int(top_k, "top_k", low=2, high=K - 1)
+    temperature = check_positive(temperature, "temperature")
+    mix = check_positive(mix, "mix", strict=False)
+    if (X_test is None) != (y_test is None):
+        raise ValueError("X_test and y_test must be given together")
+    if X_test is not None:
+        X_test = check_features(X_test, "X_test")
+        if X_test.shape[1] != X.shape[1]:
+            raise ValueError(f"X_test has {X_test.shape[1]} features but X has {X.shape[1]}")
+        y_test = check_labels(y_test, "y_test", n_samples=X_test.shape[0], n_classes=K)
+    if y_true is not None:
+        y_true = check_labels(y_true, "y_true", n_samples=n, n_classes=K)
+
+    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter)
+    pll_names = pll_model_names(pll_loss) if pll else []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=rounds + 1 + len(pll_names), desc="distill", unit="model")
+
+    models, probs = {}, {}
+    prev = None
+    for t in range(rounds + 1):
+        if t == 0:
+            targets, allow_neg = y, False
+        else:
+            targets = refine_targets(probs[prev], "soft", temperature=temperature, mix=mix, given=y)
+            allow_neg = mix > 1
+        name = f"round {t}"
+        models[name] = fit_linear_probe(
+            X, targets, reg, n_classes=K, init=models.get(prev), allow_negative_targets=allow_neg, **solver
+        )
+        probs[name] = models[name].predict_proba(X)
+        prev = name
+        if bar is not None:
+            bar.update()
+
+    teacher_probs = probs["round 0"]
+    for name, loss in zip(pll_names, losses if pll else []):
+        if loss == "uniform":
+            T = refine_targets(teacher_probs, "topk", top_k=top_k)
+            models[name] = fit_linear_probe(X, T, reg, n_classes=K, init=models["round 0"], **solver)
+        else:
+            mask = topk_mask(teacher_probs, top_k)
+            models[name] = fit_partial_label_probe(X, mask, reg, loss=loss, init=models["round 0"], **solver)
+        probs[name] = models[name].predict_proba(X)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+
+    coverage = None
+    if y_true is not None:
+        cov_k = top_k if pll else 2
+        coverage = float(np.mean(topk_mask(teacher_probs, min(cov_k, K))[np.arange(n), y_true]))
+    clean = (y == y_true) if y_true is not None else None
+    metrics = []
+    for name, model in models.items():
+        pred = np.argmax(probs[name], axis=1)
+        right = pred == y_true if y_true is not None else None
+        metrics.append(
+            {
+                "model": name,
+                "test_acc": _accuracy(model.predict(X_test), y_test) if X_test is not None else None,
+                "train_acc": float(right.mean()) if right is not None else None,
+                "kept": float(right[clean].mean()) if right is not None and clean.any() else None,
+                "corrected": float(right[~clean].mean()) if right is not None and (~clean).any() else None,
+                "agree_given": float(np.mean(pred == y)),
+                "topk_coverage": coverage,
+                "n_iter": model.n_iter_,
+                "n_grad_evals": model.n_grad_evals_,
+                "n_hessp": model.n_hessp_,
+                "objective": model.objective_,
+                "grad_norm": model.grad_norm_,
+                "converged": model.converged_,
+                "seconds": model.seconds_,
+            }
+        )
+    config = {
+        "reg": reg,
+        "rounds": rounds,
+        "pll": bool(pll),
+        "top_k": top_k,
+        "pll_loss": pll_loss if isinstance(pll_loss, str) else list(pll_loss),
+        "temperature": temperature,
+        "mix": mix,
+        "fit_intercept": bool(fit_intercept),
+        "n_classes": K,
+        "tol": tol,
+        "max_iter": max_iter,
+        "n_train": n,
+        "n_features": X.shape[1],
+    }
+    return DistillResult(models=models, metrics=metrics, train_probs=probs, y=y, y_true=y_true, config=config)
