@@ -1,0 +1,157 @@
+"""Writing results safely: atomic file writes, JSON with NumPy values, output folders.
+
+Every writer here goes through the same pattern, so a reader (or a rerun after a crash or a
+Ctrl-C) never sees a half-written file:
+
+1. write to a temporary file in the *same directory* as the destination
+   (``.<name>.<random>.tmp``, so ``os.replace`` stays on one file system);
+2. flush and ``os.fsync`` it;
+3. ``os.replace`` it onto the destination (atomic on POSIX and Windows);
+4. on *any* exception (``KeyboardInterrupt`` included) the temporary file is removed and the
+   exception re-raised; the destination keeps its previous content, if it had one.
+
+The new file gets the usual permissions (``0o666`` minus the umask, or the old file's mode
+when it replaces one), not the ``0o600`` of a raw temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "atomic_write_text",
+    "atomic_write_bytes",
+    "atomic_savefig",
+    "write_json",
+    "read_json",
+    "to_jsonable",
+    "ensure_output_dir",
+]
+
+
+def _target_mode(path: str) -> int:
+    if os.path.exists(path):
+        return os.stat(path).st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def _atomic_handle(path, mode: str = "wb", *, encoding: str | None = None):
+    """Yield a file object on a temporary file that replaces ``path`` when the block succeeds."""
+    path_str = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path_str))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"directory {directory!r} of {path_str!r} does not exist")
+    final_mode = _target_mode(path_str)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path_str)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding, newline="" if "b" not in mode else None) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, final_mode)
+        os.replace(tmp, path_str)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    # Best effort: make the rename itself durable (not possible on every platform).
+    with contextlib.suppress(OSError, AttributeError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, replace)."""
+    with _atomic_handle(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path, text: str, *, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically; newlines are written as given (no translation)."""
+    with _atomic_handle(path, "w", encoding=encoding) as fh:
+        fh.write(text)
+
+
+def atomic_savefig(fig, path, **kwargs) -> None:
+    """``fig.savefig`` to ``path`` atomically; the format comes from the suffix of ``path``.
+
+    Extra keyword arguments go to ``savefig`` (``dpi=``, ``bbox_inches=`` ...). If ``savefig``
+    raises, no temporary file is left and ``path`` is untouched.
+    """
+    suffix = Path(os.fspath(path)).suffix.lstrip(".").lower()
+    kwargs.setdefault("format", suffix or "png")
+    with _atomic_handle(path, "wb") as fh:
+        fig.savefig(fh, **kwargs)
+
+
+def to_jsonable(obj):
+    """Return ``obj`` with NumPy scalars/arrays, tuples, sets and paths turned into JSON types.
+
+    Non-finite floats (NaN, inf) become ``None`` so the output is strict JSON. Dict keys become
+    strings (as ``json`` would do for numbers).
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return [to_jsonable(v) for v in sorted(obj, key=repr)]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "to_dict"):
+        return to_jsonable(obj.to_dict())
+    raise TypeError(f"cannot write a {type(obj).__name__} to JSON: {obj!r}")
+
+
+def write_json(path, obj, *, indent: int = 2) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically: sorted keys, NumPy types converted."""
+    text = json.dumps(to_jsonable(obj), indent=indent, sort_keys=True, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def read_json(path):
+    """Read a JSON file (the counterpart of :func:`write_json`)."""
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def ensure_output_dir(path, *, name: str = "output_dir") -> Path:
+    """Create the folder ``path`` (and its parents) if needed and return it as a ``Path``.
+
+    Raises ``ValueError`` naming the argument ``name`` when ``path`` (or one of its parents)
+    exists and is a file.
+    """
+    p = Path(os.fspath(path))
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{name}: output folder '{p}' is a file, expected a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(
+            f"{name}: output folder '{p}' cannot be created: a part of the path is a file, expected a directory"
+        ) from None
+    return p

@@ -1,0 +1,407 @@
+"""Loaders: scikit-learn's digits, user features in ``.npz`` files, and a name-based dispatcher."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+
+from .._validation import check_features, check_int, check_labels
+from ._checks import _check_features_maybe_empty, _check_real
+from .block import make_block_features
+from .dataset import Dataset
+
+__all__ = ["DATASETS", "BLOCK_DEFAULTS", "load_digits", "load_npz", "save_npz", "load_dataset"]
+
+#: Names accepted by :func:`load_dataset` besides ``.npz`` paths.
+DATASETS = ("digits", "block")
+
+#: Defaults of ``load_dataset("block")`` (keyword arguments of :func:`make_block_features`).
+BLOCK_DEFAULTS = MappingProxyType(
+    {"n_classes": 4, "per_class": 100, "c": 0.4, "d": 0.1, "n_test_per_class": 100}
+)
+
+_NPZ_REQUIRED = ("X_train", "y_train", "X_test", "y_test")
+_NPZ_OPTIONAL = ("class_names", "name", "info")
+
+
+# --------------------------------------------------------------------------------------------
+# digits
+# --------------------------------------------------------------------------------------------
+def load_digits(*, test_size=0.3, seed=0) -> Dataset:
+    """scikit-learn's bundled handwritten digits (no download), split and normalised.
+
+    1,797 images of 8 x 8 pixels (values 0..16), 64 features, 10 classes ``"0".."9"``.
+
+    Steps, all recorded in ``info``:
+
+    1. stratified train/test split: ``sklearn.model_selection.train_test_split(...,
+       test_size=test_size, stratify=y, random_state=seed)`` (same arguments, same split);
+    2. pixels divided by 16 (to [0, 1]);
+    3. the mean of the *training* rows subtracted from train and test rows;
+    4. every row (train and test) scaled to unit L2 norm; a row that is all zero after centring
+       stays zero.
+
+    Nothing is computed from the test part, so it stays a clean held-out set.
+
+    Parameters
+    ----------
+    test_size : float, default 0.3
+        Fraction of the 1,797 points in the test part, in (0, 1).
+    seed : int, default 0
+        ``random_state`` of the split (a non-negative int, so the split is reproducible).
+
+    Returns
+    -------
+    Dataset
+        ``X_train`` (n_train, 64), ``y_train`` (n_train,), ``X_test`` (n_test, 64),
+        ``y_test`` (n_test,) with n_train + n_test = 1797; ``info`` holds the split indices
+        (into scikit-learn's order) and the normalisation.
+    """
+    from sklearn.datasets import load_digits as _sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    test_size = _check_real(test_size, "test_size")
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size!r}")
+    seed = check_int(seed, "seed", low=0)
+
+    X_raw, y = _sk_load_digits(return_X_y=True)
+    y = y.astype(np.int64)
+    idx = np.arange(y.shape[0])
+    idx_train, idx_test = train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
+
+    X = X_raw.astype(np.float64) / 16.0
+    mean = X[idx_train].mean(axis=0)
+    X_train, n_zero_train = _center_unit_rows(X[idx_train], mean)
+    X_test, n_zero_test = _center_unit_rows(X[idx_test], mean)
+
+    info = {
+        "source": "sklearn.datasets.load_digits (bundled, no download)",
+        "n_samples": int(y.shape[0]),
+        "n_features": int(X.shape[1]),
+        "split": "sklearn.model_selection.train_test_split(stratify=y)",
+        "test_size": test_size,
+        "seed": seed,
+        "normalisation": [
+            "divide pixels by 16",
+            "subtract the mean of the training rows (train and test)",
+            "scale each row to unit L2 norm (rows all zero after centring stay zero)",
+        ],
+        "normalisation_fit_on": "train",
+        "zero_rows_train": n_zero_train,
+        "zero_rows_test": n_zero_test,
+        "train_indices": [int(i) for i in idx_train],
+        "test_indices": [int(i) for i in idx_test],
+    }
+    return Dataset(
+        X_train=X_train,
+        y_train=y[idx_train],
+        X_test=X_test,
+        y_test=y[idx_test],
+        class_names=tuple(str(k) for k in range(10)),
+        name="digits",
+        info=info,
+    )
+
+
+def _center_unit_rows(X, mean):
+    """Return ((X - mean) with rows scaled to unit norm, number of zero rows left at zero)."""
+    Z = X - mean
+    norms = np.linalg.norm(Z, axis=1)
+    zero = norms == 0.0
+    Z[~zero] /= norms[~zero, None]
+    return Z, int(zero.sum())
+
+
+# --------------------------------------------------------------------------------------------
+# .npz files
+# --------------------------------------------------------------------------------------------
+def load_npz(path) -> Dataset:
+    """Load user features from an ``.npz`` archive.
+
+    The archive must hold ``X_train`` (n, d), ``y_train`` (n,), ``X_test`` (m, d) and
+    ``y_test`` (m,) (``m`` may be 0, ``X_test`` of shape (0, d)); optional: ``class_names``
+    (K,) strings, ``name`` (a string) and ``info`` (a JSON string), as written by
+    :func:`save_npz`. Other arrays are ignored (their keys are listed in ``info``).
+
+    It is read with ``np.load(path, allow_pickle=False)``: archives holding pickled / object
+    arrays are refused for safety (loading a pickle can run arbitrary code).
+
+    Labels:
+
+    * with ``class_names`` in the file, the labels must be integer indices ``0..K-1``;
+    * otherwise integer labels whose distinct values (train and test together) are exactly
+      ``0..K-1`` are kept, with ``class_names`` ``"0".."K-1"``;
+    * any other labels (strings, non-contiguous integers, ...) are encoded with ``np.unique``
+      over train + test, and the original values, as strings, become ``class_names``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.npz`` file.
+
+    Returns
+    -------
+    Dataset
+        ``name`` is the stored name or the file stem; ``info`` is the stored info (if any) plus an
+        ``"npz"`` entry recording the path and how the labels were read.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        The file holds pickled/object arrays or is not an ``.npz`` archive, a required array is
+        missing, shapes do not match, or labels are invalid.
+    """
+    path_str = os.fspath(path)
+    if not os.path.exists(path_str):
+        raise FileNotFoundError(f"no such file: {path_str!r} (load_npz needs an existing .npz file)")
+    try:
+        npz = np.load(path_str, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(
+            f"{path_str!r} cannot be read without unpickling: it holds pickled/object data (or is not a "
+            f"NumPy .npz file); pickled/object arrays are refused for safety. Save plain numeric/string "
+            f"arrays instead (numpy said: {exc})"
+        ) from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"{path_str!r} holds a single .npy array, not an .npz archive with arrays "
+            f"{', '.join(_NPZ_REQUIRED)}"
+        )
+    with npz:
+        keys = set(npz.files)
+        missing = [k for k in _NPZ_REQUIRED if k not in keys]
+        if missing:
+            raise ValueError(
+                f"{path_str!r} is missing required array(s) {missing}; an .npz dataset needs "
+                f"{list(_NPZ_REQUIRED)} (optional: {list(_NPZ_OPTIONAL)}), found {sorted(keys)}"
+            )
+        arrays = {}
+        for key in _NPZ_REQUIRED + _NPZ_OPTIONAL:
+            if key not in keys:
+                continue
+            try:
+                arrays[key] = npz[key]
+            except ValueError as exc:
+                raise ValueError(
+                    f"array {key!r} in {path_str!r} is a pickled/object array, which is refused for "
+                    f"safety (loading pickles can run arbitrary code); store it as a numeric or "
+                    f"string array (numpy said: {exc})"
+                ) from None
+        ignored = sorted(keys - set(_NPZ_REQUIRED) - set(_NPZ_OPTIONAL))
+
+    X_train, y_train = arrays["X_train"], arrays["y_train"]
+    X_test, y_test = arrays["X_test"], arrays["y_test"]
+    for key in _NPZ_REQUIRED:
+        want = 2 if key.startswith("X") else 1
+        if arrays[key].ndim != want:
+            raise ValueError(
+                f"{key} in {path_str!r} must be {want}-D, got shape {arrays[key].shape}"
+            )
+    if X_train.shape[0] != y_train.shape[0]:
+        raise ValueError(
+            f"X_train and y_train in {path_str!r} disagree: X_train has shape {X_train.shape} but "
+            f"y_train has shape {y_train.shape}; they need the same number of rows"
+        )
+    if X_test.shape[0] != y_test.shape[0]:
+        raise ValueError(
+            f"X_test and y_test in {path_str!r} disagree: X_test has shape {X_test.shape} but "
+            f"y_test has shape {y_test.shape}; they need the same number of rows"
+        )
+    if X_train.shape[1] != X_test.shape[1]:
+        raise ValueError(
+            f"X_train and X_test in {path_str!r} have different feature dimensions: X_train has shape "
+            f"{X_train.shape}, X_test has shape {X_test.shape}"
+        )
+    try:
+        X_train = check_features(X_train, "X_train")
+        X_test = _check_features_maybe_empty(X_test, "X_test", n_features=X_train.shape[1])
+        y_train, y_test, class_names, label_note = _encode_labels(
+            y_train, y_test, arrays.get("class_names")
+        )
+    except ValueError as exc:
+        raise ValueError(f"in {path_str!r}: {exc}") from None
+
+    name = Path(path_str).stem
+    if "name" in arrays:
+        name = _scalar_string(arrays["name"], "name", path_str)
+    info = {}
+    if "info" in arrays:
+        text = _scalar_string(arrays["info"], "info", path_str)
+        try:
+            info = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"'info' in {path_str!r} must be a JSON string: {exc}") from None
+        if not isinstance(info, dict):
+            raise ValueError(f"'info' in {path_str!r} must be a JSON object, got {type(info).__name__}")
+    info["npz"] = {"path": os.path.abspath(path_str), "labels": label_note, "ignored_keys": ignored}
+    return Dataset(
+        X_train=X_train,
+        y_train=y_train,
+        X_test=X_test,
+        y_test=y_test,
+        class_names=class_names,
+        name=name,
+        info=info,
+    )
+
+
+def _scalar_string(arr, key, path_str) -> str:
+    arr = np.asarray(arr)
+    if arr.ndim != 0 or arr.dtype.kind not in "US":
+        raise ValueError(f"{key!r} in {path_str!r} must be a single string, got dtype {arr.dtype} shape {arr.shape}")
+    value = arr.item()
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _as_str(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _integer_valued(y) -> bool:
+    if y.dtype.kind in "iub":
+        return True
+    return y.dtype.kind == "f" and bool(np.all(np.isfinite(y))) and bool(np.all(y == np.round(y)))
+
+
+def _encode_labels(y_train, y_test, class_names):
+    """Return (y_train, y_test) as int64 indices, class_names (tuple of str) and a note for info."""
+    n, m = y_train.shape[0], y_test.shape[0]
+    if class_names is not None:
+        names = np.asarray(class_names)
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise ValueError(
+                f"class_names must be a 1-D array of strings, got dtype {names.dtype} shape {names.shape}"
+            )
+        names = tuple(_as_str(v) for v in names.tolist())
+        K = len(names)
+        y_tr = check_labels(y_train, "y_train", n_classes=K)
+        y_te = check_labels(y_test, "y_test", n_classes=K) if m else np.zeros(0, dtype=np.int64)
+        return y_tr, y_te, names, "class indices, class_names stored in the file"
+    both = np.concatenate([y_train, y_test]) if m else y_train
+    if both.dtype.kind == "f" and not np.all(np.isfinite(both)):
+        raise ValueError("labels must be finite, found NaN or inf in y_train/y_test")
+    if both.dtype.kind not in "iubfUS":
+        raise ValueError(f"labels must be integers or strings, got dtype {both.dtype}")
+    if _integer_valued(both):
+        ints = both.astype(np.int64)
+        values = np.unique(ints)
+        if values[0] == 0 and values[-1] == values.size - 1:
+            K = int(values.size)
+            return (ints[:n], ints[n:], tuple(str(k) for k in range(K)),
+                    "integer labels 0..K-1, kept as they are")
+        both = ints
+    values, codes = np.unique(both, return_inverse=True)
+    codes = codes.reshape(-1).astype(np.int64)
+    names = tuple(_as_str(v) for v in values.tolist())
+    if len(set(names)) != len(names):
+        raise ValueError(f"labels map to duplicate class names {names!r}")
+    return codes[:n], codes[n:], names, "encoded with np.unique over train+test; class_names are the original values"
+
+
+def save_npz(path, dataset: Dataset) -> None:
+    """Write ``dataset`` to an ``.npz`` archive that :func:`load_npz` reads back.
+
+    Stored arrays: ``X_train``, ``y_train``, ``X_test``, ``y_test``, ``class_names`` (a unicode
+    array), ``name`` (a unicode scalar) and ``info`` (``json.dumps(dataset.info)`` as a unicode
+    scalar) -- nothing is pickled. The file is written exactly at ``path`` (no ``.npz`` suffix
+    is added) and atomically: to a temporary file in the same directory, then ``os.replace``,
+    so a reader never sees a half-written file and a failure leaves no temporary file behind.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination; its directory must exist.
+    dataset : Dataset
+        The data to save.
+    """
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be a selfdistill.data.Dataset, got {type(dataset).__name__}")
+    path_str = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path_str))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"directory {directory!r} of {path_str!r} does not exist")
+    arrays = {
+        "X_train": dataset.X_train,
+        "y_train": dataset.y_train,
+        "X_test": dataset.X_test,
+        "y_test": dataset.y_test,
+        "class_names": np.array(dataset.class_names, dtype=str),
+        "name": np.array(dataset.name, dtype=str),
+        "info": np.array(json.dumps(dataset.info), dtype=str),
+    }
+    if os.path.exists(path_str):
+        mode = os.stat(path_str).st_mode & 0o7777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path_str)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path_str)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# dispatcher
+# --------------------------------------------------------------------------------------------
+def load_dataset(spec, *, seed=0, **kwargs) -> Dataset:
+    """Load a dataset by name or path.
+
+    Parameters
+    ----------
+    spec : str or path-like
+        * ``"digits"``: :func:`load_digits` (``kwargs``: ``test_size``);
+        * ``"block"``: :func:`make_block_features` with defaults :data:`BLOCK_DEFAULTS`
+          (``n_classes=4, per_class=100, c=0.4, d=0.1, n_test_per_class=100``), overridden by
+          ``kwargs`` (e.g. ``superclasses=``, ``c_super=``, ``dim=``);
+        * a path-like object, a string ending in ``.npz``, or the path of an existing file:
+          :func:`load_npz` (no ``kwargs``).
+        The names take precedence over a file of the same name; pass ``"./digits"`` for the file.
+    seed : int, default 0
+        Passed to the loader (ignored for ``.npz`` files).
+    **kwargs
+        Further keyword arguments of the loader.
+
+    Returns
+    -------
+    Dataset
+    """
+    if isinstance(spec, str) and spec in DATASETS:
+        if spec == "digits":
+            return load_digits(seed=seed, **kwargs)
+        params = dict(BLOCK_DEFAULTS)
+        params.update(kwargs)
+        return make_block_features(seed=seed, **params)
+    is_path = isinstance(spec, os.PathLike) or (
+        isinstance(spec, str) and (spec.lower().endswith(".npz") or os.path.exists(spec))
+    )
+    if is_path:
+        if kwargs:
+            raise TypeError(f"load_npz takes no options, got {sorted(kwargs)} for {os.fspath(spec)!r}")
+        return load_npz(spec)
+    choices = f"one of {list(DATASETS)} or the path of an .npz file (arrays {', '.join(_NPZ_REQUIRED)})"
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a str or path-like: {choices}; got {spec!r} ({type(spec).__name__})")
+    raise ValueError(f"unknown dataset {spec!r}: spec must be {choices}")
+
