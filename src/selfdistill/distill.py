@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_choice, check_features, check_int, check_labels, check_positive
-from .probe import LinearProbe, fit_linear_probe, fit_partial_label_probe
+from .probe import feature_second_moment_eig, fit_linear_probe, fit_partial_label_probe
 from .targets import refine_targets, topk_mask
 
 __all__ = ["distill", "DistillResult", "PLL_LOSSES", "pll_model_names"]
@@ -160,7 +160,7 @@ def distill(
     if y_true is not None:
         y_true = check_labels(y_true, "y_true", n_samples=n, n_classes=K)
 
-    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter)
+    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, _feature_eig=feature_second_moment_eig(X))
     pll_names = pll_model_names(pll_loss) if pll else []
     bar = None
     if progress:

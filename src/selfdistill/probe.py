@@ -15,9 +15,11 @@ the solver (students start from their teacher's weights):
 - ``candidate``: -log sum_{j in S_i} p_j(x_i)    (the classic PLL loss)
 - ``gce``: (1/k) sum_{j in S_i} (1 - p_j(x_i)^q) / q, q = 0.7    (the authors' experiment code)
 
-Algorithm: inexact Newton with a truncated, Jacobi-preconditioned conjugate-gradient inner
+Algorithm: inexact Newton with a truncated, preconditioned conjugate-gradient inner
 solve on exact Hessian-vector products (two matrix products with X each), and a backtracking
-line search. Memory is O(n d + n K): no n x n matrix is ever formed. Convergence means
+line search. The preconditioner is Kronecker-factored, H ~ (X^T X / n) (x) S + reg I with S the
+mean softmax curvature (K x K): exact at W = 0 and cheap to invert through two small
+eigen-decompositions. Memory is O(n d + n K): no n x n matrix is ever formed. Convergence means
 
     max_abs(grad) <= tol * max(1, max_abs(grad at the start)).
 """
@@ -184,6 +186,21 @@ class LinearProbe:
         return np.argmax(self.decision_function(X), axis=1)
 
 
+def feature_second_moment_eig(X, chunk_rows=8192):
+    """Eigen-decomposition (lam (d,), U (d, d)) of the feature second moment X^T X / n.
+
+    One factor of the Kronecker preconditioner; computed once per feature matrix (distill shares
+    it between rounds). Accumulated over row chunks, so X may be a memory map.
+    """
+    n, d = X.shape
+    M = np.zeros((d, d))
+    for start in range(0, n, chunk_rows):
+        Xc = np.asarray(X[start : start + chunk_rows], dtype=np.float64)
+        M += Xc.T @ Xc
+    lam, U = np.linalg.eigh(M / n)
+    return np.maximum(lam, 0.0), U
+
+
 def _unpack_init(init, K, d, fit_intercept):
     if init is None:
         return np.zeros((K, d)), np.zeros(K)
@@ -202,7 +219,7 @@ def _unpack_init(init, K, d, fit_intercept):
     return W, b - b.mean()
 
 
-def _newton_cg(loss, X, reg, W, b, fit_intercept, tol, max_iter, max_cg=250):
+def _newton_cg(loss, X, reg, W, b, fit_intercept, tol, max_iter, feature_eig=None, max_cg=250):
     """Minimise (1/n) sum_i loss_i(X W^T + b) + reg/2 ||W||^2 by preconditioned inexact Newton."""
     n, d = X.shape
     K = W.shape[0]
@@ -231,19 +248,23 @@ def _newton_cg(loss, X, reg, W, b, fit_intercept, tol, max_iter, max_cg=250):
     def gmax(gW, gb):
         return max(float(np.abs(gW).max()), float(np.abs(gb).max()) if fit_intercept else 0.0)
 
-    # Jacobi preconditioner: diag of the Gauss-Newton part, (1/n) sum_i p_ik(1-p_ik) x_ia^2 + reg
-    Xsq_blocks = max(1, (n * d) // 4_000_000)
-    row_blocks = np.array_split(np.arange(n), Xsq_blocks)
+    # Kronecker-factored preconditioner: H ~ (X^T X / n) (x) S + reg I, S the mean softmax curvature
+    lam, U = feature_eig if feature_eig is not None else feature_second_moment_eig(X)
 
-    def precond(P):
-        curv = P * (1.0 - P)
-        D = np.zeros((K, d))
-        for rows in row_blocks:
-            Xr = X[rows]
-            D += curv[rows].T @ (Xr * Xr)
-        D = D / n + reg
-        db = np.full(K, max(float(curv.sum(axis=0).mean()) / n, 1e-12))
-        return D, db
+
+    def make_precond(P):
+        S = (np.diag(P.sum(axis=0)) - P.T @ P) / n
+        sig, V = np.linalg.eigh(0.5 * (S + S.T))
+        sig = np.maximum(sig, 0.0)
+        denom = np.outer(sig, lam) + reg  # (K, d) in the eigenbases
+        sig_b = np.where(sig > 1e-12 * max(1.0, sig.max()), sig, np.inf)
+
+        def apply(rW, rb):
+            zW = V @ (((V.T @ rW) @ U) / denom) @ U.T
+            zb = V @ ((V.T @ rb) / sig_b) if fit_intercept else rb
+            return zW, zb
+
+        return apply
 
     f, gW, gb = fg(W, b)
     g0 = gmax(gW, gb)
@@ -252,13 +273,13 @@ def _newton_cg(loss, X, reg, W, b, fit_intercept, tol, max_iter, max_cg=250):
     it = 0
     while gmax(gW, gb) > thresh and it < max_iter:
         it += 1
-        D, db = precond(loss.hess_curv())
+        precond = make_precond(loss.hess_curv())
         # truncated PCG on H p = -g, with negative-curvature exit
         gnorm = np.sqrt(float(np.vdot(gW, gW) + np.vdot(gb, gb)))
         cg_tol = min(0.5, np.sqrt(gnorm)) * gnorm
         pW, pb = np.zeros_like(W), np.zeros_like(b)
         rW, rb = -gW, -gb
-        zW, zb = rW / D, rb / db
+        zW, zb = precond(rW, rb)
         dW, dbv = zW.copy(), zb.copy()
         rz = float(np.vdot(rW, zW) + np.vdot(rb, zb))
         for j in range(max_cg):
@@ -275,7 +296,7 @@ def _newton_cg(loss, X, reg, W, b, fit_intercept, tol, max_iter, max_cg=250):
             rb = rb - alpha * hb
             if np.sqrt(float(np.vdot(rW, rW) + np.vdot(rb, rb))) <= cg_tol:
                 break
-            zW, zb = rW / D, rb / db
+            zW, zb = precond(rW, rb)
             rz_new = float(np.vdot(rW, zW) + np.vdot(rb, zb))
             beta = rz_new / rz
             rz = rz_new
@@ -285,7 +306,7 @@ def _newton_cg(loss, X, reg, W, b, fit_intercept, tol, max_iter, max_cg=250):
             pb = pb - pb.mean()
         slope = float(np.vdot(gW, pW) + np.vdot(gb, pb))
         if slope >= 0:  # not a descent direction (round-off): fall back to steepest descent
-            pW, pb = -gW / D, -gb / db
+            pW, pb = precond(-gW, -gb)
             slope = float(np.vdot(gW, pW) + np.vdot(gb, pb))
         # backtracking line search (Armijo); near the optimum accept a step that lowers |grad|
         step, g_now = 1.0, gmax(gW, gb)
@@ -307,12 +328,14 @@ def _newton_cg(loss, X, reg, W, b, fit_intercept, tol, max_iter, max_cg=250):
     return W, b, f, gfin, g0, gfin <= thresh, it, counts, history
 
 
-def _fit(X, loss, loss_name, reg, fit_intercept, init, tol, max_iter):
+def _fit(X, loss, loss_name, reg, fit_intercept, init, tol, max_iter, feature_eig=None):
     t0 = time.perf_counter()
     n, d = X.shape
     K = loss.mask.shape[1] if hasattr(loss, "mask") else loss.T.shape[1]
     W, b = _unpack_init(init, K, d, fit_intercept)
-    W, b, f, gfin, g0, ok, it, counts, hist = _newton_cg(loss, X, reg, W, b, fit_intercept, tol, max_iter)
+    W, b, f, gfin, g0, ok, it, counts, hist = _newton_cg(
+        loss, X, reg, W, b, fit_intercept, tol, max_iter, feature_eig=feature_eig
+    )
     if not ok:
         warnings.warn(
             f"linear probe ({loss_name}) did not converge: max-abs gradient {gfin:.3e} after {it} Newton "
@@ -356,6 +379,7 @@ def fit_linear_probe(
     tol=1e-8,
     max_iter=None,
     allow_negative_targets=False,
+    _feature_eig=None,
 ) -> LinearProbe:
     """Fit the linear probe exactly: the unique minimiser of the regularised soft-target CE.
 
@@ -377,6 +401,7 @@ def fit_linear_probe(
     tol : converged when max-abs gradient <= tol * max(1, max-abs initial gradient).
     max_iter : Newton iterations (default 500). Not converged: a ConvergenceWarning naming the
         reached gradient norm.
+    _feature_eig : internal: a precomputed ``feature_second_moment_eig(X)`` shared by a chain.
     allow_negative_targets : accept rows with negative entries that still sum to 1 (extrapolated
         targets, mix > 1, produced by :func:`selfdistill.refine_targets`); the problem stays strictly
         convex. Off by default, so negative targets passed by mistake are an error.
@@ -390,7 +415,7 @@ def fit_linear_probe(
     if n_classes is not None:
         n_classes = check_int(n_classes, "n_classes", low=2)
     T = check_targets(targets, n_samples=X.shape[0], n_classes=n_classes, allow_negative=allow_negative_targets)
-    return _fit(X, _CrossEntropy(T), "ce", reg, fit_intercept, init, tol, max_iter)
+    return _fit(X, _CrossEntropy(T), "ce", reg, fit_intercept, init, tol, max_iter, _feature_eig)
 
 
 def fit_partial_label_probe(
@@ -403,6 +428,7 @@ def fit_partial_label_probe(
     init=None,
     tol=1e-8,
     max_iter=None,
+    _feature_eig=None,
 ) -> LinearProbe:
     """Fit a probe with a partial-label loss over candidate sets (non-convex; a stationary point).
 
@@ -431,4 +457,4 @@ def fit_partial_label_probe(
         obj = _GCE(mask)
     else:
         raise ValueError(f"loss must be one of ['candidate', 'gce'], got {loss!r}")
-    return _fit(X, obj, loss, reg, fit_intercept, init, tol, max_iter)
+    return _fit(X, obj, loss, reg, fit_intercept, init, tol, max_iter, _feature_eig)
