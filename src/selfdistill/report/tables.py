@@ -1,0 +1,140 @@
+"""Markdown tables of the main job's rows (nothing is recomputed: rows in, text out).
+
+Rows are dicts with at least ``noise``, ``rate``, ``seed``, ``model``, ``test_acc`` and ``gain``
+(as written by :func:`selfdistill.experiments.run_main_job` or read back with
+:func:`selfdistill.experiments.read_results_csv`).
+
+Cells are ``mean ± std`` over seeds in percent; std is the sample standard deviation
+(``ddof=1``); with a single seed only the mean is shown.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+__all__ = ["summary_table", "aggregate", "model_order", "noise_order", "mean_std"]
+
+
+def _round_index(name: str):
+    m = re.fullmatch(r"round (\d+)", str(name))
+    return int(m.group(1)) if m else None
+
+
+def model_order(rows) -> list:
+    """Model names in display order: rounds by number, then the PLL students as first seen."""
+    seen = []
+    for r in rows:
+        if r["model"] not in seen:
+            seen.append(r["model"])
+    rounds = sorted((m for m in seen if _round_index(m) is not None), key=_round_index)
+    return rounds + [m for m in seen if _round_index(m) is None]
+
+
+def noise_order(rows) -> list:
+    """Noise kinds in order of first appearance."""
+    seen = []
+    for r in rows:
+        if r["noise"] not in seen:
+            seen.append(r["noise"])
+    return seen
+
+
+def mean_std(values):
+    """(mean, sample std with ddof=1 or None for one value, count) of the non-None values."""
+    vals = np.array([float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))])
+    if vals.size == 0:
+        return None, None, 0
+    std = float(np.std(vals, ddof=1)) if vals.size > 1 else None
+    return float(np.mean(vals)), std, int(vals.size)
+
+
+def aggregate(rows, key: str = "test_acc") -> dict:
+    """{noise: {rate: {model: (mean, std, n_seeds)}}} of ``key`` over seeds."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["noise"], {}).setdefault(float(r["rate"]), {}).setdefault(r["model"], []).append(r.get(key))
+    return {
+        noise: {rate: {m: mean_std(v) for m, v in by_model.items()} for rate, by_model in sorted(by_rate.items())}
+        for noise, by_rate in groups.items()
+    }
+
+
+def _cell(stats, *, signed=False, digits=2, bold=False):
+    mean, std, n = stats
+    if mean is None:
+        return "–"
+    fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
+    text = fmt.format(100 * mean)
+    if std is not None:
+        text += f" ± {100 * std:.{digits}f}"
+    return f"**{text}**" if bold else text
+
+
+def _table(agg_noise, models, *, signed, digits, bold_best, extra=None):
+    header = ["rate"] + models + (list(extra[0]) if extra else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---:"] * len(header)) + "|"]
+    for rate, by_model in agg_noise.items():
+        means = [by_model[m][0] for m in models if m in by_model and by_model[m][0] is not None]
+        best = max(means) if (bold_best and means) else None
+        cells = []
+        for m in models:
+            stats = by_model.get(m, (None, None, 0))
+            is_best = best is not None and stats[0] is not None and np.isclose(stats[0], best, rtol=0, atol=1e-12)
+            cells.append(_cell(stats, signed=signed, digits=digits, bold=is_best))
+        tail = list(extra[1](rate)) if extra else []
+        lines.append("| " + " | ".join([f"{rate:g}"] + cells + tail) + " |")
+    return "\n".join(lines)
+
+
+def _fmt_reg(v):
+    return f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def summary_table(rows, *, digits: int = 2) -> str:
+    """Markdown summary: per noise kind, test accuracy and gain over round 0 by rate and model.
+
+    For each noise kind two tables, rows = noise rate, columns = models (round 0..R, then the
+    PLL students):
+
+    1. test accuracy, % -- cells ``mean ± std`` over seeds (sample std, ddof=1; the mean only
+       with one seed); the best mean of each row in bold; a last column with the chosen reg
+       values (and the realised noise rate) of that rate;
+    2. gain over round 0, percentage points (``test_acc`` minus the same seed's round 0), signed.
+    """
+    rows = list(rows)
+    if not rows:
+        return "No results.\n"
+    models = model_order(rows)
+    acc = aggregate(rows, "test_acc")
+    gain = aggregate(rows, "gain")
+    seeds = sorted({r["seed"] for r in rows})
+    datasets = sorted({str(r.get("dataset", "?")) for r in rows})
+    gain_models = [m for m in models if m != "round 0"]
+
+    std_note = "sample std over seeds" if len(seeds) > 1 else "one seed, no std"
+    out = [
+        f"# selfdistill run: {', '.join(datasets)}",
+        "",
+        f"Test accuracy (%) and gain over round 0 (percentage points): mean ± std over {len(seeds)} "
+        f"seed(s) {seeds} ({std_note}). Bold: best mean in the row.",
+    ]
+
+    def extra_for(noise):
+        def cols(rate):
+            sel = [r for r in rows if r["noise"] == noise and float(r["rate"]) == rate and r["model"] == models[0]]
+            regs = sorted({float(r["reg"]) for r in sel if r.get("reg") is not None})
+            real = mean_std([r.get("realised_rate") for r in sel])[0]
+            return ["/".join(_fmt_reg(v) for v in regs) or "–", "–" if real is None else f"{real:.3f}"]
+
+        return (("reg", "realised"), cols)
+
+    for noise in noise_order(rows):
+        out += ["", f"## noise: {noise}", "", "Test accuracy (%):", ""]
+        out.append(_table(acc[noise], models, signed=False, digits=digits, bold_best=True, extra=extra_for(noise)))
+        if gain_models:
+            out += ["", "Gain over round 0 (percentage points):", ""]
+            out.append(_table(gain[noise], gain_models, signed=True, digits=digits, bold_best=False))
+    return "\n".join(out) + "\n"
