@@ -64,6 +64,11 @@ class DistillResult:
         margin = P[idx, pred[idx]] - P[idx, self.y[idx]]
         return idx[np.lexsort((idx, -margin))]
 
+    def metric_dict(self, name: str) -> dict:
+        """All metrics of one model (a copy of its ``metrics`` entry)."""
+        self._check_name(name)
+        return dict(next(m for m in self.metrics if m["model"] == name))
+
     def metric(self, name: str, key: str):
         """One metric of one model, e.g. ``result.metric("round 2", "test_acc")``."""
         self._check_name(name)

@@ -7,7 +7,7 @@ import numpy as np
 from ._validation import check_features, check_labels, check_positive
 from .probe import fit_linear_probe
 
-__all__ = ["select_reg", "DEFAULT_REG_GRID"]
+__all__ = ["select_reg", "select_reg_per_model", "DEFAULT_REG_GRID"]
 
 DEFAULT_REG_GRID = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
 
@@ -24,8 +24,6 @@ def select_reg(X, y, *, grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=0, n_class
 
     Returns (reg, scores) with scores a dict reg -> held-out noisy accuracy.
     """
-    from sklearn.model_selection import train_test_split
-
     X = check_features(X)
     y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
     if not 0 < val_fraction < 1:
@@ -34,11 +32,7 @@ def select_reg(X, y, *, grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=0, n_class
     if not grid:
         raise ValueError("grid must hold at least one reg value")
     K = n_classes if n_classes is not None else int(y.max()) + 1
-    _, counts = np.unique(y, return_counts=True)
-    stratify = y if counts.min() >= 2 else None
-    idx_fit, idx_val = train_test_split(
-        np.arange(len(y)), test_size=val_fraction, random_state=seed, stratify=stratify
-    )
+    idx_fit, idx_val = _split(y, val_fraction, seed)
     scores = {}
     init = None
     for reg in sorted(grid, reverse=True):  # strong to weak reg, warm-started
@@ -46,4 +40,45 @@ def select_reg(X, y, *, grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=0, n_class
         init = probe
         scores[reg] = float(np.mean(probe.predict(X[idx_val]) == y[idx_val]))
     best = max(sorted(scores, reverse=True), key=lambda r: scores[r])
+    return best, scores
+
+
+def _split(y, val_fraction, seed):
+    from sklearn.model_selection import train_test_split
+
+    _, counts = np.unique(y, return_counts=True)
+    stratify = y if counts.min() >= 2 else None
+    return train_test_split(np.arange(len(y)), test_size=val_fraction, random_state=seed, stratify=stratify)
+
+
+def select_reg_per_model(X, y, *, grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=0, n_classes=None, **distill_kwargs):
+    """Pick reg separately for every model of the chain, by held-out accuracy on the *noisy* labels.
+
+    The rule behind ``selfdistill run --reg auto``: split (X, y) once (stratified by the given
+    labels, seeded) into fit / validation parts; for every reg in ``grid`` run the whole chain
+    (:func:`selfdistill.distill` with ``distill_kwargs``: rounds, PLL students) on the fit part;
+    each model ("round t", "pll-...") gets the reg with the best accuracy against the given,
+    possibly noisy, validation labels (ties: the larger reg). So every model is compared at its own
+    best setting, and no clean or test label is used. (A chain shares one reg across its rounds,
+    as in the paper: "round 3" at reg r is round 3 of the chain trained with reg r.)
+
+    Returns (best, scores): best maps model name -> reg; scores maps model name -> {reg: accuracy}.
+    """
+    from .distill import distill
+
+    X = check_features(X)
+    y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    grid = sorted({check_positive(r, "grid entry") for r in grid}, reverse=True)
+    if not grid:
+        raise ValueError("grid must hold at least one reg value")
+    K = n_classes if n_classes is not None else int(y.max()) + 1
+    idx_fit, idx_val = _split(y, val_fraction, seed)
+    scores: dict = {}
+    for reg in grid:
+        res = distill(X[idx_fit], y[idx_fit], reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val], **distill_kwargs)
+        for m in res.metrics:
+            scores.setdefault(m["model"], {})[reg] = m["test_acc"]
+    best = {name: max(grid, key=lambda r: s[r]) for name, s in scores.items()}
     return best, scores

@@ -3,9 +3,11 @@
 Grid: noise kind x noise rate x seed. One *task* per grid point:
 
 1. noisy training labels ``make_noisy_labels(y_train, kind, rate, noise_seed(seed, kind, rate))``;
-2. ``reg``: fixed, or (``reg="auto"``) :func:`selfdistill.model_selection.select_reg` on the
-   *noisy* training labels with ``seed=seed`` (held-out noisy accuracy; no clean training label
-   and no test label is ever looked at);
+2. ``reg``: fixed, or (``reg="auto"``, :data:`REG_RULE`)
+   :func:`selfdistill.model_selection.select_reg_per_model` on the *noisy* training labels with
+   ``seed=seed``: every model gets the reg its held-out noisy accuracy prefers, so SD rounds and
+   PLL students are compared with the teacher at their own best setting (no clean training
+   label and no test label is ever looked at);
 3. :func:`selfdistill.distill`: the teacher (round 0), rounds 1..R, one PLL student per loss;
 4. one row per model with its test accuracy and its gain over the same task's round 0.
 
@@ -53,7 +55,6 @@ import numpy as np
 
 from .._io import atomic_write_text, ensure_output_dir, read_json, to_jsonable, write_json
 from ..distill import PLL_LOSSES, distill, pll_model_names
-from ..model_selection import DEFAULT_REG_GRID
 from ..noise import NOISE_KINDS, class_clusters, make_noisy_labels
 
 __all__ = [
@@ -70,13 +71,17 @@ __all__ = [
     "REG_RULE",
 ]
 
+#: The reg grid of ``reg="auto"``.
+MAIN_JOB_REG_GRID = (1e-1, 1e-2, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+
 #: The rule behind ``reg="auto"`` (also in ``selfdistill run --help``).
 REG_RULE = (
-    "'auto': for each task, fit the teacher (round 0) for every reg in {"
-    + ", ".join(f"{r:g}" for r in DEFAULT_REG_GRID)
-    + "} on a stratified 80% of the noisy training labels and keep the reg with the best accuracy on "
-    "the other 20% of the noisy labels (ties: the larger reg; split seeded by the task's seed); that "
-    "reg is then used for every model of the task. Clean and test labels are never used."
+    "'auto': each model gets its own reg. For each task, run the whole chain for every reg in {"
+    + ", ".join(f"{r:g}" for r in MAIN_JOB_REG_GRID)
+    + "} on a stratified 80% of the noisy training labels; each model (round t, each PLL student) "
+    "keeps the reg with the best accuracy on the other 20% of the noisy labels (ties: the larger "
+    "reg; split seeded by the task's seed); the chains are then refitted on all the training data "
+    "with the chosen regs. Clean and test labels are never used."
 )
 
 #: Columns of ``results.csv``, in order.
@@ -359,35 +364,41 @@ def _label_key(y_noisy, seed) -> str:
 
 def _compute(config, ds, K, y_noisy, seed):
     """The expensive part of a task: reg choice and the distillation chain. Returns a dict."""
-    from ..model_selection import select_reg
+    from ..model_selection import select_reg_per_model
 
     t0 = time.perf_counter()
+    pll = bool(config.pll_losses)
+    chain = dict(
+        rounds=config.rounds,
+        pll=pll,
+        top_k=config.top_k,
+        pll_loss=tuple(config.pll_losses) if pll else "uniform",
+        n_classes=K,
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         reg_scores = None
         if config.reg == "auto":
-            reg, reg_scores = select_reg(ds.X_train, y_noisy, seed=seed, n_classes=K)
+            best, reg_scores = select_reg_per_model(ds.X_train, y_noisy, grid=MAIN_JOB_REG_GRID, seed=seed, **chain)
         else:
-            reg = config.reg
-        pll = bool(config.pll_losses)
-        res = distill(
-            ds.X_train,
-            y_noisy,
-            reg=reg,
-            rounds=config.rounds,
-            pll=pll,
-            top_k=config.top_k,
-            pll_loss=tuple(config.pll_losses) if pll else "uniform",
-            X_test=ds.X_test,
-            y_test=ds.y_test,
-            y_true=ds.y_train,
-            n_classes=K,
-        )
+            best = None
+        regs = sorted(set(best.values()), reverse=True) if best else [config.reg]
+        chains = {
+            r: distill(ds.X_train, y_noisy, reg=r, X_test=ds.X_test, y_test=ds.y_test, y_true=ds.y_train, **chain)
+            for r in regs
+        }
+        any_chain = chains[regs[0]]
+        metrics = []
+        for m in any_chain.metrics:
+            r = best[m["model"]] if best else config.reg
+            metrics.append({**chains[r].metric_dict(m["model"]), "reg": float(r)})
     msgs = _unique(f"{w.category.__name__}: {w.message}" for w in caught)
     return {
-        "reg": float(reg),
-        "reg_scores": None if reg_scores is None else {repr(float(k)): v for k, v in reg_scores.items()},
-        "metrics": res.metrics,
+        "reg": float(regs[0]) if len(regs) == 1 else None,
+        "reg_scores": None
+        if reg_scores is None
+        else {name: {repr(float(k)): v for k, v in sc.items()} for name, sc in reg_scores.items()},
+        "metrics": metrics,
         "warnings": list(msgs),
         "seconds": time.perf_counter() - t0,
     }
@@ -442,7 +453,7 @@ def _task_rows(config, ds_name, key, realised, computed):
                 "top_k": config.top_k,
                 "exact_noise": config.exact_noise,
                 "reg_rule": config.reg_rule,
-                "reg": computed["reg"],
+                "reg": m.get("reg", computed["reg"]),
                 "realised_rate": realised,
                 "model": m["model"],
                 "test_acc": m["test_acc"],

@@ -100,8 +100,9 @@ def summary_table(rows, *, digits: int = 2) -> str:
     PLL students):
 
     1. test accuracy, % -- cells ``mean ± std`` over seeds (sample std, ddof=1; the mean only
-       with one seed); the best mean of each row in bold; a last column with the chosen reg
-       values (and the realised noise rate) of that rate;
+       with one seed); the best mean of each row in bold; a column with the reg values of the
+       first model (round 0) over the seeds (every model's reg is in results.csv) and the
+       realised noise rate;
     2. gain over round 0, percentage points (``test_acc`` minus the same seed's round 0), signed.
     """
     rows = list(rows)
@@ -129,7 +130,7 @@ def summary_table(rows, *, digits: int = 2) -> str:
             real = mean_std([r.get("realised_rate") for r in sel])[0]
             return ["/".join(_fmt_reg(v) for v in regs) or "–", "–" if real is None else f"{real:.3f}"]
 
-        return (("reg", "realised"), cols)
+        return ((f"reg ({models[0]})", "realised"), cols)
 
     for noise in noise_order(rows):
         out += ["", f"## noise: {noise}", "", "Test accuracy (%):", ""]
