@@ -1,8 +1,9 @@
 """The ``selfdistill`` command. Thin: parse, check, call :mod:`selfdistill.experiments`, print.
 
 Each subcommand has one function that adds its parser (``_add_<name>``) and one that runs it
-(``_cmd_<name>``), registered in :data:`SUBCOMMANDS`; new subcommands (theory, sweep, report,
-extract, bench) slot in the same way.
+(``_cmd_<name>``), registered in :data:`SUBCOMMANDS`: run, sweep, report, extract, correlation,
+theory (from :mod:`selfdistill.theory.cli`, imported when the parser is built); bench slots in at
+the BENCH marker.
 
 Exit codes: 0 success; 2 bad arguments or invalid settings (``selfdistill: error: ...``, no
 traceback); 1 an I/O error; 130 interrupted (Ctrl-C; finished tasks are kept, rerun to resume).
@@ -199,11 +200,256 @@ def _cmd_run(args, parser) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- sweep
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= 1") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be an integer >= 1")
+    return v
+
+
+def _add_sweep(sub):
+    p = sub.add_parser(
+        "sweep",
+        help="run a sweep config (datasets x noise x rates x seeds) into a resumable SQLite results database",
+        description=(
+            "Expand CONFIG.toml (see configs/digits.toml and configs/paper_figure2.toml) into independent tasks, "
+            "one per dataset x noise kind x noise rate x seed, and run them on local worker processes or on a "
+            "Dask cluster (--scheduler). Each finished task is written to the results database (SQLite, one row "
+            "per task) in its own transaction, so the sweep can be killed at any moment: rerunning the same "
+            "command skips the finished tasks. Then 'selfdistill report DB' draws the figures and tables."
+        ),
+    )
+    p.add_argument("config", metavar="CONFIG.toml", help="the sweep config (TOML)")
+    p.add_argument("--db", metavar="RESULTS.db", default=None,
+                   help="results database, created if needed (default: <config stem>.db in the current folder)")
+    p.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
+                   help="local worker processes (default: the number of CPUs; 1: run in this process)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run the tasks on the Dask cluster of this scheduler (e.g. tcp://10.0.0.5:8786); needs "
+                        "'pip install selfdistill[sweep]'. Each dataset is sent to the workers once")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep, parser=p)
+    return p
+
+
+def _cmd_sweep(args, parser) -> int:
+    from pathlib import Path
+
+    from .experiments.config import SweepConfigError, load_sweep_config
+    from .experiments.store import StoreError
+    from .experiments.sweep import SweepError, run_sweep
+
+    db = args.db or (Path(args.config).stem + ".db")
+    try:
+        config = load_sweep_config(args.config)
+        result = run_sweep(config, db, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet)
+    except (SweepConfigError, StoreError, ImportError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except SweepError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; finished tasks are saved in {db}. Rerun the same command to resume.",
+              file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"{result.n_tasks} tasks: {result.n_computed} computed, {result.n_skipped} already done"
+              + (f" ({result.n_replaced} recomputed: other settings)" if result.n_replaced else "")
+              + f"; {result.seconds:.1f} s. Results in {db}; next: {PROG} report {shlex.quote(str(db))}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- report
+def _add_report(sub):
+    p = sub.add_parser(
+        "report",
+        help="figures, tables (Markdown, LaTeX, CSV) and one HTML page from a sweep's results database",
+        description=(
+            "Read RESULTS.db (written by 'selfdistill sweep') and write, to --output: gain_vs_rate_<noise>.png "
+            "(the paper's Figure 2, one panel per dataset), accuracy_vs_round.png, correction_vs_round.png, "
+            "coverage_vs_rate.png, results.md and results.tex (test accuracy, best per row in bold), results.csv "
+            "(every row) and report.html (everything on one self-contained page). Nothing is recomputed."
+        ),
+    )
+    p.add_argument("db", metavar="RESULTS.db", help="the results database of a sweep")
+    p.add_argument("--output", "-o", metavar="DIR", default=None,
+                   help="output folder, created if needed (default: <db stem>-report next to the database)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=_cmd_report, parser=p)
+    return p
+
+
+def _cmd_report(args, parser) -> int:
+    from .experiments.store import StoreError
+    from .report.sweep_report import write_report
+
+    if not os.path.isfile(args.db):
+        print(f"{PROG}: error: no results database {args.db!r} (run 'selfdistill sweep CONFIG.toml' first)",
+              file=sys.stderr)
+        return 2
+    try:
+        files = write_report(args.db, args.output)
+    except StoreError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        with open(files["markdown"], encoding="utf-8") as fh:
+            print(fh.read())
+        print("Report files: " + ", ".join(str(p) for p in files.values()))
+    return 0
+
+
+# ---------------------------------------------------------------------------- correlation
+def _add_correlation(sub):
+    p = sub.add_parser(
+        "correlation",
+        help="class-mean feature-correlation heat map, ordered by the class clusters of class_cluster noise",
+        description=(
+            "Load FEATURES.npz (or 'digits' / 'block'), compute the correlation between the class-mean training "
+            "features, cluster the classes as class_cluster noise does (complete linkage of 1 - correlation, cut "
+            "at --threshold of the dendrogram's height), draw the heat map with the classes ordered by cluster, "
+            "and print the clusters."
+        ),
+    )
+    p.add_argument("features", metavar="FEATURES.npz", help="a feature file (or 'digits', 'block')")
+    p.add_argument("--threshold", type=_fraction, default=0.7, metavar="T",
+                   help="dendrogram cut, a fraction of its height in [0, 1] (default: %(default)s)")
+    p.add_argument("--output", "-o", metavar="PNG", default=None,
+                   help="the figure (default: <features stem>_correlation.png in the current folder)")
+    p.set_defaults(func=_cmd_correlation, parser=p)
+    return p
+
+
+def _cmd_correlation(args, parser) -> int:
+    from pathlib import Path
+
+    from .data import DATASETS, load_dataset
+    from .report.correlation import class_correlation, format_clusters, plot_class_correlation
+
+    if args.features not in DATASETS and not os.path.isfile(args.features):
+        print(f"{PROG}: error: no such feature file {args.features!r}", file=sys.stderr)
+        return 2
+    ds = load_dataset(args.features, seed=0)
+    out = args.output or (Path(args.features).stem + "_correlation.png")
+    corr = class_correlation(ds, threshold=args.threshold)
+    plot_class_correlation(corr, out)
+    print(format_clusters(corr))
+    print(f"Heat map: {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- extract
+def _add_extract(sub):
+    p = sub.add_parser(
+        "extract",
+        help="penultimate-layer features of a torchvision backbone for an image dataset, to an .npz file",
+        description=(
+            "Extract features (the input of the last classification layer) of a torchvision backbone for one of "
+            "the paper's datasets or an ImageFolder directory, and write FEATURES.npz (X_train, y_train, X_test, "
+            "y_test, class_names, and the provenance: backbone, weights, preprocessing, split). Offline first: "
+            "weights and data are read from --weights / --root or the usual caches, never downloaded unless "
+            "--download. Resumable: finished chunks are kept next to the output and reused. Needs "
+            "'pip install selfdistill[extract]' (torch, torchvision)."
+        ),
+    )
+    p.add_argument("dataset", metavar="DATASET",
+                   help="cifar10, cifar100, caltech101, caltech256, food101, stanford_cars, flowers102, or the path "
+                        "of an ImageFolder directory (one sub-folder per class)")
+    p.add_argument("--output", "-o", metavar="FEATURES.npz", required=True, help="the feature file to write")
+    p.add_argument("--backbone", default="resnet34", metavar="NAME",
+                   help="a torchvision classification model name (default: %(default)s, as in the paper)")
+    p.add_argument("--weights", default="DEFAULT", metavar="{DEFAULT,none,PATH}",
+                   help="ImageNet weights: DEFAULT (torchvision's, from the torch hub cache), none (random "
+                        "initialisation, for tests), or the path of a state_dict file (default: %(default)s)")
+    p.add_argument("--root", default=None, metavar="DIR",
+                   help="where the torchvision datasets live (default: $SELFDISTILL_DATA or ~/.cache/selfdistill/data)")
+    p.add_argument("--download", action="store_true", help="let torchvision download missing weights and data")
+    p.add_argument("--test-dir", default=None, metavar="DIR",
+                   help="ImageFolder: a separate test folder (default: a stratified split of DATASET, see --test-size)")
+    p.add_argument("--test-size", type=_fraction, default=0.2, metavar="F",
+                   help="ImageFolder without --test-dir: stratified test fraction, seed --seed (default: %(default)s)")
+    p.add_argument("--seed", type=_nonneg_int, default=None, metavar="S",
+                   help="split seed (default: 42 for Caltech-101/256 as in the paper, 0 for an ImageFolder)")
+    p.add_argument("--batch-size", type=_positive_int, default=128, metavar="B", help="(default: %(default)s)")
+    p.add_argument("--chunk-size", type=_positive_int, default=2048, metavar="N",
+                   help="images per resumable chunk (default: %(default)s)")
+    p.add_argument("--image-size", type=_positive_int, default=224, metavar="PX",
+                   help="input size after resize/centre crop (default: %(default)s)")
+    p.add_argument("--device", default=None, metavar="DEV", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--workers", type=_nonneg_int, default=0, metavar="N", help="data-loader workers (default: %(default)s)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_extract, parser=p)
+    return p
+
+
+def _cmd_extract(args, parser) -> int:
+    try:
+        from .data.extract import ExtractError, extract_features
+    except ImportError as exc:  # pragma: no cover - the module imports torch lazily
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        path = extract_features(
+            args.dataset, args.output, backbone=args.backbone, weights=args.weights, root=args.root,
+            download=args.download, test_dir=args.test_dir, test_size=args.test_size, seed=args.seed,
+            batch_size=args.batch_size, chunk_size=args.chunk_size, image_size=args.image_size, device=args.device,
+            num_workers=args.workers, progress=not args.quiet)
+    except ExtractError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; finished chunks are kept. Rerun the same command to resume.", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"Features written to {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- theory (selfdistill.theory.cli)
+def _add_theory(sub):
+    try:
+        from .theory import cli as theory_cli
+    except ImportError as exc:
+        # prefix_chars="+": every argument (even --help) is taken as-is, so any command line gets the message
+        p = sub.add_parser("theory", help="the theory engine (not installed)", add_help=False, prefix_chars="+",
+                           description="The theory engine (selfdistill.theory.cli) is not installed.")
+        p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+
+        def _missing(args, parser, _why=str(exc)):
+            print(f"{PROG}: error: the theory engine is not installed (selfdistill.theory.cli could not be "
+                  f"imported: {_why})", file=sys.stderr)
+            return 2
+
+        p.set_defaults(func=_missing, parser=p)
+        return p
+    p = sub.add_parser("theory", help="the theory engine: label averaging, the block model, checks",
+                       description=(theory_cli.__doc__ or "The theory engine.").strip().splitlines()[0])
+    theory_cli.add_arguments(p)
+    p.set_defaults(func=lambda args, parser: theory_cli.run(args), parser=p)
+    return p
+
+
+# ---------------------------------------------------------------------------- bench
+# >>> BENCH: the `bench` subcommand (benchmarks, speed issue) plugs in here, owned by that issue's
+# engineer: define `_add_bench(sub)` (lazy-importing its module like `_add_theory`) and add
+# `"bench": _add_bench` to SUBCOMMANDS below. <<<
+
+
 # ---------------------------------------------------------------------------- registry
-#: name -> function adding the subparser (and setting ``func``). Future: theory, sweep, report,
-#: extract, bench.
+#: name -> function adding the subparser (and setting ``func``). ``bench``: see the BENCH marker.
 SUBCOMMANDS = {
     "run": _add_run,
+    "sweep": _add_sweep,
+    "report": _add_report,
+    "extract": _add_extract,
+    "correlation": _add_correlation,
+    "theory": _add_theory,
+    # "bench": _add_bench,   (see the BENCH marker above)
 }
 
 

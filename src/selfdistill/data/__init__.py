@@ -23,3 +23,8 @@ __all__ = [
     "save_npz",
     "load_dataset",
 ]
+
+# Feature extraction (optional dependencies torch, torchvision; imported when called).
+from .extract import PAPER_DATASETS, ExtractError, extract_features  # noqa: E402
+
+__all__ += ["extract_features", "ExtractError", "PAPER_DATASETS"]

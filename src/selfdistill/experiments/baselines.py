@@ -1,0 +1,186 @@
+"""Baselines beside self-distillation, on the same features, noisy labels and seeds.
+
+Each baseline is a function ``(ctx) -> (metrics dict, extra dict)`` of a :class:`BaselineContext`
+(the task's data, noisy labels, the teacher's reg, the trained chain). What each computes:
+
+* ``tuned_teacher`` -- "teacher (tuned reg)": the teacher on one-hot noisy labels with its *own*
+  reg, :func:`selfdistill.model_selection.select_reg` over the config's ``reg_grid`` on a
+  stratified validation split (``val_fraction``) of the noisy training labels (seeded by the
+  task's seed), then refitted on all training points. No clean or test label is used.
+* ``label_smoothing`` -- "label smoothing <eps>": the teacher trained on
+  ``(1 - eps) one-hot(y~) + eps / K`` with the teacher's reg.
+* ``cleanlab`` -- "cleanlab filter": out-of-fold predicted probabilities of the teacher
+  (``cleanlab_folds``-fold stratified cross-validation on the noisy labels, the teacher's reg),
+  ``cleanlab.filter.find_label_issues(labels, pred_probs)`` (its defaults), the flagged points
+  removed and the teacher refitted on the rest. Needs the optional dependency ``cleanlab``.
+* ``born_again`` -- "born-again ensemble": the average of the softmax outputs of rounds 0..R
+  of the SD chain (Furlanello et al., 2018), evaluated like any model.
+
+Metrics are those of :func:`selfdistill.distill` (test_acc, train_acc, kept, corrected,
+agree_given) computed the same way; topk_coverage and the solver fields are None for an ensemble.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["BaselineContext", "run_baselines", "baseline_model_name", "check_baseline_dependencies"]
+
+
+@dataclass
+class BaselineContext:
+    X: np.ndarray
+    y_noisy: np.ndarray
+    y_true: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    reg: float  # the teacher's reg (fixed, or the one chosen for round 0)
+    seed: int
+    config: object  # SweepConfig
+    round_models: list  # LinearProbe of round 0..R (each from its chosen reg)
+
+
+def baseline_model_name(name: str, config=None) -> str:
+    if name == "tuned_teacher":
+        return "teacher (tuned reg)"
+    if name == "label_smoothing":
+        eps = getattr(config, "label_smoothing", 0.1)
+        return f"label smoothing {eps:g}"
+    if name == "cleanlab":
+        return "cleanlab filter"
+    if name == "born_again":
+        return "born-again ensemble"
+    raise ValueError(f"unknown baseline {name!r}")
+
+
+def check_baseline_dependencies(baselines) -> None:
+    """Raise ImportError with an install hint when a baseline's optional dependency is missing."""
+    if "cleanlab" in baselines:
+        try:
+            import cleanlab.filter  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "the 'cleanlab' baseline needs the optional dependency cleanlab: "
+                "pip install 'selfdistill[cleanlab]' (or pip install cleanlab), or remove it from 'baselines'"
+            ) from None
+
+
+def metrics_from_predictions(name, ctx, train_pred, test_pred, probe=None, extra=None) -> dict:
+    right = train_pred == ctx.y_true
+    clean = ctx.y_noisy == ctx.y_true
+    m = {
+        "model": name,
+        "test_acc": float(np.mean(test_pred == ctx.y_test)),
+        "train_acc": float(right.mean()),
+        "kept": float(right[clean].mean()) if clean.any() else None,
+        "corrected": float(right[~clean].mean()) if (~clean).any() else None,
+        "agree_given": float(np.mean(train_pred == ctx.y_noisy)),
+        "topk_coverage": None,
+        "n_iter": None if probe is None else probe.n_iter_,
+        "objective": None if probe is None else probe.objective_,
+        "grad_norm": None if probe is None else probe.grad_norm_,
+        "converged": None if probe is None else bool(probe.converged_),
+        "seconds": None if probe is None else probe.seconds_,
+        "reg": ctx.reg,
+    }
+    if extra:
+        m.update(extra)
+    return m
+
+
+def _tuned_teacher(ctx):
+    from ..model_selection import select_reg
+    from ..probe import fit_linear_probe
+
+    reg, scores = select_reg(ctx.X, ctx.y_noisy, grid=ctx.config.reg_grid, val_fraction=ctx.config.val_fraction,
+                             seed=ctx.seed, n_classes=ctx.n_classes)
+    probe = fit_linear_probe(ctx.X, ctx.y_noisy, reg, n_classes=ctx.n_classes)
+    m = metrics_from_predictions(baseline_model_name("tuned_teacher"), ctx, probe.predict(ctx.X),
+                                 probe.predict(ctx.X_test), probe)
+    m["reg"] = float(reg)
+    return m, {"reg_scores": {repr(float(k)): v for k, v in scores.items()}}
+
+
+def _label_smoothing(ctx):
+    from ..probe import fit_linear_probe
+
+    eps, K = ctx.config.label_smoothing, ctx.n_classes
+    T = np.full((ctx.y_noisy.shape[0], K), eps / K)
+    T[np.arange(T.shape[0]), ctx.y_noisy] += 1.0 - eps
+    probe = fit_linear_probe(ctx.X, T, ctx.reg, n_classes=K)
+    name = baseline_model_name("label_smoothing", ctx.config)
+    return metrics_from_predictions(name, ctx, probe.predict(ctx.X), probe.predict(ctx.X_test), probe), {}
+
+
+def out_of_fold_probabilities(X, y, reg, n_classes, folds, seed):
+    """(n, K) predicted probabilities of each point by a teacher that never saw it (stratified folds)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from ..probe import fit_linear_probe
+
+    counts = np.bincount(y, minlength=n_classes)
+    folds = int(min(folds, max(2, counts[counts > 0].min())))
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    P = np.zeros((y.shape[0], n_classes))
+    for fit_idx, val_idx in skf.split(X, y):
+        probe = fit_linear_probe(X[fit_idx], y[fit_idx], reg, n_classes=n_classes)
+        P[val_idx] = probe.predict_proba(X[val_idx])
+    return P, folds
+
+
+def _cleanlab(ctx):
+    import warnings
+
+    from cleanlab.filter import find_label_issues
+
+    from ..probe import fit_linear_probe
+
+    P, folds = out_of_fold_probabilities(ctx.X, ctx.y_noisy, ctx.reg, ctx.n_classes, ctx.config.cleanlab_folds, ctx.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        issues = np.asarray(find_label_issues(labels=ctx.y_noisy, pred_probs=P), dtype=bool)
+    keep = ~issues
+    # keep every class represented (the probe needs K classes; a class wholly flagged keeps its points)
+    for k in range(ctx.n_classes):
+        if not np.any(keep & (ctx.y_noisy == k)):
+            keep |= ctx.y_noisy == k
+    probe = fit_linear_probe(ctx.X[keep], ctx.y_noisy[keep], ctx.reg, n_classes=ctx.n_classes)
+    noisy = ctx.y_noisy != ctx.y_true
+    removed = ~keep
+    extra = {
+        "removed": float(removed.mean()),
+        "removed_precision": float(noisy[removed].mean()) if removed.any() else None,
+        "removed_recall": float(removed[noisy].mean()) if noisy.any() else None,
+    }
+    m = metrics_from_predictions(baseline_model_name("cleanlab"), ctx, probe.predict(ctx.X), probe.predict(ctx.X_test),
+                                 probe, extra)
+    return m, {"cleanlab_folds": folds, **extra}
+
+
+def _born_again(ctx):
+    P_train = np.mean([m.predict_proba(ctx.X) for m in ctx.round_models], axis=0)
+    P_test = np.mean([m.predict_proba(ctx.X_test) for m in ctx.round_models], axis=0)
+    m = metrics_from_predictions(baseline_model_name("born_again"), ctx, P_train.argmax(1), P_test.argmax(1))
+    m["reg"] = None
+    return m, {"members": len(ctx.round_models)}
+
+
+_FUNCS = {"tuned_teacher": _tuned_teacher, "label_smoothing": _label_smoothing, "cleanlab": _cleanlab,
+          "born_again": _born_again}
+
+
+def run_baselines(names, ctx: BaselineContext):
+    """Run the named baselines; returns (list of metric dicts, {name: extra record})."""
+    import time
+
+    metrics, extras = [], {}
+    for name in names:
+        t0 = time.perf_counter()
+        m, extra = _FUNCS[name](ctx)
+        m["seconds"] = time.perf_counter() - t0
+        metrics.append(m)
+        extras[name] = extra
+    return metrics, extras

@@ -1,0 +1,195 @@
+"""The sweep's result store: one SQLite file, one row per finished task.
+
+Schema (version :data:`SCHEMA_VERSION`)::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)        -- schema_version, created, library_version,
+                                                  -- config (the last sweep config, JSON)
+    tasks(task_id TEXT PRIMARY KEY,               -- "<dataset>/<noise>/<rate>/<seed>"
+          dataset TEXT, noise TEXT, rate REAL, seed INTEGER,
+          config_hash TEXT,                       -- hash of every setting that changes the result
+          config TEXT,                            -- JSON: the task's settings
+          metrics TEXT,                           -- JSON: one dict per model (the report's rows)
+          solver TEXT,                            -- JSON: chosen regs, reg scores, noise, baselines' records, warnings
+          seconds REAL, worker TEXT, library_version TEXT, finished_at TEXT)
+
+Safety: a task's row is written in one transaction (``INSERT OR REPLACE`` then ``COMMIT``) by
+the driver only, after the task has finished; SQLite's rollback journal (``synchronous=FULL``)
+makes a commit all-or-nothing, so a process killed at any moment (``kill -9`` included) leaves
+either the whole row or none, and the next run recomputes exactly the missing tasks. A task is
+*done* when its row's ``config_hash`` matches the current settings; a row with another hash is
+recomputed and replaced.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+__all__ = ["ResultStore", "StoreError", "SCHEMA_VERSION", "read_rows"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    noise TEXT NOT NULL,
+    rate REAL NOT NULL,
+    seed INTEGER NOT NULL,
+    config_hash TEXT NOT NULL,
+    config TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    solver TEXT NOT NULL,
+    seconds REAL,
+    worker TEXT,
+    library_version TEXT,
+    finished_at TEXT
+);
+"""
+
+_COLUMNS = ("task_id", "dataset", "noise", "rate", "seed", "config_hash", "config", "metrics", "solver", "seconds",
+            "worker", "library_version", "finished_at")
+
+
+class StoreError(ValueError):
+    """A results database that cannot be used (other schema version, not a selfdistill file)."""
+
+
+class ResultStore:
+    """A results database; ``ResultStore(path, create=False)`` only opens an existing one."""
+
+    def __init__(self, path, *, create: bool = True):
+        self.path = Path(os.fspath(path))
+        if not create and not self.path.is_file():
+            raise FileNotFoundError(f"no results database {str(self.path)!r}")
+        if self.path.exists() and self.path.is_dir():
+            raise StoreError(f"results database {str(self.path)!r} is a directory, expected a SQLite file")
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.conn.execute("PRAGMA synchronous=FULL")
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{str(self.path)!r} is not a selfdistill results database (not SQLite: {exc})") from None
+        if tables and not {"meta", "tasks"} <= tables:
+            self.conn.close()
+            raise StoreError(f"{str(self.path)!r} is a SQLite file but not a selfdistill results database "
+                             f"(tables {sorted(tables)}); use another file name")
+        if not tables:
+            if not create:
+                raise StoreError(f"{str(self.path)!r} is an empty database, not selfdistill results")
+            from .. import __version__
+
+            with self._tx():
+                for stmt in _SCHEMA.strip().split(";"):
+                    if stmt.strip():
+                        self.conn.execute(stmt)
+                self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self.conn.execute("INSERT INTO meta VALUES ('created', ?)", (_now(),))
+                self.conn.execute("INSERT INTO meta VALUES ('library_version', ?)", (__version__,))
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = None if row is None else row[0]
+        if version != str(SCHEMA_VERSION):
+            self.conn.close()
+            raise StoreError(
+                f"results database {str(self.path)!r} has schema version {version}, but this selfdistill reads "
+                f"and writes version {SCHEMA_VERSION}: write to a new file (or rerun the sweep that made it with "
+                "the selfdistill version that made it)"
+            )
+
+    # -- transactions
+    def _tx(self):
+        conn = self.conn
+
+        class _T:
+            def __enter__(self_):
+                conn.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self_, et, ev, tb):
+                conn.execute("COMMIT" if et is None else "ROLLBACK")
+                return False
+
+        return _T()
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- meta
+    def set_meta(self, key, value):
+        with self._tx():
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
+
+    def get_meta(self, key, default=None):
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return default
+        try:
+            return json.loads(row[0])
+        except ValueError:
+            return row[0]
+
+    # -- tasks
+    def done(self) -> dict:
+        """{task_id: config_hash} of every stored task."""
+        return dict(self.conn.execute("SELECT task_id, config_hash FROM tasks"))
+
+    def put(self, record: dict) -> None:
+        """Write one finished task (one transaction; replaces a row with the same task_id)."""
+        from .. import __version__
+
+        values = (
+            record["task_id"], record["dataset"], record["noise"], float(record["rate"]), int(record["seed"]),
+            record["config_hash"], _dumps(record["config"]), _dumps(record["metrics"]), _dumps(record["solver"]),
+            record.get("seconds"), record.get("worker"), record.get("library_version", __version__), _now(),
+        )
+        with self._tx():
+            self.conn.execute(f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES "
+                              f"({', '.join('?' * len(_COLUMNS))})", values)
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0])
+
+    def records(self) -> list:
+        """Every task row as a dict (JSON columns decoded), ordered by dataset, noise, rate, seed."""
+        cur = self.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM tasks ORDER BY dataset, noise, rate, seed")
+        out = []
+        for values in cur:
+            rec = dict(zip(_COLUMNS, values))
+            for k in ("config", "metrics", "solver"):
+                rec[k] = json.loads(rec[k])
+            out.append(rec)
+        return out
+
+    def rows(self) -> list:
+        """One dict per (task, model): the task's axes plus the model's metrics (the report's input)."""
+        rows = []
+        for rec in self.records():
+            base = {"dataset": rec["dataset"], "noise": rec["noise"], "rate": rec["rate"], "seed": rec["seed"]}
+            for m in rec["metrics"]:
+                rows.append({**base, **m})
+        return rows
+
+
+def read_rows(path) -> list:
+    """The rows of an existing results database (see :meth:`ResultStore.rows`)."""
+    with ResultStore(path, create=False) as store:
+        return store.rows()
+
+
+def _dumps(obj) -> str:
+    from .._io import to_jsonable
+
+    return json.dumps(to_jsonable(obj), sort_keys=True, allow_nan=False)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

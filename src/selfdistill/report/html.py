@@ -1,0 +1,73 @@
+"""One self-contained HTML page: tables and figures (PNG embedded as base64), no external files."""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+from pathlib import Path
+
+__all__ = ["render_html", "embed_png"]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2em auto; max-width: 1200px;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+h3 { font-size: 1.05em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; white-space: nowrap; }
+th { background: #f3f3f3; } td.best { font-weight: bold; background: #eef6ee; }
+figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #555; } pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; }
+"""
+
+
+def embed_png(path) -> str:
+    """A ``data:image/png;base64,...`` URI of the PNG file ``path``."""
+    data = Path(path).read_bytes()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _fmt(stats):
+    mean, std, _ = stats
+    if mean is None:
+        return "–"
+    return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
+
+
+def render_html(title, *, rows, tables, figures, config=None) -> str:
+    """The page: a summary, the accuracy tables (best per row in bold), the figures, the config.
+
+    ``tables``: :func:`selfdistill.report.sweep_report.accuracy_tables` output; ``figures``:
+    [(png path, caption)].
+    """
+    e = html.escape
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    seeds = sorted({r["seed"] for r in rows})
+    n_tasks = len({(r["dataset"], r["noise"], r["rate"], r["seed"]) for r in rows})
+    parts = [
+        "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        f"<p>{n_tasks} tasks; datasets: {e(', '.join(datasets))}; seeds: {e(str(seeds))}. Test accuracy in %, "
+        "mean ± sample std over seeds; bold: the best mean in its row. Generated "
+        f"{e(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))} by selfdistill.</p>",
+        "<h2>Tables</h2>",
+    ]
+    for ds, noise, models, lines in tables:
+        parts.append(f"<h3>{e(ds)} — noise: {e(noise)}</h3><table><thead><tr><th>rate</th>"
+                     + "".join(f"<th>{e(m)}</th>" for m in models) + "</tr></thead><tbody>")
+        for rate, cells, bold in lines:
+            parts.append(f"<tr><td>{rate:g}</td>" + "".join(
+                f"<td class='best'>{e(_fmt(c))}</td>" if i in bold else f"<td>{e(_fmt(c))}</td>"
+                for i, c in enumerate(cells)) + "</tr>")
+        parts.append("</tbody></table>")
+    parts.append("<h2>Figures</h2>")
+    for path, caption in figures:
+        parts.append(f"<figure><img alt='{e(Path(path).stem)}' src='{embed_png(path)}'>"
+                     f"<figcaption>{e(caption)}</figcaption></figure>")
+    if config is not None:
+        parts.append("<h2>Sweep config</h2><pre>" + e(json.dumps(config, indent=2, sort_keys=True)) + "</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
