@@ -4,7 +4,7 @@ Implements and checks H. Jeong and H. W. Chung, "Rethinking Self-Distillation: L
 Enhanced Soft Label Refinement with Partial Labels", ICLR 2025 (arXiv 2402.10482).
 """
 
-from . import noise
+from . import noise, theory
 from .distill import PLL_LOSSES, DistillResult, distill
 from .estimator import SelfDistillationClassifier
 from .model_selection import select_reg
@@ -26,6 +26,7 @@ __all__ = [
     "fit_linear_probe",
     "fit_partial_label_probe",
     "noise",
+    "theory",
     "refine_targets",
     "select_reg",
     "topk_mask",

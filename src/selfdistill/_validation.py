@@ -209,3 +209,52 @@ def check_random_state(seed) -> np.random.Generator:
     if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0):
         return np.random.default_rng(seed)
     raise ValueError(f"seed must be None, a non-negative int or a numpy Generator, got {_short(seed)}")
+
+
+def check_gram(gram, name: str = "gram", *, n_samples: int | None = None, rtol: float = 1e-10) -> np.ndarray:
+    """Return a Gram matrix G (n, n) as a finite, exactly symmetric float64 array.
+
+    Checks: 2-D and square, non-empty, finite, symmetric up to round-off
+    (``max|G - G^T| <= rtol * max(1, max|G|)``); returns ``(G + G^T) / 2``. ``n_samples``
+    checks n against the labels. Positive semi-definiteness needs the spectrum: see
+    :func:`check_psd_spectrum`.
+    """
+    try:
+        G = np.asarray(gram, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric (n, n) array, got {type(gram).__name__}: {exc}") from None
+    if G.ndim != 2 or G.shape[0] != G.shape[1]:
+        raise ValueError(f"{name} must be a square (n, n) Gram matrix, got shape {G.shape}")
+    if G.shape[0] == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {G.shape}")
+    if n_samples is not None and G.shape[0] != n_samples:
+        raise ValueError(f"{name} is {G.shape[0]} x {G.shape[0]} but there are {n_samples} labels; they must match")
+    if not np.all(np.isfinite(G)):
+        raise ValueError(f"{name} must be finite, found {int(np.sum(~np.isfinite(G)))} NaN or inf entries")
+    scale = max(1.0, float(np.abs(G).max()))
+    asym = float(np.abs(G - G.T).max())
+    if asym > rtol * scale:
+        i, j = np.unravel_index(int(np.argmax(np.abs(G - G.T))), G.shape)
+        raise ValueError(
+            f"{name} must be symmetric (a Gram matrix X X^T), but {name}[{i}, {j}] = {G[i, j]!r} and "
+            f"{name}[{j}, {i}] = {G[j, i]!r} (max asymmetry {asym:.3g} > {rtol:g} * {scale:.3g})"
+        )
+    return (G + G.T) / 2.0
+
+
+def check_psd_spectrum(eigenvalues, name: str = "gram", *, rtol: float = 1e-10) -> np.ndarray:
+    """Check that the eigenvalues of a symmetric matrix are >= 0 up to round-off; return them clipped at 0.
+
+    Round-off allowance: ``min(eigenvalues) >= -rtol * max(1, max|eigenvalues|) * n`` (n = their
+    number). Larger negative eigenvalues raise ``ValueError`` naming ``name``: the matrix is not
+    positive semi-definite, so it is no Gram matrix.
+    """
+    mu = np.asarray(eigenvalues, dtype=np.float64)
+    scale = max(1.0, float(np.abs(mu).max())) if mu.size else 1.0
+    allowance = rtol * scale * max(1, mu.size)
+    if mu.size and float(mu.min()) < -allowance:
+        raise ValueError(
+            f"{name} must be positive semi-definite (a Gram matrix X X^T), but it has eigenvalue "
+            f"{float(mu.min()):.6g} < -{allowance:.3g} (round-off allowance)"
+        )
+    return np.clip(mu, 0.0, None)

@@ -1,0 +1,298 @@
+"""``selfdistill theory``: the block model's closed forms beside the exact chain and trained probes.
+
+:func:`add_arguments` adds the options to a parser; :func:`run` does the work and returns the exit
+code (the main ``selfdistill`` command registers both as its ``theory`` subcommand).
+
+Per round it prints the training accuracy predicted by the closed form (label averaging on the
+block model), the exact fixed point chain's (reduced to the K^2 label groups, which is exact by
+symmetry) and, unless ``--no-train``, the accuracy of probes trained by :func:`selfdistill.distill`
+on synthetic block-model features; then the noise threshold, t*, the over-averaging round and the
+PLL verdict. Figures (written atomically into ``--output``): accuracy_vs_round.png, spectrum.png,
+min_rounds_map.png, pll_vs_sd_map.png; and summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+__all__ = ["add_arguments", "run"]
+
+DEFAULT_OUTPUT = "selfdistill-theory"
+NOISE_KINDS = ("symmetric", "asymmetric", "pairflip", "class_cluster")
+
+
+# ------------------------------------------------------------------------------ argument types
+def _int_at_least(low):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= {low}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be an integer >= {low}")
+        return v
+
+    return parse
+
+
+def _float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not np.isfinite(v):
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}: must be finite")
+    return v
+
+
+def _positive(text):
+    v = _float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be > 0")
+    return v
+
+
+def _rate(text):
+    v = _float(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: noise rates must be in [0, 1]")
+    return v
+
+
+def _ids(text):
+    try:
+        return [int(v) for v in text.split(",") if v.strip() != ""]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid ids {text!r}: expected comma-separated integers such as 0,0,1,1") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the options of ``selfdistill theory`` to ``parser``; returns the parser."""
+    g = parser.add_argument_group("block model")
+    g.add_argument("--classes", type=_int_at_least(2), default=4, metavar="K",
+                   help="number of classes K >= 2 (default: %(default)s)")
+    g.add_argument("--per-class", type=_int_at_least(1), default=500, metavar="M", dest="per_class",
+                   help="training points per class m >= 1 (default: %(default)s)")
+    g.add_argument("--c", type=_float, default=0.4, metavar="C",
+                   help="correlation of two points of the same class, d < c <= 1 (default: %(default)s)")
+    g.add_argument("--d", type=_float, default=0.1, metavar="D",
+                   help="correlation of points of different classes, -1 <= d < c, with a positive semi-definite "
+                        "Gram matrix (d >= -(1 - c + m c)/((K - 1) m)); trained probes need d >= 0 "
+                        "(default: %(default)s)")
+    g.add_argument("--superclasses", type=_ids, default=None, metavar="IDS",
+                   help="optional superclass id of every class, comma-separated (e.g. 0,0,1,1); needs --c-super")
+    g.add_argument("--c-super", type=_float, default=None, metavar="CS", dest="c_super",
+                   help="correlation of points of different classes in the same superclass, d <= CS <= c")
+    g.add_argument("--reg", type=_positive, default=1e-3, metavar="REG",
+                   help="L2 strength of every probe, > 0 (default: %(default)s)")
+    n = parser.add_argument_group("label noise")
+    n.add_argument("--noise", choices=NOISE_KINDS, default="symmetric",
+                   help="noise model (rows = true class): symmetric, asymmetric (the authors' definition), pairflip, "
+                        "class_cluster (labels move inside clusters of classes, see --clusters) (default: %(default)s)")
+    n.add_argument("--rate", type=_rate, default=0.5, metavar="RATE",
+                   help="noise rate in [0, 1]: the probability that a label is changed (default: %(default)s)")
+    n.add_argument("--clusters", type=_ids, default=None, metavar="IDS",
+                   help="class_cluster noise: cluster id of every class, comma-separated (default: the superclasses "
+                        "if given, else pairs of consecutive classes 0,0,1,1,...)")
+    n.add_argument("--seed", type=_int_at_least(0), default=0, metavar="SEED",
+                   help="seed of the label corruption (exactly round(rate * m) labels flipped per class) "
+                        "(default: %(default)s)")
+    c = parser.add_argument_group("chain")
+    c.add_argument("--rounds", type=_int_at_least(0), default=10, metavar="R",
+                   help="self-distillation rounds after the teacher, >= 0: rounds 0..R (default: %(default)s)")
+    c.add_argument("--top-k", type=_int_at_least(2), default=2, metavar="K", dest="top_k",
+                   help="candidate-set size of the PLL student (the teacher's top-k labels, 2 <= k < classes) "
+                        "(default: %(default)s)")
+    c.add_argument("--no-train", action="store_true", dest="no_train",
+                   help="skip the trained probes (distill on synthetic block features): closed form and exact only")
+    c.add_argument("--test-per-class", type=_int_at_least(0), default=100, metavar="N", dest="test_per_class",
+                   help="test points per class of the trained probes' features (default: %(default)s)")
+    o = parser.add_argument_group("output")
+    o.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="DIR",
+                   help="output folder for the figures and summary.json, created if needed (default: ./%(default)s)")
+    o.add_argument("--dpi", type=_int_at_least(20), default=120, help="figure resolution (default: %(default)s)")
+    o.add_argument("--no-figures", action="store_true", dest="no_figures",
+                   help="write summary.json only, no figures (faster)")
+    o.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    return parser
+
+
+# ------------------------------------------------------------------------------ run
+def _fmt(v, pct=True):
+    if v is None:
+        return "-"
+    return f"{100 * v:6.1f}" if pct else str(v)
+
+
+def run(args) -> int:
+    """Run ``selfdistill theory`` with parsed ``args``; returns 0. Invalid settings raise ValueError."""
+    from .._io import ensure_output_dir, write_json
+    from ..noise import corrupt_labels, realised_rates, transition_matrix
+    from .block import BlockModel
+
+    t_start = time.perf_counter()
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise ValueError(f"--output: output folder {args.output!r} is a file, expected a directory")
+    K, m, R = args.classes, args.per_class, args.rounds
+    if args.top_k >= K:
+        raise ValueError(f"--top-k must be < --classes (={K}), got {args.top_k}")
+    if (args.superclasses is None) != (args.c_super is None):
+        raise ValueError("--superclasses and --c-super must be given together")
+    bm = BlockModel(K, m, args.c, args.d, args.reg, superclasses=args.superclasses, c_super=args.c_super)
+    clusters = None
+    if args.noise == "class_cluster":
+        if args.clusters is not None:
+            clusters = args.clusters
+        elif args.superclasses is not None:
+            clusters = args.superclasses
+        else:
+            clusters = [k // 2 for k in range(K)]
+        if len(clusters) != K:
+            raise ValueError(f"--clusters must give one cluster id per class ({K}), got {len(clusters)}")
+    out = ensure_output_dir(args.output, name="--output")
+
+    # labels: exact per-class corruption of the sorted training labels
+    y = bm.labels
+    C = transition_matrix(args.noise, K, args.rate, clusters=clusters)
+    y_noisy = corrupt_labels(y, C, args.seed, exact=True)
+    N = realised_rates(y, y_noisy, n_classes=K)["confusion"]
+
+    # closed form
+    acc_cf = bm.accuracy(N, R)
+    test_cf = bm.test_accuracy(N, R)
+    cond = bm.pll_condition(N, top_k=args.top_k)
+    t_star = bm.min_rounds(N)
+    t_over = bm.over_averaging_round(N)
+    threshold = bm.noise_threshold(args.noise, clusters=clusters)
+
+    # exact fixed point chain (reduced to label groups: exact by symmetry)
+    ex = bm.exact_probs(N, R, pll=True, top_k=args.top_k)
+    right = np.argmax(np.nan_to_num(ex["train"], nan=-1.0), axis=3) == np.arange(K)[None, :, None]
+    acc_ex = np.einsum("tkj,kj->t", right.astype(float), N) / bm.n
+    test_ex = (np.argmax(ex["test"], axis=2) == np.arange(K)[None, :]).astype(float) @ (bm.sizes / bm.n)
+    pll_right = np.argmax(np.nan_to_num(ex["pll"], nan=-1.0), axis=2) == np.arange(K)[:, None]
+    pll_ex = float((pll_right * N).sum() / bm.n)
+    hit = np.flatnonzero(acc_ex >= 1.0 - 1e-12)
+    t_star_exact = int(hit[0]) if hit.size else None
+
+    # trained probes on synthetic block features
+    acc_tr = test_tr = pll_tr = None
+    train_seconds = None
+    if not args.no_train:
+        from ..data import make_block_features
+        from ..distill import distill
+
+        if args.d < 0:
+            raise ValueError("--d must be >= 0 for the trained probes' synthetic features; pass --no-train")
+        t0 = time.perf_counter()
+        ds = make_block_features(K, m, args.c, args.d, n_test_per_class=args.test_per_class,
+                                 superclasses=args.superclasses, c_super=args.c_super)
+        kw = {}
+        if args.test_per_class > 0:
+            kw = dict(X_test=ds.X_test, y_test=ds.y_test)
+        res = distill(ds.X_train, y_noisy, reg=args.reg, rounds=R, pll=K > 2, top_k=args.top_k, pll_loss="uniform",
+                      y_true=ds.y_train, n_classes=K, **kw)
+        acc_tr = np.array([res.metric(f"round {t}", "train_acc") for t in range(R + 1)])
+        if kw:
+            test_tr = np.array([res.metric(f"round {t}", "test_acc") for t in range(R + 1)])
+        if K > 2:
+            pll_tr = res.metric("pll", "train_acc")
+        train_seconds = time.perf_counter() - t0
+
+    # figures
+    spec = bm.eigenvalues()
+    files = {}
+    if not args.no_figures:
+        files = _figures(args, bm, spec, clusters, out, acc_cf, acc_ex, acc_tr, cond["pll_accuracy"], pll_ex, pll_tr)
+
+    summary = {
+        "model": {"n_classes": K, "per_class": m, "c": args.c, "d": args.d, "reg": args.reg,
+                  "superclasses": args.superclasses, "c_super": args.c_super, "shrinkage": bm.shrinkage},
+        "noise": {"kind": args.noise, "rate": args.rate, "seed": args.seed, "clusters": clusters,
+                  "label_counts": N.tolist()},
+        "eigenvalues": [{"value": v, "multiplicity": k, "name": nm} for v, k, nm in spec],
+        "rounds": [
+            {"round": t, "closed_form_train_acc": acc_cf[t], "exact_train_acc": acc_ex[t],
+             "trained_train_acc": None if acc_tr is None else acc_tr[t],
+             "closed_form_test_acc": test_cf[t], "exact_test_acc": test_ex[t],
+             "trained_test_acc": None if test_tr is None else test_tr[t]}
+            for t in range(R + 1)
+        ],
+        "noise_threshold": threshold,
+        "min_rounds": t_star,
+        "min_rounds_exact_within_R": t_star_exact,
+        "over_averaging_round": t_over,
+        "pll": dict(cond, exact_accuracy=pll_ex, trained_accuracy=pll_tr),
+        "exact_residual_max": max(ex["residuals"]),
+        "files": files,
+        "seconds": {"total": time.perf_counter() - t_start, "training": train_seconds},
+    }
+    write_json(out / "summary.json", summary)
+
+    if not args.quiet:
+        print(f"K={K}, m={m}, c={args.c:g}, d={args.d:g}, reg={args.reg:g}, {args.noise} noise {args.rate:g}")
+        print(f"label counts N[k, j] (rows: true class, columns: observed label):\n{N}")
+        print()
+        print("round | closed form | exact  | trained || test: closed form | exact  | trained")
+        for t in range(R + 1):
+            print(f"{t:5d} |    {_fmt(acc_cf[t])}   | {_fmt(acc_ex[t])} | {_fmt(None if acc_tr is None else acc_tr[t])}  "
+                  f"||          {_fmt(test_cf[t])}   | {_fmt(test_ex[t])} | {_fmt(None if test_tr is None else test_tr[t])}")
+        print("(training-point accuracy in %, against the true labels; closed form = linearised label averaging, "
+              "exact = fixed-point chain)")
+        print()
+        kind_note = f"{args.noise} noise"
+        print(f"noise threshold: SD reaches 100% (some round, expected counts) iff rate < {threshold:.4f} ({kind_note})")
+        print(f"t* (minimum rounds to 100%): closed form {t_star if t_star is not None else 'never'}; "
+              f"exact chain {t_star_exact if t_star_exact is not None else f'not within rounds 0..{R}'}")
+        print(f"over-averaging: accuracy first falls after round {t_over}" if t_over is not None
+              else "over-averaging: accuracy never falls (closed form)")
+        verdict = {"both": "PLL reaches 100% in one round; SD needs t* rounds",
+                   "PLL only": "PLL reaches 100% in one round; no number of SD rounds does",
+                   "SD only": "PLL does not reach 100%; SD does after t* rounds",
+                   "neither": "neither PLL nor any number of SD rounds reaches 100%"}[cond["verdict"]]
+        print(f"PLL student (top-{args.top_k}): closed form {_fmt(cond['pll_accuracy']).strip()}%, exact "
+              f"{_fmt(pll_ex).strip()}%, trained {_fmt(pll_tr).strip()}%; coverage "
+              f"{'full' if cond['coverage'] else 'incomplete'}; verdict: {cond['verdict']} ({verdict})")
+        what = "summary.json" if args.no_figures else "figures and summary.json"
+        print(f"{what} in {out}/ ({time.perf_counter() - t_start:.1f} s)")
+    return 0
+
+
+def _figures(args, bm, spec, clusters, out, acc_cf, acc_ex, acc_tr, pll_cf, pll_ex, pll_tr):
+    """Write the four figures (atomically, via _io.atomic_savefig); return name -> path."""
+    from ..report.theory_figures import (
+        plot_min_rounds_map,
+        plot_pll_vs_sd_map,
+        plot_spectrum_filter,
+        plot_theory_accuracy,
+    )
+    from .block import phase_maps
+
+    K, m, R = args.classes, args.per_class, args.rounds
+    title = f"K={K}, m={m}, c={args.c:g}, d={args.d:g}, reg={args.reg:g}, {args.noise} noise {args.rate:g}"
+    files = {}
+    files["accuracy"] = str(plot_theory_accuracy(
+        {"closed form": acc_cf, "exact": acc_ex, "trained": acc_tr},
+        out / "accuracy_vs_round.png",
+        pll={"closed form": pll_cf, "exact": pll_ex, "trained": pll_tr},
+        title=title, dpi=args.dpi,
+    ))
+    files["spectrum"] = str(plot_spectrum_filter(
+        spec.values, spec.multiplicities, spec.names, bm.shrinkage, out / "spectrum.png",
+        rounds=sorted({0, 1, min(3, R), R}), dpi=args.dpi,
+    ))
+    rates = np.round(np.linspace(0.0, 0.95, 20), 4)
+    gaps = np.linspace((1.0 - args.d) / 16, 1.0 - args.d, 16)
+    maps = phase_maps(K, m, args.d, args.reg, args.noise, rates, gaps, clusters=clusters, top_k=args.top_k)
+    map_title = f"K={K}, m={m}, d={args.d:g}, reg={args.reg:g}, {args.noise} noise (expected counts)"
+    if args.superclasses is not None:
+        map_title += ", no superclasses"
+    files["min_rounds_map"] = str(plot_min_rounds_map(rates, gaps, maps["min_rounds"], out / "min_rounds_map.png",
+                                                      title=map_title, dpi=args.dpi))
+    files["pll_vs_sd_map"] = str(plot_pll_vs_sd_map(rates, gaps, maps["verdict"], out / "pll_vs_sd_map.png",
+                                                    title=map_title, dpi=args.dpi))
+    return files
