@@ -97,6 +97,18 @@ def atomic_savefig(fig, path, **kwargs) -> None:
         fig.savefig(fh, **kwargs)
 
 
+def save_figure(fig, path, *, dpi: int = 120):
+    """Lay out ``fig``, save it atomically to ``path`` and close it (also on error). Returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.tight_layout()
+        atomic_savefig(fig, path, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
+
+
 def to_jsonable(obj):
     """Return ``obj`` with NumPy scalars/arrays, tuples, sets and paths turned into JSON types.
 

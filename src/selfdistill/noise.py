@@ -364,6 +364,30 @@ def realised_rates(y_true, y_noisy, n_classes=None) -> dict:
 # --------------------------------------------------------------------------------------
 
 
+def class_mean_correlation(X, y, n_classes):
+    """Correlation matrix R (K, K) between the class-mean features of X (n, d) under labels y (n,).
+
+    Every class in 0..K-1 must have points (the caller checks). A class mean that is constant
+    across features has no defined correlation; it is taken as uncorrelated (R = 0 off the
+    diagonal).
+    """
+    sums = np.zeros((n_classes, X.shape[1]))
+    np.add.at(sums, y, X)
+    means = sums / np.bincount(y, minlength=n_classes)[:, None]
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        R = np.corrcoef(means)
+    return np.where(np.isfinite(R), R, 0.0)
+
+
+def correlation_distance(R):
+    """The symmetric distance 1 - R (clipped to [0, 2], zero diagonal) that class clustering uses."""
+    D = np.clip(1.0 - R, 0.0, 2.0)
+    D = 0.5 * (D + D.T)
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
 def class_clusters(X, y, *, threshold=0.7, n_classes=None) -> np.ndarray:
     """Group classes into clusters of confusable classes by the similarity of class means.
 
@@ -431,17 +455,7 @@ def class_clusters(X, y, *, threshold=0.7, n_classes=None) -> np.ndarray:
             f"y has no points of classes {absent.tolist()} (K={K}); every class needs points "
             "to compute its mean features"
         )
-    sums = np.zeros((K, X.shape[1]))
-    np.add.at(sums, y, X)
-    means = sums / counts[:, None]
-
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        R = np.corrcoef(means)
-    R = np.where(np.isfinite(R), R, 0.0)
-    D = np.clip(1.0 - R, 0.0, 2.0)
-    D = 0.5 * (D + D.T)
-    np.fill_diagonal(D, 0.0)
+    D = correlation_distance(class_mean_correlation(X, y, K))
 
     Z = linkage(squareform(D, checks=False), method="complete")
     t = threshold * float(Z[:, 2].max())

@@ -28,26 +28,15 @@ class ClassCorrelation:
 
 def class_correlation(dataset, *, threshold=0.7) -> ClassCorrelation:
     """Class-mean correlation and class clusters of a :class:`selfdistill.data.Dataset`'s training part."""
-    import warnings
-
     from scipy.cluster.hierarchy import leaves_list, linkage
     from scipy.spatial.distance import squareform
 
-    from ..noise import class_clusters
+    from ..noise import class_clusters, class_mean_correlation, correlation_distance
 
     X, y, K = dataset.X_train, dataset.y_train, dataset.n_classes
     clusters = class_clusters(X, y, threshold=threshold, n_classes=K)
-    counts = np.bincount(y, minlength=K)
-    sums = np.zeros((K, X.shape[1]))
-    np.add.at(sums, y, X)
-    means = sums / counts[:, None]
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        R = np.corrcoef(means)
-    R = np.where(np.isfinite(R), R, 0.0)
-    D = np.clip(1.0 - R, 0.0, 2.0)
-    D = 0.5 * (D + D.T)
-    np.fill_diagonal(D, 0.0)
+    R = class_mean_correlation(X, y, K)
+    D = correlation_distance(R)
     leaves = leaves_list(linkage(squareform(D, checks=False), method="complete"))
     pos = np.empty(K, dtype=int)
     pos[leaves] = np.arange(K)
@@ -81,7 +70,7 @@ def plot_class_correlation(cc: ClassCorrelation, path, *, dpi=120):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from .._io import atomic_savefig
+    from .._io import save_figure
 
     K = len(cc.class_names)
     R = cc.corr[np.ix_(cc.order, cc.order)]
@@ -106,9 +95,4 @@ def plot_class_correlation(cc: ClassCorrelation, path, *, dpi=120):
     n_multi = sum(np.sum(cc.clusters == c) > 1 for c in np.unique(cc.clusters))
     ax.set_title(f"{cc.name}: class-mean feature correlation, ordered by cluster\n"
                  f"(boxes: the {n_multi} clusters of 2+ classes, threshold {cc.threshold:g})", fontsize="medium")
-    try:
-        fig.tight_layout()
-        atomic_savefig(fig, path, dpi=dpi)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=dpi)

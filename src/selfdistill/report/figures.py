@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._io import atomic_savefig
+from .._io import save_figure
 from .tables import _round_index, aggregate, model_order, noise_order
 
 __all__ = ["plot_gain_vs_rate", "plot_accuracy_vs_round"]
@@ -30,14 +30,6 @@ def _panels(plt, n, *, width=5.2, height=3.9):
 
 def _nan(v):
     return np.nan if v is None else v
-
-
-def _save(plt, fig, path, dpi):
-    try:
-        fig.tight_layout()
-        atomic_savefig(fig, path, dpi=dpi)
-    finally:
-        plt.close(fig)
 
 
 def plot_gain_vs_rate(rows, path, *, dpi: int = 120):
@@ -90,7 +82,7 @@ def plot_gain_vs_rate(rows, path, *, dpi: int = 120):
     seeds = sorted({r["seed"] for r in rows})
     fig.suptitle(f"Distillation gain vs noise rate ({rows[0].get('dataset', '')}; mean ± std over {len(seeds)} seed(s))",
                  fontsize="medium")
-    _save(plt, fig, path, dpi)
+    save_figure(fig, path, dpi=dpi)
     return path
 
 
@@ -154,5 +146,5 @@ def plot_accuracy_vs_round(rows, path, *, dpi: int = 120):
     seeds = sorted({r["seed"] for r in rows})
     fig.suptitle(f"Test accuracy by round ({rows[0].get('dataset', '')}; mean ± std over {len(seeds)} seed(s))",
                  fontsize="medium")
-    _save(plt, fig, path, dpi)
+    save_figure(fig, path, dpi=dpi)
     return path

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_text, ensure_output_dir
+from .._io import atomic_write_text, ensure_output_dir, save_figure
 from .tables import _round_index, mean_std, model_order
 
 __all__ = [
@@ -188,17 +188,6 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path, dpi=110):
-    from .._io import atomic_savefig
-
-    try:
-        fig.tight_layout()
-        atomic_savefig(fig, path, dpi=dpi)
-    finally:
-        plt.close(fig)
-    return path
-
-
 def plot_gain_by_dataset(rows, path, *, noise=None, dpi=110):
     """The paper's Figure 2: gain over round 0 vs noise rate, one panel per dataset.
 
@@ -249,7 +238,7 @@ def plot_gain_by_dataset(rows, path, *, noise=None, dpi=110):
     seeds = sorted({r["seed"] for r in rows})
     fig.suptitle(f"Distillation gain vs noise rate\n({noise} noise; mean ± std over {len(seeds)} seed(s))",
                  fontsize="medium")
-    return _save(plt, fig, path, dpi)
+    return save_figure(fig, path, dpi=dpi)
 
 
 def plot_metric_vs_round(rows, path, *, key="test_acc", ylabel="test accuracy (%)", title="Test accuracy by round",
@@ -311,7 +300,7 @@ def plot_metric_vs_round(rows, path, *, key="test_acc", ylabel="test accuracy (%
     handles, labels = axes[0][0].get_legend_handles_labels()
     axes[0][-1].legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"{title}\n(rounds 0..R; other models at the right; mean ± std over seeds)", fontsize="medium")
-    return _save(plt, fig, path, dpi)
+    return save_figure(fig, path, dpi=dpi)
 
 
 def plot_coverage_vs_rate(rows, path, *, dpi=110):
@@ -338,7 +327,7 @@ def plot_coverage_vs_rate(rows, path, *, dpi=110):
                  "over seeds", fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small")
-    return _save(plt, fig, path, dpi)
+    return save_figure(fig, path, dpi=dpi)
 
 
 # ------------------------------------------------------------------------------------ all of it

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._io import atomic_savefig
+from .._io import save_figure
 
 __all__ = [
     "plot_theory_accuracy",
@@ -36,15 +36,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _save(plt, fig, path, dpi):
-    try:
-        fig.tight_layout()
-        atomic_savefig(fig, path, dpi=dpi)
-    finally:
-        plt.close(fig)
-    return path
 
 
 def plot_theory_accuracy(curves, path, *, pll=None, title="", ylabel="training accuracy (%)", dpi=120):
@@ -79,7 +70,7 @@ def plot_theory_accuracy(curves, path, *, pll=None, title="", ylabel="training a
     ax.legend(fontsize="small", loc="best")
     if title:
         ax.set_title(title, fontsize="medium")
-    return _save(plt, fig, path, dpi)
+    return save_figure(fig, path, dpi=dpi)
 
 
 def plot_spectrum_filter(values, multiplicities, names, shrinkage, path, *, rounds=(0, 1, 3, 10), dpi=120):
@@ -119,7 +110,7 @@ def plot_spectrum_filter(values, multiplicities, names, shrinkage, path, *, roun
     ax.set_ylabel("spectral filter")
     ax.legend(fontsize="x-small", loc="lower right")
     ax.grid(alpha=0.3)
-    return _save(plt, fig, path, dpi)
+    return save_figure(fig, path, dpi=dpi)
 
 
 def plot_min_rounds_map(rates, gaps, min_rounds, path, *, title="", dpi=120):
@@ -142,7 +133,7 @@ def plot_min_rounds_map(rates, gaps, min_rounds, path, *, title="", dpi=120):
     ax.set_ylabel("c - d")
     if title:
         ax.set_title(title, fontsize="medium")
-    return _save(plt, fig, path, dpi)
+    return save_figure(fig, path, dpi=dpi)
 
 
 def plot_pll_vs_sd_map(rates, gaps, verdicts, path, *, title="", dpi=120):
@@ -168,7 +159,7 @@ def plot_pll_vs_sd_map(rates, gaps, verdicts, path, *, title="", dpi=120):
     ax.set_ylabel("c - d")
     if title:
         ax.set_title(title, fontsize="medium")
-    return _save(plt, fig, path, dpi)
+    return save_figure(fig, path, dpi=dpi)
 
 
 def plot_theory_vs_training(rows, path, *, title="", dpi=120):
@@ -197,7 +188,7 @@ def plot_theory_vs_training(rows, path, *, title="", dpi=120):
     axes[0][-1].legend(fontsize="small", loc="best")
     if title:
         fig.suptitle(title, fontsize="medium")
-    return _save(plt, fig, path, dpi)
+    return save_figure(fig, path, dpi=dpi)
 
 
 def _edges(centres):
