@@ -45,7 +45,7 @@ def _target_mode(path: str) -> int:
 
 
 @contextlib.contextmanager
-def _atomic_handle(path, mode: str = "wb", *, encoding: str | None = None):
+def atomic_open(path, mode: str = "wb", *, encoding: str | None = None):
     """Yield a file object on a temporary file that replaces ``path`` when the block succeeds."""
     path_str = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path_str))
@@ -75,13 +75,13 @@ def _atomic_handle(path, mode: str = "wb", *, encoding: str | None = None):
 
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, replace)."""
-    with _atomic_handle(path, "wb") as fh:
+    with atomic_open(path, "wb") as fh:
         fh.write(data)
 
 
 def atomic_write_text(path, text: str, *, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically; newlines are written as given (no translation)."""
-    with _atomic_handle(path, "w", encoding=encoding) as fh:
+    with atomic_open(path, "w", encoding=encoding) as fh:
         fh.write(text)
 
 
@@ -93,7 +93,7 @@ def atomic_savefig(fig, path, **kwargs) -> None:
     """
     suffix = Path(os.fspath(path)).suffix.lstrip(".").lower()
     kwargs.setdefault("format", suffix or "png")
-    with _atomic_handle(path, "wb") as fh:
+    with atomic_open(path, "wb") as fh:
         fig.savefig(fh, **kwargs)
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 
+from .._io import atomic_open
 from .._validation import check_features, check_int, check_labels
 from ._checks import _check_features_maybe_empty, _check_real
 from .block import make_block_features
@@ -330,9 +329,6 @@ def save_npz(path, dataset: Dataset) -> None:
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be a selfdistill.data.Dataset, got {type(dataset).__name__}")
     path_str = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path_str))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"directory {directory!r} of {path_str!r} does not exist")
     arrays = {
         "X_train": dataset.X_train,
         "y_train": dataset.y_train,
@@ -342,24 +338,8 @@ def save_npz(path, dataset: Dataset) -> None:
         "name": np.array(dataset.name, dtype=str),
         "info": np.array(json.dumps(dataset.info), dtype=str),
     }
-    if os.path.exists(path_str):
-        mode = os.stat(path_str).st_mode & 0o7777
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path_str)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path_str)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path_str, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 # --------------------------------------------------------------------------------------------
