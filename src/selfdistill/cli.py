@@ -2,8 +2,8 @@
 
 Each subcommand has one function that adds its parser (``_add_<name>``) and one that runs it
 (``_cmd_<name>``), registered in :data:`SUBCOMMANDS`: run, sweep, report, extract, correlation,
-theory (from :mod:`selfdistill.theory.cli`, imported when the parser is built); bench slots in at
-the BENCH marker.
+theory (from :mod:`selfdistill.theory.cli`, imported when the parser is built). Benchmarks run
+from a checkout: ``python -m benchmarks``.
 
 Exit codes: 0 success; 2 bad arguments or invalid settings (``selfdistill: error: ...``, no
 traceback); 1 an I/O error; 130 interrupted (Ctrl-C; finished tasks are kept, rerun to resume).
@@ -435,13 +435,11 @@ def _add_theory(sub):
 
 
 # ---------------------------------------------------------------------------- bench
-# >>> BENCH: the `bench` subcommand (benchmarks, speed issue) plugs in here, owned by that issue's
-# engineer: define `_add_bench(sub)` (lazy-importing its module like `_add_theory`) and add
-# `"bench": _add_bench` to SUBCOMMANDS below. <<<
+# Benchmarks are not a subcommand: they live in the checkout, `python -m benchmarks` (benchmarks/).
 
 
 # ---------------------------------------------------------------------------- registry
-#: name -> function adding the subparser (and setting ``func``). ``bench``: see the BENCH marker.
+#: name -> function adding the subparser (and setting ``func``).
 SUBCOMMANDS = {
     "run": _add_run,
     "sweep": _add_sweep,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_choice, check_features, check_int, check_labels, check_positive
-from .probe import feature_second_moment_eig, fit_linear_probe, fit_partial_label_probe
+from .probe import _ChainCache, fit_linear_probe, fit_partial_label_probe
 from .targets import refine_targets, topk_mask
 
 __all__ = ["distill", "DistillResult", "PLL_LOSSES", "pll_model_names"]
@@ -105,6 +105,9 @@ def distill(
     tol=1e-8,
     max_iter=None,
     progress=False,
+    backend="numpy",
+    device=None,
+    dtype=np.float64,
 ) -> DistillResult:
     """Run the teacher, ``rounds`` self-distillation rounds and the PLL student(s).
 
@@ -126,6 +129,9 @@ def distill(
     y_true : optional (n,) clean training labels for the label-correction metrics.
     fit_intercept, n_classes, tol, max_iter : passed to the solver.
     progress : show a progress bar over the models.
+    backend, device, dtype : the solver's array backend ("numpy", or "torch" with device "cpu" or
+        "cuda") and working precision (float64, or float32 with a float64 finish); see
+        :func:`selfdistill.fit_linear_probe`. The chain shares one backend copy of X.
 
     Returns
     -------
@@ -165,7 +171,7 @@ def distill(
     if y_true is not None:
         y_true = check_labels(y_true, "y_true", n_samples=n, n_classes=K)
 
-    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, _feature_eig=feature_second_moment_eig(X))
+    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype, _feature_eig=_ChainCache())
     pll_names = pll_model_names(pll_loss) if pll else []
     bar = None
     if progress:

@@ -1,0 +1,1 @@
+"""Benchmarks of the selfdistill solver and chain (issue 5): ``python -m benchmarks``."""

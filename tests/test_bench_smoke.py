@@ -1,0 +1,31 @@
+"""CI smoke test of the benchmark suite: the tiny version runs end to end (no time limits)."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_benchmark_quick_runs(tmp_path):
+    out = tmp_path / "bench.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    res = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "chain/floor" in res.stdout and "round 0" in res.stdout and "pll" in res.stdout
+    results = json.loads(out.read_text())
+    assert {r["case"] for r in results} == {"digits", "tiny"}
+    for r in results:
+        assert all(row["converged"] for row in r["rows"])
+        assert set(r["chains"]) == {"float64", "float32"}
+        assert r["sklearn"]["grad_norm"] < 1e-3
+        assert len(r["sgd"]["rows"]) == 6
+        # float32 iterations finish at the float64 tolerance: same objectives
+        by = {(row["dtype"], row["model"]): row["objective"] for row in r["rows"]}
+        for (dt, m), f in by.items():
+            assert abs(f - by[("float64", m)]) < 1e-7
