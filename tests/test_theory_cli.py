@@ -111,3 +111,20 @@ def test_bad_option_values_are_usage_errors(argv, capsys):
         _parse(*argv)
     assert exc.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_real_features_compare_theory_with_training(tmp_path, capsys):
+    out = tmp_path / "real"
+    args = _parse("--features", "digits", "--noise", "symmetric", "--rate", "0.4", "--rounds", "2",
+                  "--regs", "1e-2", "1e-3", "--output", str(out))
+    assert run(args) == 0
+    text = capsys.readouterr().out
+    assert "label averaging" in text and "digits" in text
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["rows"]
+    assert len(rows) == 2 * 3 and {r["reg"] for r in rows} == {1e-2, 1e-3}
+    # at strong reg the linearisation is accurate: most test predictions agree with the trained probes
+    strong = [r for r in rows if r["reg"] == 1e-2]
+    assert min(r["test_agreement"] for r in strong) > 0.9
+    assert all(abs(r["theory_test_acc"] - r["trained_test_acc"]) < 0.05 for r in strong)
+    assert (out / "theory_vs_training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
