@@ -16,6 +16,8 @@ import os
 import shlex
 import sys
 
+from ._argtypes import FRACTION, RATE, int_at_least
+
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
 PROG = "selfdistill"
@@ -23,34 +25,11 @@ DEFAULT_OUTPUT = "selfdistill-output"
 
 
 # ---------------------------------------------------------------------------- argument types
-def _rate(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: expected a number in [0, 1]") from None
-    if not 0.0 <= v <= 1.0:  # also rejects nan
-        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: noise rates must be in [0, 1]")
-    return v
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= 0") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be an integer >= 0")
-    return v
-
-
-def _top_k(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= 2") from None
-    if v < 2:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: top-k must be >= 2 (and <= K-1)")
-    return v
+_rate = RATE
+_fraction = FRACTION
+_nonneg_int = int_at_least(0)
+_positive_int = int_at_least(1)
+_top_k = int_at_least(2, "top-k must be >= 2 (and <= K-1)")
 
 
 def _reg(text: str):
@@ -62,16 +41,6 @@ def _reg(text: str):
         raise argparse.ArgumentTypeError(f"invalid reg {text!r}: expected 'auto' or a number > 0") from None
     if not (v > 0 and v < float("inf")):
         raise argparse.ArgumentTypeError(f"invalid reg {text!r}: must be 'auto' or a finite number > 0")
-    return v
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a number in [0, 1]") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be in [0, 1]")
     return v
 
 
@@ -201,16 +170,6 @@ def _cmd_run(args, parser) -> int:
 
 
 # ---------------------------------------------------------------------------- sweep
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= 1") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be an integer >= 1")
-    return v
-
-
 def _add_sweep(sub):
     p = sub.add_parser(
         "sweep",

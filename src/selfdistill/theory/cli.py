@@ -19,6 +19,11 @@ import time
 
 import numpy as np
 
+from .._argtypes import RATE as _rate
+from .._argtypes import finite_float as _float
+from .._argtypes import int_at_least as _int_at_least
+from .._argtypes import positive_float as _positive
+
 __all__ = ["add_arguments", "run"]
 
 DEFAULT_OUTPUT = "selfdistill-theory"
@@ -26,43 +31,6 @@ NOISE_KINDS = ("symmetric", "asymmetric", "pairflip", "class_cluster")
 
 
 # ------------------------------------------------------------------------------ argument types
-def _int_at_least(low):
-    def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= {low}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be an integer >= {low}")
-        return v
-
-    return parse
-
-
-def _float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not np.isfinite(v):
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: must be finite")
-    return v
-
-
-def _positive(text):
-    v = _float(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be > 0")
-    return v
-
-
-def _rate(text):
-    v = _float(text)
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: noise rates must be in [0, 1]")
-    return v
-
-
 def _ids(text):
     try:
         return [int(v) for v in text.split(",") if v.strip() != ""]
