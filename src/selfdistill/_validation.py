@@ -28,18 +28,71 @@ def _short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_features(X, name: str = "X", *, dtype=np.float64, allow_memmap: bool = True) -> np.ndarray:
+#: rows per chunk when a memory-mapped feature matrix is validated or multiplied chunk by chunk
+CHUNK_ROWS = 65536
+
+#: memory-map dtypes that ``check_features(..., stream=True)`` keeps as they are
+STREAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _raise_nonfinite(name: str, value, row: int, col: int, count: int):
+    raise ValueError(
+        f"{name} must be finite, found {value!r} at row {row}, column {col} "
+        f"({count} non-finite entries in all)"
+    )
+
+
+def _check_finite_chunked(X, name: str, chunk_rows: int = CHUNK_ROWS) -> None:
+    """Finiteness of a 2-D (memory-mapped) array, ``chunk_rows`` rows at a time.
+
+    Only O(chunk_rows * d) is in memory at once (no n x d mask); the error names the first
+    offending row/column (counted over the whole array) and the total count, as for in-memory
+    arrays.
+    """
+    first = None
+    count = 0
+    for s in range(0, X.shape[0], chunk_rows):
+        block = np.asarray(X[s : s + chunk_rows])
+        finite = np.isfinite(block)
+        if finite.all():
+            continue
+        bad = ~finite
+        if first is None:
+            r, c = np.argwhere(bad)[0]
+            first = (block[r, c], s + int(r), int(c))
+        count += int(np.count_nonzero(bad))
+    if first is not None:
+        _raise_nonfinite(name, first[0], first[1], first[2], count)
+
+
+def check_features(
+    X, name: str = "X", *, dtype=np.float64, allow_memmap: bool = True, stream: bool = False
+) -> np.ndarray:
     """Return ``X`` as a finite 2-D float array of shape (n, d).
 
     Raises ``ValueError`` naming ``name`` if X is not 2-D, is empty, or holds NaN/inf.
+
+    A ``numpy.memmap`` (e.g. ``np.load(path, mmap_mode="r")``) of dtype ``dtype`` is returned as
+    it is (with ``allow_memmap``), and so, with ``stream=True``, is one of dtype float32 or
+    float64 (for callers that stream it in row chunks: the probe fits and predictions, and
+    :func:`selfdistill.distill`). A memmap kept this way is never loaded whole: its finiteness is
+    checked ``CHUNK_ROWS`` rows at a time. Anything else is converted to ``dtype``.
     """
-    if isinstance(X, np.memmap) and allow_memmap and X.dtype == dtype:
-        arr = X
-    else:
-        try:
-            arr = np.asarray(X, dtype=dtype)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be a numeric array, got {type(X).__name__}: {exc}") from None
+    if isinstance(X, np.memmap) and allow_memmap:
+        if X.ndim != 2:
+            raise ValueError(
+                f"{name} must be a 2-D array of shape (n_samples, n_features), got {X.ndim}-D "
+                f"array of shape {X.shape}; reshape a single feature with X.reshape(-1, 1)"
+            )
+        if X.dtype == np.dtype(dtype) or (stream and X.dtype in STREAM_DTYPES):
+            if X.shape[0] == 0 or X.shape[1] == 0:
+                raise ValueError(f"{name} must be non-empty, got shape {X.shape}")
+            _check_finite_chunked(X, name)
+            return X
+    try:
+        arr = np.asarray(X, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric array, got {type(X).__name__}: {exc}") from None
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D "
@@ -49,10 +102,7 @@ def check_features(X, name: str = "X", *, dtype=np.float64, allow_memmap: bool =
         raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(
-            f"{name} must be finite, found {arr[tuple(bad)]!r} at row {bad[0]}, column {bad[1]} "
-            f"({int(np.sum(~np.isfinite(arr)))} non-finite entries in all)"
-        )
+        _raise_nonfinite(name, arr[tuple(bad)], bad[0], bad[1], int(np.sum(~np.isfinite(arr))))
     return arr
 
 

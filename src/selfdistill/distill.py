@@ -114,6 +114,10 @@ def distill(
     Parameters
     ----------
     X : (n, d) training features.    y : (n,) given (possibly noisy) labels in 0..K-1.
+        X may be a float32 or float64 ``numpy.memmap`` (e.g. ``np.load("X.npy", mmap_mode="r")``)
+        too large for memory: it is then never loaded whole, but validated, fitted on and
+        predicted from in row chunks (memory O(chunk * d + n * K)); a float32 map is read as
+        float32 and each chunk upcast to the solver's ``dtype``.
     reg : L2 strength of every probe (> 0).
     rounds : R >= 0 SD rounds after the teacher; round t is trained on refine_targets(P_{t-1},
         "soft", temperature=, mix=, given=y).
@@ -125,7 +129,7 @@ def distill(
         sequence of them (one student each, named "pll-<loss>").
         The PLL targets are the pure top-k refinement (``mix`` applies to the SD rounds only).
     temperature, mix : see :func:`selfdistill.refine_targets`.
-    X_test, y_test : optional test set for ``test_acc``.
+    X_test, y_test : optional test set for ``test_acc`` (X_test may be a memmap too, like X).
     y_true : optional (n,) clean training labels for the label-correction metrics.
     fit_intercept, n_classes, tol, max_iter : passed to the solver.
     progress : show a progress bar over the models.
@@ -142,7 +146,7 @@ def distill(
     y_true), n_iter, n_grad_evals, n_hessp, objective, grad_norm, converged, seconds. Metrics
     that need missing data are None.
     """
-    X = check_features(X)
+    X = check_features(X, stream=True)  # a float32/float64 memmap stays one (streamed by the fits)
     n = X.shape[0]
     y = check_labels(y, "y", n_samples=n, n_classes=n_classes)
     K = check_int(n_classes, "n_classes", low=2) if n_classes is not None else int(y.max()) + 1
@@ -164,7 +168,7 @@ def distill(
     if (X_test is None) != (y_test is None):
         raise ValueError("X_test and y_test must be given together")
     if X_test is not None:
-        X_test = check_features(X_test, "X_test")
+        X_test = check_features(X_test, "X_test", stream=True)
         if X_test.shape[1] != X.shape[1]:
             raise ValueError(f"X_test has {X_test.shape[1]} features but X has {X.shape[1]}")
         y_test = check_labels(y_test, "y_test", n_samples=X_test.shape[0], n_classes=K)

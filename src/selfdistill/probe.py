@@ -40,7 +40,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._backend import Features, NumpyOps, check_backend, import_torch, make_ops
-from ._validation import check_features, check_int, check_labels, check_positive, check_targets
+from ._validation import CHUNK_ROWS, check_features, check_int, check_labels, check_positive, check_targets
 
 __all__ = ["LinearProbe", "fit_linear_probe", "fit_partial_label_probe", "softmax", "log_softmax", "ConvergenceWarning"]
 
@@ -231,11 +231,24 @@ class LinearProbe:
         return self.coef_.shape[0]
 
     def decision_function(self, X) -> np.ndarray:
-        """Logits Z = X W^T + b, shape (m, K)."""
-        X = check_features(X)
+        """Logits Z = X W^T + b, shape (m, K), in float64.
+
+        X may be a float32/float64 ``numpy.memmap`` (e.g. ``np.load(path, mmap_mode="r")``): it is
+        then read ``CHUNK_ROWS`` rows at a time (each chunk upcast to float64), so only
+        O(chunk * d + m * K) is in memory, never the whole of X.
+        """
+        X = check_features(X, stream=True)
         if X.shape[1] != self.coef_.shape[1]:
             raise ValueError(f"X has {X.shape[1]} features but the probe was fitted on {self.coef_.shape[1]}")
-        return X @ self.coef_.T + self.intercept_
+        if not isinstance(X, np.memmap):
+            return X @ self.coef_.T + self.intercept_
+        Z = np.empty((X.shape[0], self.coef_.shape[0]))
+        for s in range(0, X.shape[0], CHUNK_ROWS):
+            Xc = np.asarray(X[s : s + CHUNK_ROWS], dtype=np.float64)  # a view when X is float64
+            np.matmul(Xc, self.coef_.T, out=Z[s : s + Xc.shape[0]])
+            del Xc  # free this chunk before the next is read: one chunk in memory at a time
+        Z += self.intercept_
+        return Z
 
     def predict_proba(self, X) -> np.ndarray:
         """softmax(W x + b) for each row of X, shape (m, K)."""
@@ -528,16 +541,8 @@ def _fit(X, loss_factory, K, loss_name, reg, fit_intercept, init, tol, max_iter,
 
 def _check_X(X, backend):
     """X as a finite 2-D float array: a float64 array, a memory map (float32 or float64, checked
-    chunk by chunk, never loaded whole) or, for the torch backend, a torch tensor (checked on its
-    device)."""
-    if isinstance(X, np.memmap):
-        if X.ndim != 2 or X.dtype not in (np.float32, np.float64):
-            return check_features(X)
-        for s in range(0, X.shape[0], 65536):
-            check_features(np.asarray(X[s : s + 65536]))
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X must be non-empty, got shape {X.shape}")
-        return X
+    chunk by chunk, never loaded whole: ``check_features(..., stream=True)``) or, for the torch
+    backend, a torch tensor (checked on its device)."""
     if backend == "torch" and type(X).__module__.startswith("torch"):
         torch = import_torch()
         if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
@@ -547,7 +552,7 @@ def _check_X(X, backend):
         if not bool(torch.isfinite(X).all()):
             raise ValueError("X must be finite, found NaN or inf entries")
         return X
-    return check_features(X)
+    return check_features(X, stream=True)
 
 
 def _check_common(X, reg, tol, max_iter, backend="numpy"):
