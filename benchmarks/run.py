@@ -313,6 +313,7 @@ def main(argv=None):
     p.add_argument("--sizes", nargs="+", metavar="CASE", help=f"cases to run, from {list(CASES)} (default: all)")
     p.add_argument("--sgd-epochs", type=int, default=200, help="epochs of the authors' SGD recipe (default 200, theirs)")
     p.add_argument("--no-sgd", action="store_true", help="skip the SGD baseline (it takes minutes per model at CIFAR scale)")
+    p.add_argument("--no-sklearn", action="store_true", help="skip the scikit-learn baseline (minutes at CIFAR scale: run to tol 1e-8)")
     p.add_argument("--sgd-models", nargs="+", metavar="MODEL", help="models to train by SGD (default: all; e.g. 'round 0' 'round 1')")
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     p.add_argument("--_worker", help=argparse.SUPPRESS)
@@ -331,6 +332,8 @@ def main(argv=None):
         spec = dict(table[name])
         if args.no_sgd:
             spec["sgd"] = False
+        if args.no_sklearn:
+            spec["sklearn"] = False
         if args.sgd_models:
             spec["sgd_models"] = args.sgd_models
         t = time.perf_counter()

@@ -488,37 +488,39 @@ def _line_min(loss, feats, reg, W, b, D, fit_intercept, iters=6):
     """(W, b) + c (D_W, D_b) with c = argmin over [-1, 2] of the objective on that line.
 
     phi(c) = (1/n) sum_i loss_i(Z0 + c Zd) + reg/2 ||W + c D_W||^2 with Z0 = X W^T + b and
-    Zd = X D_W^T + D_b: two passes over X, then 1-D Newton steps on n x K arrays only. phi is
-    convex; the answer is never worse than c = 0 (the start is kept if it is).
+    Zd = X D_W^T + D_b: two passes over X, then 1-D Newton steps on n x K arrays only (a few at
+    a time: the logits Z0 + c Zd are updated in place). phi is convex; the answer is never worse
+    than c = 0 (the start is kept if it is).
     """
     ops = feats.ops
     n = feats.n
     DW = ops.asarray(D[0], np.float64)
     Db = ops.asarray(D[1], np.float64)
-    Z0 = feats.forward(W, np.float64)
+    Zc = feats.forward(W, np.float64)  # Z0 + c Zd, c = 0 for now
     Zd = feats.forward(DW, np.float64)
     if fit_intercept:
-        Z0 += b
+        Zc += b
         Zd += Db
     ww, wd, dd = ops.vdot(W, W), ops.vdot(W, DW), ops.vdot(DW, DW)
 
-    def phi(c):
-        value, G = loss.value_grad(Z0 + c * Zd)
-        return value / n + 0.5 * reg * (ww + 2 * c * wd + c * c * dd), G
+    def phi(c):  # objective and its derivative at c (Zc holds Z0 + c Zd)
+        value, G = loss.value_grad(Zc)
+        d1 = ops.vdot(G, Zd) / n + reg * (wd + c * dd)
+        return value / n + 0.5 * reg * (ww + 2 * c * wd + c * c * dd), d1
 
-    f0, G = phi(0.0)
+    f0, d1 = phi(0.0)
     c = 0.0
     for _ in range(iters):
-        d1 = ops.vdot(G, Zd) / n + reg * (wd + c * dd)
         d2 = ops.vdot(Zd, loss.hessp(Zd)) / n + reg * dd
         if not d2 > 0:
             break
         c_new = min(2.0, max(-1.0, c - d1 / d2))
+        Zc += (c_new - c) * Zd
         step, c = abs(c_new - c), c_new
+        fc, d1 = phi(c)
         if step < 1e-3:
             break
-        _, G = phi(c)
-    if c == 0.0 or not phi(c)[0] < f0:
+    if c == 0.0 or not fc < f0:
         return W, b
     return W + c * DW, b + c * Db
 
