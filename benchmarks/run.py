@@ -25,7 +25,7 @@ REG_CIFAR = 5e-5
 # name -> case spec. baselines: sklearn teacher fit; sgd: the authors' recipe on every model.
 CASES = {
     "digits": dict(kind="digits", reg=1e-3, sklearn=True, sgd=True, dtypes=["float64", "float32"]),
-    "cifar": dict(kind="random", n=50_000, d=512, K=100, reg=REG_CIFAR, sklearn=True, sgd=True, dtypes=["float64"], sklearn_max_iter=3000),
+    "cifar": dict(kind="random", n=50_000, d=512, K=100, reg=REG_CIFAR, sklearn=True, sgd=True, dtypes=["float64"], sklearn_max_iter=3000, theory=True),
     "cifar32": dict(kind="random", n=50_000, d=512, K=100, reg=REG_CIFAR, dtypes=["float32"]),
     "n12500": dict(kind="random", n=12_500, d=512, K=100, reg=REG_CIFAR, dtypes=["float64"], rounds=0, pll=False),
     "n25000": dict(kind="random", n=25_000, d=512, K=100, reg=REG_CIFAR, dtypes=["float64"], rounds=0, pll=False),
@@ -39,7 +39,7 @@ DEFAULT = ["digits", "cifar", "n12500", "n25000", "K10", "K50", "cifar32", "n100
 # --quick: tiny versions of the same cases (CI smoke test), every code path, seconds in all
 QUICK = {
     "digits": dict(kind="digits", reg=1e-3, sklearn=True, sgd=True, dtypes=["float64", "float32"], sgd_epochs=2, subsample=400),
-    "tiny": dict(kind="random", n=600, d=32, K=10, reg=1e-3, sklearn=True, sgd=True, dtypes=["float64", "float32"], sgd_epochs=2),
+    "tiny": dict(kind="random", n=600, d=32, K=10, reg=1e-3, sklearn=True, sgd=True, dtypes=["float64", "float32"], sgd_epochs=2, theory=True),
 }
 
 
@@ -196,6 +196,14 @@ def run_case(name, spec, *, sgd_epochs=200):
             "train_acc_teacher": float(np.mean(np.argmax(probs["round 0"], 1) == y)),
             "train_acc_pll": float(np.mean(np.argmax(probs["pll"], 1) == y)) if "pll" in probs else None,
         }
+    if spec.get("theory"):  # the closed-form chain (theory issue): thin SVD of X, no n x n matrix
+        from selfdistill.theory import label_averaging
+
+        with PeakMemory() as mem:
+            t = time.perf_counter()
+            label_averaging(yn, reg, rounds, X=X, n_classes=K)
+            la_s = time.perf_counter() - t
+        out["label_averaging"] = {"seconds": la_s, "rounds": rounds, "peak_xX": mem.extra / X.nbytes}
     if spec.get("sklearn"):
         import warnings
 
@@ -285,6 +293,13 @@ def format_tables(results):
                     f"Newton-CG reaches that objective after {x['ours_to_sgd_objective_evals']} evaluations, ~{x['ours_to_sgd_objective_s']:.2f} s "
                     f"({x['seconds'] / max(x['ours_to_sgd_objective_s'], 1e-9):.0f}x faster)"
                 )
+    for r in results:
+        la = r.get("label_averaging")
+        if la:
+            lines.append(
+                f"{r['case']}: label_averaging (closed form, rounds 0-{la['rounds']}) on {r['n']:,} x {r['d']}: "
+                f"{la['seconds']:.2f} s, extra peak {la['peak_xX']:.2f} x X"
+            )
     lines.append("")
     hdr2 = (
         f"{'case':8s} {'n':>7s} {'d':>4s} {'K':>4s} {'dtype':7s} {'chain s':>8s} {'evals':>5s} {'floor s':>8s} {'chain/floor':>11s} "

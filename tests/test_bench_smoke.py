@@ -20,6 +20,8 @@ def test_benchmark_quick_runs(tmp_path):
     assert "chain/floor" in res.stdout and "round 0" in res.stdout and "pll" in res.stdout
     results = json.loads(out.read_text())
     assert {r["case"] for r in results} == {"digits", "tiny"}
+    tiny = next(r for r in results if r["case"] == "tiny")
+    assert tiny["label_averaging"]["seconds"] > 0 and "label_averaging" in res.stdout
     for r in results:
         assert all(row["converged"] for row in r["rows"])
         assert set(r["chains"]) == {"float64", "float32"}
