@@ -142,7 +142,7 @@ def plot_accuracy_vs_round(rows, path, *, dpi: int = 120):
         handles.append(plt.Line2D([], [], linestyle="", marker=markers[j % len(markers)], color="grey",
                                   markeredgecolor="black", markeredgewidth=0.5))
         labels.append(m)
-    axes[-1].legend(handles, labels, fontsize="small", loc="best")
+    axes[-1].legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no marker hidden
     seeds = sorted({r["seed"] for r in rows})
     fig.suptitle(f"Test accuracy by round ({rows[0].get('dataset', '')}; mean ± std over {len(seeds)} seed(s))",
                  fontsize="medium")
