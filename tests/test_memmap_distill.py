@@ -190,8 +190,8 @@ def test_no_whole_copy_or_mask_of_a_large_memmap(tmp_path):
         _, peak_predict = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # chunk masks (65536 x d bytes, 1.3 MB each): far under the 6 MB n x d boolean mask
+    # chunk masks (CHUNK_ROWS x d bytes, 0.3 MB each): far under the 6 MB n x d boolean mask
     assert peak_check < 0.75 * n * d
-    # Z (n x K float64, 9.6 MB) + one float64 chunk (65536 x d, 10.5 MB): far under the 48 MB copy
+    # Z (n x K float64, 9.6 MB) + a float64 chunk (CHUNK_ROWS x d, 2.6 MB): far under the 48 MB copy
     assert peak_predict < 28e6
     np.testing.assert_allclose(Z[-5:], np.asarray(Xm[-5:], np.float64) @ probe.coef_.T, rtol=1e-12)

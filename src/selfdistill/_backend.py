@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _validation
+
 BACKENDS = ("numpy", "torch")
 DTYPES = (np.float64, np.float32)
 
@@ -257,7 +259,7 @@ class Features:
         self.n, self.d = X.shape
         self.dtype = np.dtype(dtype)
         self.streamed = isinstance(X, np.memmap) or chunk_rows is not None
-        self.chunk_rows = int(chunk_rows) if chunk_rows is not None else 16384
+        self.chunk_rows = int(chunk_rows) if chunk_rows is not None else _validation.CHUNK_ROWS
         if ops.name == "numpy":
             if self.streamed:
                 self.src = X  # rows are read (and cast) chunk by chunk

@@ -28,8 +28,9 @@ def _short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-#: rows per chunk when a memory-mapped feature matrix is validated or multiplied chunk by chunk
-CHUNK_ROWS = 65536
+#: rows per chunk wherever a memory-mapped feature matrix is streamed: its validation here, and
+#: every pass over it (``_backend.Features``: the fits and the probes' predictions)
+CHUNK_ROWS = 16384
 
 #: memory-map dtypes that ``check_features(..., stream=True)`` keeps as they are
 STREAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -42,13 +43,14 @@ def _raise_nonfinite(name: str, value, row: int, col: int, count: int):
     )
 
 
-def _check_finite_chunked(X, name: str, chunk_rows: int = CHUNK_ROWS) -> None:
+def _check_finite_chunked(X, name: str, chunk_rows: int | None = None) -> None:
     """Finiteness of a 2-D (memory-mapped) array, ``chunk_rows`` rows at a time.
 
     Only O(chunk_rows * d) is in memory at once (no n x d mask); the error names the first
     offending row/column (counted over the whole array) and the total count, as for in-memory
     arrays.
     """
+    chunk_rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
     first = None
     count = 0
     for s in range(0, X.shape[0], chunk_rows):

@@ -40,7 +40,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._backend import Features, NumpyOps, check_backend, import_torch, make_ops
-from ._validation import CHUNK_ROWS, check_features, check_int, check_labels, check_positive, check_targets
+from ._validation import check_features, check_int, check_labels, check_positive, check_targets
 
 __all__ = ["LinearProbe", "fit_linear_probe", "fit_partial_label_probe", "softmax", "log_softmax", "ConvergenceWarning"]
 
@@ -234,21 +234,13 @@ class LinearProbe:
         """Logits Z = X W^T + b, shape (m, K), in float64.
 
         X may be a float32/float64 ``numpy.memmap`` (e.g. ``np.load(path, mmap_mode="r")``): it is
-        then read ``CHUNK_ROWS`` rows at a time (each chunk upcast to float64), so only
-        O(chunk * d + m * K) is in memory, never the whole of X.
+        then streamed like the fits stream it (``_backend.Features``, row chunks upcast to float64),
+        so only O(chunk * d + m * K) is in memory, never the whole of X.
         """
         X = check_features(X, stream=True)
         if X.shape[1] != self.coef_.shape[1]:
             raise ValueError(f"X has {X.shape[1]} features but the probe was fitted on {self.coef_.shape[1]}")
-        if not isinstance(X, np.memmap):
-            return X @ self.coef_.T + self.intercept_
-        Z = np.empty((X.shape[0], self.coef_.shape[0]))
-        for s in range(0, X.shape[0], CHUNK_ROWS):
-            Xc = np.asarray(X[s : s + CHUNK_ROWS], dtype=np.float64)  # a view when X is float64
-            np.matmul(Xc, self.coef_.T, out=Z[s : s + Xc.shape[0]])
-            del Xc  # free this chunk before the next is read: one chunk in memory at a time
-        Z += self.intercept_
-        return Z
+        return Features(X, _NUMPY).forward(self.coef_, np.float64) + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
         """softmax(W x + b) for each row of X, shape (m, K)."""
