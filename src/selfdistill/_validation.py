@@ -67,6 +67,17 @@ def _check_finite_chunked(X, name: str, chunk_rows: int | None = None) -> None:
         _raise_nonfinite(name, first[0], first[1], first[2], count)
 
 
+def _check_matrix_shape(X, name: str) -> None:
+    """X must be 2-D (n_samples, n_features) and non-empty; the error names ``name``."""
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got {X.ndim}-D "
+            f"array of shape {X.shape}; reshape a single feature with X.reshape(-1, 1)"
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {X.shape}")
+
+
 def check_features(
     X, name: str = "X", *, dtype=np.float64, allow_memmap: bool = True, stream: bool = False
 ) -> np.ndarray:
@@ -81,27 +92,15 @@ def check_features(
     checked ``CHUNK_ROWS`` rows at a time. Anything else is converted to ``dtype``.
     """
     if isinstance(X, np.memmap) and allow_memmap:
-        if X.ndim != 2:
-            raise ValueError(
-                f"{name} must be a 2-D array of shape (n_samples, n_features), got {X.ndim}-D "
-                f"array of shape {X.shape}; reshape a single feature with X.reshape(-1, 1)"
-            )
+        _check_matrix_shape(X, name)  # from the shape alone, before anything is read
         if X.dtype == np.dtype(dtype) or (stream and X.dtype in STREAM_DTYPES):
-            if X.shape[0] == 0 or X.shape[1] == 0:
-                raise ValueError(f"{name} must be non-empty, got shape {X.shape}")
             _check_finite_chunked(X, name)
             return X
     try:
         arr = np.asarray(X, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a numeric array, got {type(X).__name__}: {exc}") from None
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D "
-            f"array of shape {arr.shape}; reshape a single feature with X.reshape(-1, 1)"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
+    _check_matrix_shape(arr, name)
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         _raise_nonfinite(name, arr[tuple(bad)], bad[0], bad[1], int(np.sum(~np.isfinite(arr))))
