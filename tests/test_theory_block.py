@@ -55,6 +55,23 @@ def test_eigenvalues_superclasses_unequal_sizes_and_d_zero():
     assert b0.eigenvalues().multiplicities.tolist() == [3, 9]
 
 
+@pytest.mark.parametrize("eps", [-1e-15, 0.0, 1e-15])
+def test_tied_eigenvalue_names_do_not_depend_on_round_off(monkeypatch, eps):
+    """d = 0: all-ones and class contrasts tie; whichever round-off orders them, the name is in block order."""
+    eigh = np.linalg.eigh
+
+    def nudged(a, *args, **kw):  # round-off of either sign on the class-level eigenvalues
+        w, v = eigh(a, *args, **kw)
+        return w * (1.0 + eps * np.arange(1, len(w) + 1)), v
+
+    monkeypatch.setattr(np.linalg, "eigh", nudged)
+    for K, m in [(3, 4), (4, 5), (5, 2)]:
+        spec = BlockModel(K, m, 0.5, 0.0, 0.01).eigenvalues()
+        assert spec.names == ("all-ones + class contrast", "within class")
+        assert spec.multiplicities.tolist() == [K, K * m - K]
+        assert spec.class_vectors[0].shape == (K, K)
+
+
 # ------------------------------------------------------------------------------ closed form = label averaging
 @pytest.mark.parametrize(
     "args, kw",

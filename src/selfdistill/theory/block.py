@@ -50,6 +50,22 @@ _TIE_RTOL = 1e-9  # a margin within this fraction of the round's largest |score|
 _FLOAT_NOISE = 1e-12  # accuracy of the exact chain's outputs, added to the linearisation error estimate
 
 
+def _tied_groups(values, tol):
+    """Indices of ``values`` grouped into eigenvalues equal within ``tol``, groups by descending value.
+
+    Sorted by value, a new group starts where the gap to the previous value exceeds ``tol``; inside
+    a group the indices keep their original (block) order, so the merged name of tied eigen-spaces
+    never depends on how round-off orders two equal numbers.
+    """
+    order = np.argsort(-values, kind="stable")
+    groups = []
+    for prev, i in zip([None, *order[:-1]], order):
+        if prev is None or values[prev] - values[i] > tol:
+            groups.append([])
+        groups[-1].append(int(i))
+    return [sorted(g) for g in groups]
+
+
 @dataclass
 class BlockSpectrum:
     """Eigenvalues of the block-model Gram matrix, one entry per eigen-space.
@@ -195,27 +211,20 @@ class BlockModel:
             lam_cls = self._lam
             A = self._V / self._sq[:, None]
             kinds = ["class level"] * K
-        vals = list(lam_cls) + [self.mu_within]
+        vals = np.array(list(lam_cls) + [self.mu_within])
         mult = [1] * K + [self.n - K]
         names = kinds + ["within class"]
         vecs = [A[:, [i]] for i in range(K)] + [None]
-        order = np.argsort(-np.asarray(vals), kind="stable")
         out_v, out_m, out_n, out_vec = [], [], [], []
-        tol = 1e-9 * max(1.0, max(vals))
-        for i in order:
-            if mult[i] == 0:
+        for group in _tied_groups(vals, 1e-9 * max(1.0, float(vals.max()))):
+            group = [i for i in group if mult[i] > 0]  # block order: the name never depends on round-off
+            if not group:
                 continue
-            if out_v and abs(vals[i] - out_v[-1]) <= tol:
-                out_m[-1] += mult[i]
-                if names[i] not in out_n[-1].split(" + "):
-                    out_n[-1] = out_n[-1] + " + " + names[i]
-                if vecs[i] is not None:
-                    out_vec[-1] = vecs[i] if out_vec[-1] is None else np.hstack([out_vec[-1], vecs[i]])
-                continue
-            out_v.append(float(vals[i]))
-            out_m.append(int(mult[i]))
-            out_n.append(names[i])
-            out_vec.append(vecs[i])
+            out_v.append(float(vals[group[0]]))
+            out_m.append(int(sum(mult[i] for i in group)))
+            out_n.append(" + ".join(dict.fromkeys(names[i] for i in group)))
+            cv = [vecs[i] for i in group if vecs[i] is not None]
+            out_vec.append(np.hstack(cv) if cv else None)
         return BlockSpectrum(np.array(out_v), np.array(out_m, dtype=np.int64), tuple(out_n), out_vec)
 
     # ------------------------------------------------------------------------------- label counts
