@@ -128,3 +128,32 @@ def test_single_class_and_mismatched_lengths():
     with pytest.raises(ValueError, match="no PLL student"):
         distill(X, np.arange(20) % 2, reg=1e-3)
     assert list(distill(X, np.arange(20) % 2, reg=1e-3, pll=False, rounds=1).models) == ["round 0", "round 1"]
+
+
+# ------------------------------------------------------------------------------ ties: no label favoured by its index
+def _chain(X, y, K, **kw):
+    return distill(X, y, reg=1e-3, rounds=2, pll_loss=("uniform", "candidate", "gce"), n_classes=K, **kw)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3])
+def test_relabelling_classes_relabels_every_model(rate):
+    """Block features: the teacher's runner-up labels tie exactly at rate 0; renaming the classes
+    must rename every model's predictions (it did not when ties went to the lowest index)."""
+    K = 4
+    ds = make_block_features(K, 30, 0.4, 0.1, n_test_per_class=10)
+    y = corrupt_labels(ds.y_train, transition_matrix("pairflip", K, rate), seed=1) if rate else ds.y_train
+    perm = np.array([2, 0, 3, 1])  # class k is called perm[k]
+    a = _chain(ds.X_train, y, K, X_test=ds.X_test, y_test=ds.y_test)
+    b = _chain(ds.X_train, perm[y], K, X_test=ds.X_test, y_test=perm[ds.y_test])
+    for name, model in a.models.items():
+        pa, pb = model.predict_proba(ds.X_test), b.models[name].predict_proba(ds.X_test)
+        np.testing.assert_allclose(pb[:, perm], pa, atol=1e-6, err_msg=name)
+        if rate == 0.0:  # no tie among the predictions themselves, so the labels map exactly
+            assert np.array_equal(b.models[name].predict(ds.X_test), perm[model.predict(ds.X_test)]), name
+
+
+def test_block_model_rate_zero_every_pll_student_is_exact():
+    ds = make_block_features(4, 100, 0.4, 0.1, n_test_per_class=25)
+    res = _chain(ds.X_train, ds.y_train, 4, X_test=ds.X_test, y_test=ds.y_test, y_true=ds.y_train)
+    acc = {m["model"]: m["test_acc"] for m in res.metrics}
+    assert acc == {name: 1.0 for name in acc}, acc

@@ -226,3 +226,27 @@ def test_bad_soft_targets():
         fit_linear_probe(X, np.array([[1.5, -0.5], [0.5, 0.5]]), 1.0)
     with pytest.raises(ValueError, match="labels in 0..2"):
         fit_linear_probe(X, np.array([0, 3]), 1.0, n_classes=3)
+
+
+@pytest.mark.parametrize("loss", ["candidate", "gce"])
+def test_partial_label_weights(loss):
+    """Weights 1/k on a mask give the mask's answer; the weighted losses are the stated formulas."""
+    X, y = make_classes(n=120, d=6, K=4, seed=2)
+    teacher = fit_linear_probe(X, y, 1e-3)
+    P0 = teacher.predict_proba(X)
+    mask = np.zeros(P0.shape, bool)
+    np.put_along_axis(mask, np.argsort(-P0, axis=1)[:, :2], True, axis=1)
+    a = fit_partial_label_probe(X, mask, 1e-3, loss=loss, init=teacher)
+    b = fit_partial_label_probe(X, mask / 2.0, 1e-3, loss=loss, init=teacher)
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-7)
+    rng = np.random.default_rng(0)
+    w = rng.random(P0.shape) * (rng.random(P0.shape) < 0.6)
+    w[np.arange(len(w)), y] += 0.1
+    w /= w.sum(1, keepdims=True)
+    probe = fit_partial_label_probe(X, w, 1e-3, loss=loss, init=teacher)
+    P = probe.predict_proba(X)
+    data = -np.log((w * P).sum(1)) if loss == "candidate" else (w * (1 - P**0.7) / 0.7).sum(1)
+    assert probe.objective_ == pytest.approx(data.mean() + 0.5 * 1e-3 * np.sum(probe.coef_**2), rel=1e-9)
+    assert probe.converged_
+    with pytest.raises(ValueError, match="sum to 1"):
+        fit_partial_label_probe(X, w * 2, 1e-3, loss=loss)

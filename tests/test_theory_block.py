@@ -322,3 +322,16 @@ def test_invalid_counts_and_rounds_are_rejected():
         BlockModel(3, 10, 0.4, 0.1, 1e-3, superclasses=[0, 1], c_super=0.2)
     with pytest.raises(ValueError, match="equal class sizes"):
         BlockModel(3, [10, 5, 5], 0.4, 0.1, 1e-3).min_rounds_formula(np.diag([10, 5, 5]))
+
+
+def test_pll_at_rate_zero_is_exact_despite_tied_runner_ups():
+    """At rate 0 every wrong label of a group ties in the teacher; the tied labels share the
+    candidate mass, so the closed form and the exact chain give the PLL student 100% (25% when
+    ties went to the lowest label index)."""
+    bm = BlockModel(4, 100, 0.4, 0.1, 1e-3)
+    N = bm.expected_counts("pairflip", 0.0)
+    assert bm.pll_accuracy(N) == 1.0
+    ex = bm.exact_probs(N, 0, pll=True)
+    assert ex["ties"] == [(k, k) for k in range(4)]
+    P = ex["pll"][np.arange(4), np.arange(4)]  # group (k, k): class k labelled k
+    assert np.array_equal(np.argmax(P, axis=1), np.arange(4))

@@ -138,7 +138,9 @@ def distill(
     rounds : R >= 0 SD rounds after the teacher; round t is trained on refine_targets(P_{t-1},
         "soft", temperature=, mix=, given=y).
     pll : train the PLL student(s) on the teacher's top-k labels.
-    top_k : size k of the candidate sets (2 <= k < K).
+    top_k : size k of the candidate sets (2 <= k < K). Labels tied with the teacher's k-th most
+        probable one share its candidate mass (:func:`selfdistill.refine_targets`): every PLL
+        loss trains on the same targets, and no class is favoured by its index.
     pll_loss : "uniform" (cross-entropy to 1/k on each candidate; convex; the paper's theory),
         "candidate" (-log of the candidates' total probability; from the teacher's weights),
         "gce" (generalised CE, q = 0.7, averaged over the candidates; the authors' code), or a
@@ -218,13 +220,12 @@ def distill(
             bar.update()
 
     teacher_probs = probs["round 0"]
+    T_pll = refine_targets(teacher_probs, "topk", top_k=top_k) if pll else None  # ties shared, see refine_targets
     for name, loss in zip(pll_names, losses if pll else []):
         if loss == "uniform":
-            T = refine_targets(teacher_probs, "topk", top_k=top_k)
-            models[name] = fit_linear_probe(X, T, reg, n_classes=K, init=models["round 0"], **solver)
+            models[name] = fit_linear_probe(X, T_pll, reg, n_classes=K, init=models["round 0"], **solver)
         else:
-            mask = topk_mask(teacher_probs, top_k)
-            models[name] = fit_partial_label_probe(X, mask, reg, loss=loss, init=models["round 0"], **solver)
+            models[name] = fit_partial_label_probe(X, T_pll, reg, loss=loss, init=models["round 0"], **solver)
         probs[name] = models[name].predict_proba(X)
         if bar is not None:
             bar.update()

@@ -137,18 +137,24 @@ class _CrossEntropy:
 
 
 class _Candidate:
-    """sum_i -log sum_{j in S_i} p_ij = logsumexp(z_i) - logsumexp(z_i over S_i)."""
+    """sum_i -log sum_j w_ij p_ij: the weighted likelihood of the candidate set.
+
+    w (n, K): candidate weights, rows summing to 1. For 1/k on each of k candidates this is
+    -log sum_{j in S_i} p_ij + log k, so the same minimiser as the unweighted candidate loss.
+    """
 
     convex = False
 
-    def __init__(self, mask, ops=_NUMPY):
+    def __init__(self, weights, ops=_NUMPY):
         self.ops = ops
-        self.mask = mask
+        self.mask = weights > 0
+        with np.errstate(divide="ignore"):
+            self.log_w = np.log(weights) if ops.name != "torch" else ops.torch.log(weights)
 
     def value_grad(self, Z):
         ops = self.ops
         logP, P = _log_softmax_ops(ops, Z)
-        masked = ops.where(self.mask, logP, -np.inf)
+        masked = ops.where(self.mask, logP + _as_dtype(ops, self.log_w, logP), -np.inf)
         m = ops.rowmax(masked)
         log_mass = m + ops.log(ops.rowsum(ops.exp(masked - m)))
         Q = ops.where(self.mask, ops.exp(masked - log_mass), 0.0)
@@ -165,25 +171,26 @@ class _Candidate:
 
 
 class _GCE:
-    """sum_i (1/k) sum_{j in S_i} (1 - p_ij^q) / q: generalised cross-entropy over the candidates."""
+    """sum_i sum_j w_ij (1 - p_ij^q) / q: generalised cross-entropy over the candidates.
+
+    w (n, K): candidate weights, rows summing to 1 (1/k on each of k candidates: the mean over S_i).
+    """
 
     convex = False
 
-    def __init__(self, mask, q=GCE_Q, ops=_NUMPY):
+    def __init__(self, weights, q=GCE_Q, ops=_NUMPY):
         self.ops = ops
-        self.mask = mask
-        self.k = mask.sum(axis=1, keepdims=True) * 1.0
+        self.w = weights
         self.q = q
 
     def value_grad(self, Z):
         ops = self.ops
         _, P = _log_softmax_ops(ops, Z)
-        A = ops.where(self.mask, ops.power(P, self.q), 0.0)
+        A = _as_dtype(ops, self.w, P) * ops.power(P, self.q)
         a = ops.rowsum(A)
-        k = _as_dtype(ops, self.k, P)
         self._P, self._A, self._a = P, A, a
-        value = ops.total(((k - a) / self.q) / k)
-        return value, -(A - a * P) / k
+        value = ops.total((1.0 - a) / self.q)
+        return value, -(A - a * P)
 
     def hess_curv(self):
         return self._P
@@ -191,11 +198,10 @@ class _GCE:
     def hessp(self, V):
         ops = self.ops
         P, A, a = (_as_dtype(ops, x, V) for x in (self._P, self._A, self._a))
-        k = _as_dtype(ops, self.k, V)
         Pv = ops.rowsum(P * V)
         dA = self.q * A * (V - Pv)
         dP = P * V - P * Pv
-        return -(dA - ops.rowsum(dA) * P - a * dP) / k
+        return -(dA - ops.rowsum(dA) * P - a * dP)
 
 
 # ---------------------------------------------------------------- the fitted probe
@@ -707,29 +713,46 @@ def fit_partial_label_probe(
     ----------
     X : (n, d) features.
     candidates : (n, K) boolean mask, candidates[i, j] = label j is in point i's candidate set S_i
-        (the teacher's top-k). Every row needs at least one candidate.
-    loss : ``"candidate"``: -log sum_{j in S_i} p_j(x_i);  ``"gce"``: (1/|S_i|) sum_{j in S_i}
-        (1 - p_j(x_i)^0.7) / 0.7 (the authors' experiment code).
+        (the teacher's top-k), each candidate weighted 1/|S_i|; or (n, K) non-negative candidate
+        weights w_ij with rows summing to 1 (:func:`selfdistill.targets.topk_weights`, which
+        shares the mass of tied labels), S_i = {j : w_ij > 0}. Every row needs a candidate.
+    loss : ``"candidate"``: -log sum_j w_ij p_j(x_i), i.e. -log sum_{j in S_i} p_j(x_i) + log k
+        for a mask;  ``"gce"``:
+        sum_j w_ij (1 - p_j(x_i)^0.7) / 0.7, i.e. the mean over S_i for a mask (the authors'
+        experiment code).
     init : starting weights, normally the teacher (the problem is not convex: the answer depends
         on it).
     Other parameters as :func:`fit_linear_probe`.
     """
     X, reg, tol, max_iter = _check_common(X, reg, tol, max_iter, backend)
-    mask = np.asarray(candidates)
-    if mask.ndim != 2 or mask.shape[0] != X.shape[0] or mask.dtype != bool:
-        raise ValueError(
-            f"candidates must be a boolean (n, K) mask with n = {X.shape[0]}, got {mask.dtype} array of shape {mask.shape}"
-        )
-    if not mask.any(axis=1).all():
-        raise ValueError(f"candidates: row {int(np.argmin(mask.any(axis=1)))} has no candidate label")
+    weights = _check_candidates(candidates, X.shape[0])
     if loss not in ("candidate", "gce"):
         raise ValueError(f"loss must be one of ['candidate', 'gce'], got {loss!r}")
 
     def factory(ops):
-        m = ops.asarray(mask) if ops.name == "torch" else mask
-        return _Candidate(m, ops=ops) if loss == "candidate" else _GCE(m, ops=ops)
+        w = ops.asarray(weights) if ops.name == "torch" else weights
+        return _Candidate(w, ops=ops) if loss == "candidate" else _GCE(w, ops=ops)
 
-    return _fit(X, factory, mask.shape[1], loss, reg, fit_intercept, init, tol, max_iter, _feature_eig, backend, device, dtype, chunk_rows)
+    return _fit(X, factory, weights.shape[1], loss, reg, fit_intercept, init, tol, max_iter, _feature_eig, backend, device, dtype, chunk_rows)
+
+
+def _check_candidates(candidates, n) -> np.ndarray:
+    """(n, K) float64 candidate weights from a boolean mask (1/|S_i| each) or weights (rows sum to 1)."""
+    c = np.asarray(candidates)
+    if c.ndim != 2 or c.shape[0] != n or c.dtype.kind not in "bf":
+        raise ValueError(
+            f"candidates must be a boolean (n, K) mask or (n, K) float weights with n = {n}, "
+            f"got {c.dtype} array of shape {c.shape}"
+        )
+    empty = ~(c > 0).any(axis=1)
+    if empty.any():
+        raise ValueError(f"candidates: row {int(np.argmax(empty))} has no candidate label")
+    if c.dtype == bool:
+        return c / c.sum(axis=1, keepdims=True)
+    w = c.astype(np.float64)
+    if not np.all(np.isfinite(w)) or w.min() < 0 or np.abs(w.sum(axis=1) - 1).max() > 1e-9:
+        raise ValueError("candidates: float weights must be finite, >= 0, and sum to 1 in every row")
+    return w
 
 
 class _Labels(np.ndarray):

@@ -43,6 +43,7 @@ from ..data._checks import _check_counts
 from ..data.block import _check_block_params, block_gram
 from ..noise import NOISE_KINDS, corrupt_labels, realised_rates, transition_matrix
 from ..probe import log_softmax, softmax
+from ..targets import refine_targets, topk_weights
 
 __all__ = ["BlockModel", "BlockSpectrum", "agreement_grid", "phase_maps"]
 
@@ -554,19 +555,15 @@ class BlockModel:
 
     # ------------------------------------------------------------------------------- PLL student
     def _pll_targets(self, teacher_scores, top_k):
-        """(K, K, K) group targets: 1/k on the top-k labels of each group's teacher scores."""
-        # quantise first so that mathematically tied scores go to the lower label whatever the round-off
-        q = np.round(teacher_scores / (1e-9 * max(float(np.abs(teacher_scores).max()), 1e-300)))
-        order = np.argsort(-q, axis=2, kind="stable")[..., :top_k]
-        T = np.zeros_like(teacher_scores)
-        np.put_along_axis(T, order, 1.0 / top_k, axis=2)
-        return T
+        """(K, K, K) group targets: the top-k weights of each group's teacher scores (ties shared)."""
+        # scores equal up to 1e-9 of the largest |score| are mathematically tied: round-off never decides
+        return topk_weights(teacher_scores, top_k, 1e-9 * max(float(np.abs(teacher_scores).max()), 1e-300))
 
     def pll_predictions(self, label_counts, *, top_k=2) -> np.ndarray:
         """(K, K) linearised PLL student's predicted label for group (k, j).
 
-        Teacher: P_0 (round 0). Targets: T(k, j) = 1/k on the k largest entries of P_0(k, j) (ties to
-        the lower label). Student: P = 1/K + A (T - 1/K), the same group formula with T in place of
+        Teacher: P_0 (round 0). Targets: T(k, j) = 1/k on the k largest entries of P_0(k, j); labels
+        tied with the k-th share its mass (:func:`selfdistill.targets.topk_weights`). Student: P = 1/K + A (T - 1/K), the same group formula with T in place of
         one-hot labels.
         """
         N = self.check_label_counts(label_counts)
@@ -681,9 +678,7 @@ class BlockModel:
         if pll:
             srt = np.sort(P0, axis=1)[:, ::-1]
             ties = np.flatnonzero(np.abs(srt[:, top_k - 1] - srt[:, top_k]) <= 1e-9)
-            order = np.argsort(-P0, axis=1, kind="stable")[:, :top_k]
-            Tp = np.zeros_like(P0)
-            np.put_along_axis(Tp, order, 1.0 / top_k, axis=1)
+            Tp = refine_targets(P0, "topk", top_k=top_k)
             _, P, res, pt = solve(Tp, W0)
             pll_train = np.full((K, K, K), np.nan)
             pll_train[kk, jj] = P
