@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from selfdistill.noise import (
+    class_pair_correlation,
     NOISE_KINDS,
     class_clusters,
     corrupt_labels,
@@ -448,3 +449,81 @@ def test_make_noisy_labels_other_kinds():
     np.testing.assert_array_equal(y_noisy, y)
     with pytest.raises(ValueError, match="kind must be one of"):
         make_noisy_labels(y, "nope", 0.1, 0)
+
+
+# ---------------------------------------------------------------- the authors' clustering rule, by hand
+def _authors_clusters_by_hand(X, y, frac=0.8):
+    """get_confusable_class of the authors' code, redone with loops: pairwise cosine map, then
+    complete linkage of the rows of 1 - R as observation vectors (Euclidean), cut at frac x height."""
+    K = int(y.max()) + 1
+    Xc = X - X.mean(axis=0)
+    Xn = Xc / np.linalg.norm(Xc, axis=1, keepdims=True)
+    C = Xn @ Xn.T
+    R = np.zeros((K, K))
+    for a in range(K):
+        for b in range(K):
+            block = C[np.ix_(y == a, y == b)]
+            R[a, b] = block[~np.eye(len(block), dtype=bool)].mean() if a == b else block.mean()
+    rows = 1.0 - R
+    dist = np.sqrt(((rows[:, None, :] - rows[None, :, :]) ** 2).sum(-1))
+    clusters, heights = [[k] for k in range(K)], []
+    history = [[list(c) for c in clusters]]
+    while len(clusters) > 1:  # complete linkage: merge the pair with the smallest largest distance
+        pairs = [(max(dist[i, j] for i in A for j in B), ia, ib)
+                 for ia, A in enumerate(clusters) for ib, B in enumerate(clusters) if ia < ib]
+        h, ia, ib = min(pairs)
+        heights.append(h)
+        clusters = [c for i, c in enumerate(clusters) if i not in (ia, ib)] + [clusters[ia] + clusters[ib]]
+        history.append([list(c) for c in clusters])
+    cut = frac * max(heights)
+    kept = history[sum(h <= cut for h in heights)]  # every merge at height <= cut is done
+    ids = np.empty(K, dtype=int)
+    for c in kept:
+        ids[c] = min(c)
+    return np.unique(ids, return_inverse=True)[1]  # numbered by first class, as class_clusters does
+
+
+def _same_partition(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return np.array_equal(a[:, None] == a[None, :], b[:, None] == b[None, :])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_class_clusters_authors_rule_matches_hand_computation(seed):
+    rng = np.random.default_rng(seed)
+    K, d = 9, 12
+    means = rng.normal(size=(3, d))[rng.integers(0, 3, K)] + 0.7 * rng.normal(size=(K, d))
+    y = rng.permutation(np.repeat(np.arange(K), 15))
+    X = means[y] + 1.5 * rng.normal(size=(y.size, d))
+    hand = _authors_clusters_by_hand(X, y)
+    got = class_clusters(X, y, rule="authors")
+    assert _same_partition(got, hand), (got, hand)
+    np.testing.assert_array_equal(got, hand)
+    assert _same_partition(class_clusters(X, y, rule="authors", threshold=0.5), _authors_clusters_by_hand(X, y, 0.5))
+
+
+def test_class_pair_correlation_is_the_mean_pairwise_cosine():
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(40, 6)) + 2.0, np.repeat(np.arange(4), 10)
+    Xn = X - X.mean(0)
+    Xn /= np.linalg.norm(Xn, axis=1, keepdims=True)
+    C = Xn @ Xn.T
+    R = class_pair_correlation(X, y, 4)
+    assert R[1, 3] == pytest.approx(C[np.ix_(y == 1, y == 3)].mean())
+    inner = C[np.ix_(y == 2, y == 2)]
+    assert R[2, 2] == pytest.approx(inner[~np.eye(10, dtype=bool)].mean())
+
+
+def test_class_clusters_rules_differ_and_validate():
+    rng = np.random.default_rng(0)  # the data of the hand-computation test, seed 0
+    K, d = 9, 12
+    means = rng.normal(size=(3, d))[rng.integers(0, 3, K)] + 0.7 * rng.normal(size=(K, d))
+    y = rng.permutation(np.repeat(np.arange(K), 15))
+    X = means[y] + 1.5 * rng.normal(size=(y.size, d))
+    # not only the cut differs: at the same cut the two distances give other clusters
+    assert not _same_partition(class_clusters(X, y, threshold=0.8), class_clusters(X, y, rule="authors"))
+    with pytest.raises(ValueError, match="rule must be one of"):
+        class_clusters(X, y, rule="paper")
+    keep = np.r_[np.flatnonzero(y == 0)[:1], np.flatnonzero(y != 0)]
+    with pytest.raises(ValueError, match=r"at least 2 points per class.*\[0\]"):
+        class_clusters(X[keep], y[keep], rule="authors")

@@ -89,6 +89,7 @@ def test_relative_feature_path_is_relative_to_the_config(tmp_path):
         ("n_classes = 10", "colour = 10", 18, "[[datasets]] #2 colour", "unknown key"),
         ('features = "block"', 'features = "imagenet"', 11, "[[datasets]] #1 features", "unknown dataset"),
         ('name = "dig"', 'name = "blk"', 15, "[[datasets]] #2 name", "duplicate"),
+        ("rounds = 2", 'cluster_rule = "paper"', 5, "[sweep] cluster_rule", "expected one of ['library', 'authors']"),
     ],
 )
 def test_bad_values_name_the_key_and_the_line(tmp_path, old, new, line, key, words):
@@ -138,4 +139,29 @@ def test_shipped_configs_are_valid():
     assert regs == {"cifar100": 5e-5, "caltech256": 5e-5, "food101": 5e-5,
                     "caltech101": 5e-4, "stanford_cars": 5e-4, "flowers102": 5e-4}
     assert {d.name: d.n_classes for d in paper.datasets}["cifar100"] == 100
+    assert paper.cluster_rule == "authors" and paper.cluster_threshold == 0.8  # their get_confusable_class
     assert set(paper.baselines) <= set(BASELINES)
+
+
+def test_cluster_rule_sets_the_default_cut(tmp_path):
+    lib = load_sweep_config(write(tmp_path, GOOD))
+    assert (lib.cluster_rule, lib.cluster_threshold) == ("library", 0.7)
+    auth = load_sweep_config(write(tmp_path, GOOD.replace("rounds = 2", 'rounds = 2\ncluster_rule = "authors"')))
+    assert (auth.cluster_rule, auth.cluster_threshold) == ("authors", 0.8)
+    assert auth.task_settings("blk") != lib.task_settings("blk")  # a different rule is a different task
+    both = GOOD.replace("rounds = 2", 'rounds = 2\ncluster_rule = "authors"\ncluster_threshold = 0.5')
+    assert load_sweep_config(write(tmp_path, both)).cluster_threshold == 0.5
+
+
+def test_sweep_clusters_follow_the_rule(tmp_path):
+    import numpy as np
+
+    from selfdistill.data import load_digits
+    from selfdistill.experiments.sweep import prepare_datasets
+    from selfdistill.noise import class_clusters
+
+    text = GOOD.replace("rounds = 2", 'rounds = 2\ncluster_rule = "authors"').split("[[datasets]]")
+    cfg = load_sweep_config(write(tmp_path, text[0] + "[[datasets]]" + text[2]))
+    ds = load_digits()
+    got = prepare_datasets(cfg)["dig"]["clusters"]
+    np.testing.assert_array_equal(got, class_clusters(ds.X_train, ds.y_train, rule="authors"))

@@ -12,7 +12,7 @@ Rows are the **true** class, columns the **observed** (noisy) class, every row s
 The noise rate ``eta`` (argument ``rate``) is the probability that a label is changed, so
 for the built-in kinds ``C[k, k] = 1 - eta``.
 
-Built-in kinds (``NOISE_KINDS``), see SCIENCE.md section 5:
+Built-in kinds (``NOISE_KINDS``), see docs/science.md (noise models):
 
 ``"symmetric"``
     ``C[k, k] = 1 - eta``, ``C[k, j] = eta / (K - 1)`` for ``j != k``.
@@ -35,7 +35,7 @@ Functions
 - :func:`corrupt_labels` -- draw noisy labels from a transition matrix (sampled or exact).
 - :func:`realised_rates` -- the noise actually present: overall, per class and the
   (K, K) confusion counts (the ``label_counts`` of the theory module).
-- :func:`class_clusters` -- clusters of confusable classes from class-mean features.
+- :func:`class_clusters` -- clusters of confusable classes from class features (two rules).
 - :func:`make_noisy_labels` -- the above in one call.
 """
 
@@ -62,6 +62,9 @@ __all__ = [
     "corrupt_labels",
     "realised_rates",
     "class_clusters",
+    "class_pair_correlation",
+    "CLUSTER_RULES",
+    "CLUSTER_THRESHOLDS",
     "make_noisy_labels",
 ]
 
@@ -388,28 +391,64 @@ def correlation_distance(R):
     return D
 
 
-def class_clusters(X, y, *, threshold=0.7, n_classes=None) -> np.ndarray:
-    """Group classes into clusters of confusable classes by the similarity of class means.
+def class_pair_correlation(X, y, n_classes):
+    """The authors' class correlation map R (K, K): mean cosine similarity between points of two classes.
+
+    Features are centred by their overall mean and scaled to unit L2 norm (a zero row stays zero),
+    x'_i = (x_i - mean) / max(||x_i - mean||, 1e-12); then
+    R[a, b] = mean over i in a, j in b of <x'_i, x'_j> (for a = b over pairs i != j). Computed from
+    the per-class sums s_a = sum_{i in a} x'_i in O(n d): R[a, b] = <s_a, s_b> / (n_a n_b) and
+    R[a, a] = (||s_a||^2 - sum_{i in a} ||x'_i||^2) / (n_a (n_a - 1)). Every class needs >= 2 points.
+    """
+    Xc = X - X.mean(axis=0)
+    norms = np.linalg.norm(Xc, axis=1)
+    Xn = Xc / np.maximum(norms, 1e-12)[:, None]
+    sq = (norms > 0).astype(np.float64)  # ||x'_i||^2: 1, or 0 for a row equal to the mean
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    S = np.zeros((n_classes, X.shape[1]))
+    np.add.at(S, y, Xn)
+    R = (S @ S.T) / np.outer(counts, counts)
+    self_sq = np.bincount(y, weights=sq, minlength=n_classes)
+    np.fill_diagonal(R, (np.einsum("kd,kd->k", S, S) - self_sq) / (counts * (counts - 1)))
+    return R
+
+
+#: Rules of :func:`class_clusters`: this library's and the authors' code's.
+CLUSTER_RULES = ("library", "authors")
+#: The cut of each rule when ``threshold`` is None.
+CLUSTER_THRESHOLDS = {"library": 0.7, "authors": 0.8}
+
+
+def class_clusters(X, y, *, threshold=None, n_classes=None, rule="library") -> np.ndarray:
+    """Group classes into clusters of confusable classes by the similarity of their features.
 
     Used to build ``"class_cluster"`` noise (rows are the true class,
-    ``C[k, j] = P(observed j | true k)``; labels move only inside a cluster).
+    ``C[k, j] = P(observed j | true k)``; labels move only inside a cluster). Both rules cluster
+    the classes by complete linkage and cut the tree at ``threshold`` x (largest merge height)
+    with ``fcluster(Z, t, criterion="distance")``; docs/science.md (noise models) says why
+    they differ.
 
-    Rule (SCIENCE.md section 5):
+    ``rule="library"`` (default; ``threshold`` 0.7):
 
     1. class-mean features ``M`` (K, d): ``M[k] = X[y == k].mean(axis=0)``;
     2. ``R = np.corrcoef(M)`` (K, K), the Pearson correlation between class means across
        features; distance ``D = 1 - R`` (in [0, 2]). A class mean that is constant across
        features has undefined correlation; it is treated as uncorrelated (distance 1);
-    3. complete-linkage hierarchical clustering,
-       ``scipy.cluster.hierarchy.linkage(squareform(D, checks=False), method="complete")``;
-    4. cut with ``fcluster(Z, t, criterion="distance")`` at
-       ``t = threshold * (largest merge height)``: classes whose complete-linkage
-       distance is at most t share a cluster.
+    3. ``linkage(squareform(D, checks=False), method="complete")``: the distance between two
+       classes is their entry of D.
 
-    With the default ``threshold=0.7`` the tree is cut at 70% of its height, so the top
-    split always separates (there are at least 2 clusters unless all merge heights are
-    equal); ``threshold=1`` gives a single cluster, ``threshold=0`` puts every class alone
-    (unless two class means are perfectly correlated).
+    ``rule="authors"`` (``threshold`` 0.8), the authors' ``get_confusable_class`` exactly:
+
+    1. ``R = class_pair_correlation(X, y)``: mean cosine similarity between the centred,
+       unit-normalised features of two classes (within a class: over distinct pairs);
+    2. ``linkage(1 - R, method="complete")`` on the square K x K matrix itself: scipy reads its
+       rows as K observation vectors, so the distance between classes a and b is the Euclidean
+       distance between rows a and b of 1 - R (their correlation profiles against every
+       class), not the entry (1 - R)[a, b]. Every class needs at least 2 points.
+
+    With a cut below 1 the top split always separates (at least 2 clusters unless all merge
+    heights are equal); ``threshold=1`` gives a single cluster, ``threshold=0`` puts every class
+    alone (unless two classes are at distance 0).
 
     Parameters
     ----------
@@ -417,10 +456,12 @@ def class_clusters(X, y, *, threshold=0.7, n_classes=None) -> np.ndarray:
         Features, d >= 2 (a correlation across features needs at least 2).
     y : array-like of int, shape (n,)
         Labels in 0..K-1; every class must occur.
-    threshold : float in [0, 1], default 0.7, keyword-only
-        Cut height as a fraction of the largest merge height.
+    threshold : float in [0, 1] or None, keyword-only
+        Cut height as a fraction of the largest merge height; None: 0.7 ("library") or 0.8
+        ("authors").
     n_classes : int, optional, keyword-only
         K; default ``y.max() + 1``.
+    rule : {"library", "authors"}, keyword-only
 
     Returns
     -------
@@ -433,14 +474,16 @@ def class_clusters(X, y, *, threshold=0.7, n_classes=None) -> np.ndarray:
     ------
     ValueError
         X invalid or with fewer than 2 features, y invalid or of another length, a class in
-        0..K-1 absent from y, fewer than 2 classes, ``threshold`` outside [0, 1].
+        0..K-1 absent from y (or with one point under ``rule="authors"``), fewer than 2
+        classes, ``threshold`` outside [0, 1], an unknown ``rule``.
     """
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
     X = check_features(X, "X")
     y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
-    threshold = check_fraction(threshold, "threshold")
+    rule = check_choice(rule, "rule", CLUSTER_RULES)
+    threshold = CLUSTER_THRESHOLDS[rule] if threshold is None else check_fraction(threshold, "threshold")
     if X.shape[1] < 2:
         raise ValueError(
             f"X must have at least 2 features to correlate class means, got shape {X.shape}"
@@ -455,9 +498,17 @@ def class_clusters(X, y, *, threshold=0.7, n_classes=None) -> np.ndarray:
             f"y has no points of classes {absent.tolist()} (K={K}); every class needs points "
             "to compute its mean features"
         )
-    D = correlation_distance(class_mean_correlation(X, y, K))
-
-    Z = linkage(squareform(D, checks=False), method="complete")
+    if rule == "authors":
+        single = np.flatnonzero(counts < 2)
+        if single.size:
+            raise ValueError(
+                f"rule='authors' needs at least 2 points per class (a class's mean correlation with "
+                f"itself is over pairs of distinct points); classes {single.tolist()} have 1"
+            )
+        Z = linkage(1.0 - class_pair_correlation(X, y, K), method="complete")
+    else:
+        D = correlation_distance(class_mean_correlation(X, y, K))
+        Z = linkage(squareform(D, checks=False), method="complete")
     t = threshold * float(Z[:, 2].max())
     raw = fcluster(Z, t, criterion="distance")
     return _relabel_by_first_appearance(raw)
@@ -468,7 +519,7 @@ def class_clusters(X, y, *, threshold=0.7, n_classes=None) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def make_noisy_labels(y, kind, rate, seed, *, X=None, clusters=None, exact=False, n_classes=None):
+def make_noisy_labels(y, kind, rate, seed, *, X=None, clusters=None, exact=False, n_classes=None, cluster_rule="library"):
     """Build a noise model and corrupt ``y`` with it, in one call.
 
     Convention: rows are the true class, ``matrix[k, j] = P(observed j | true k)``.
@@ -485,9 +536,12 @@ def make_noisy_labels(y, kind, rate, seed, *, X=None, clusters=None, exact=False
         See :func:`corrupt_labels`.
     X : array-like (n, d), optional, keyword-only
         Features; required for ``kind="class_cluster"`` when ``clusters`` is None, to compute
-        ``clusters = class_clusters(X, y, n_classes=K)`` (default threshold 0.7).
+        ``clusters = class_clusters(X, y, n_classes=K, rule=cluster_rule)`` (that rule's
+        default threshold).
     clusters : array-like of int (K,), optional, keyword-only
         Cluster id per class for ``"class_cluster"``; ignored by the other kinds.
+    cluster_rule : {"library", "authors"}, keyword-only
+        The :func:`class_clusters` rule used when ``clusters`` is None.
     exact : bool, default False, keyword-only
         Exact per-class flip counts, see :func:`corrupt_labels`.
     n_classes : int, optional, keyword-only
@@ -521,7 +575,7 @@ def make_noisy_labels(y, kind, rate, seed, *, X=None, clusters=None, exact=False
                         "clusters of confusable classes are computed from the class-mean "
                         "features, class_clusters(X, y)"
                     )
-                clusters = class_clusters(X, y, n_classes=K)
+                clusters = class_clusters(X, y, n_classes=K, rule=cluster_rule)
             used_clusters = _check_clusters(clusters, K)
         matrix = transition_matrix(kind, K, rate, clusters=used_clusters)
     y_noisy, rates = corrupt_labels(y, matrix, seed, exact, return_rates=True)

@@ -10,8 +10,8 @@ A config (``selfdistill sweep CONFIG.toml``; examples in ``configs/``)::
     pll_losses = ["uniform"]           # one PLL student per loss; [] for none
     top_k = 2                          # candidate-set size of the PLL students
     baselines = ["label_smoothing", "born_again"]   # see BASELINES
-    # optional: exact_noise, cluster_threshold, reg_grid, val_fraction, label_smoothing,
-    #           cleanlab_folds
+    # optional: exact_noise, cluster_rule ("library" or "authors"), cluster_threshold
+    #           (default 0.7 / 0.8 by rule), reg_grid, val_fraction, label_smoothing, cleanlab_folds
 
     [[datasets]]                       # one table per dataset
     name = "digits"                    # a short unique name (used in task ids and reports)
@@ -45,7 +45,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10: the 'tomli' backp
     import tomli as _toml
 
 from ..distill import PLL_LOSSES
-from ..noise import NOISE_KINDS
+from ..noise import CLUSTER_THRESHOLDS, CLUSTER_RULES, NOISE_KINDS
 from .main_job import MAIN_JOB_REG_GRID
 
 __all__ = [
@@ -68,7 +68,7 @@ BASELINES = {
 
 _SWEEP_KEYS = {
     "noise", "rates", "seeds", "rounds", "pll_losses", "top_k", "baselines", "exact_noise",
-    "cluster_threshold", "reg_grid", "val_fraction", "label_smoothing", "cleanlab_folds", "name",
+    "cluster_rule", "cluster_threshold", "reg_grid", "val_fraction", "label_smoothing", "cleanlab_folds", "name",
 }
 _DATASET_KEYS = {"name", "features", "reg", "n_classes"}
 _TOP_KEYS = {"sweep", "datasets"}
@@ -127,6 +127,7 @@ class SweepConfig:
     baselines: tuple = ()
     exact_noise: bool = False
     cluster_threshold: float = 0.7
+    cluster_rule: str = "library"
     reg_grid: tuple = tuple(MAIN_JOB_REG_GRID)
     val_fraction: float = 0.2
     label_smoothing: float = 0.1
@@ -328,6 +329,8 @@ def parse_sweep_config(data: dict, *, path=None, text=None) -> SweepConfig:
                                  line=ck.lines.get(("datasets", i, None)),
                                  n_classes_line=ck.lines.get(("datasets", i, "n_classes"))))
     kw["datasets"] = tuple(specs)
+    if "cluster_threshold" not in kw:
+        kw["cluster_threshold"] = CLUSTER_THRESHOLDS[kw.get("cluster_rule", "library")]
     cfg = SweepConfig(path=None if path is None else str(path), **kw)
     if cfg.pll_losses and cfg.top_k < 2:
         ck.fail(f"expected an integer >= 2, got {cfg.top_k}", "sweep", "top_k")
@@ -379,6 +382,11 @@ def _check_sweep_value(ck, key, v):
                 ck.fail(f"unknown baseline {b!r} (expected some of {list(BASELINES)}; the SD rounds and the PLL "
                         "students are set by 'rounds' and 'pll_losses')", t, key)
         return tuple(dict.fromkeys(v))
+    if key == "cluster_rule":
+        if v not in CLUSTER_RULES:
+            ck.fail(f"expected one of {list(CLUSTER_RULES)} (see selfdistill.noise.class_clusters), got {_tname(v)} {v!r}",
+                    t, key)
+        return v
     if key == "exact_noise":
         if not isinstance(v, bool):
             ck.fail(f"expected true or false, got {_tname(v)} {v!r}", t, key)

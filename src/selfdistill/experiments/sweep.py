@@ -47,7 +47,7 @@ __all__ = ["run_sweep", "compute_task", "prepare_datasets", "SweepError", "Sweep
            "TASK_FORMAT"]
 
 #: Bumped when a task's computation changes in a way that makes stored rows stale.
-TASK_FORMAT = 1
+TASK_FORMAT = 2  # 2: PLL targets share tied candidate mass (results of format 1 are recomputed)
 
 
 class SweepError(RuntimeError):
@@ -109,7 +109,8 @@ def prepare_datasets(config: SweepConfig) -> dict:
                 path=config.path, key="[sweep] top_k")
         clusters = None
         if "class_cluster" in config.noise:
-            clusters = class_clusters(ds.X_train, ds.y_train, threshold=config.cluster_threshold, n_classes=K)
+            clusters = class_clusters(ds.X_train, ds.y_train, threshold=config.cluster_threshold, n_classes=K,
+                                      rule=config.cluster_rule)
         fp = _fingerprint(ds)
         out[spec.name] = {
             "X_train": ds.X_train, "y_train": ds.y_train, "X_test": ds.X_test, "y_test": ds.y_test,
