@@ -73,7 +73,8 @@ def test_summary_table_cells(tmp_path):
     assert "round 0" not in _line(gain_table, "| rate |")
     assert _line(cc.split("Gain over round 0")[0], "| rate |").startswith("| rate | round 0 | round 1 | pll-uniform |")
     assert "| 0 |" not in cc  # class_cluster has only rate 0.5
-    assert "2 seed(s) [0, 1]" in text
+    assert "over 2 seeds [0, 1]" in text
+    assert "over 1 seed [0]" in summary_table([r for r in make_rows() if r["seed"] == 0])
 
 
 def test_summary_table_one_seed_has_no_std():
@@ -125,9 +126,10 @@ def test_figures_without_pll_or_rounds(tmp_path):
     plot_gain_vs_rate(rows, tmp_path / "a.png")
     plot_accuracy_vs_round(rows, tmp_path / "b.png")
     rows0 = [r for r in make_rows() if r["model"] == "round 0"]
-    plot_gain_vs_rate(rows0, tmp_path / "c.png")
+    assert plot_gain_vs_rate(rows0, tmp_path / "c.png") is None  # round 0 alone: no gain, no file
     plot_accuracy_vs_round(rows0, tmp_path / "d.png")
-    assert all((tmp_path / n).stat().st_size > 0 for n in ("a.png", "b.png", "c.png", "d.png"))
+    assert all((tmp_path / n).stat().st_size > 0 for n in ("a.png", "b.png", "d.png"))
+    assert not (tmp_path / "c.png").exists()
 
 
 # ------------------------------------------------------------------ atomic writes

@@ -98,14 +98,26 @@ def atomic_savefig(fig, path, **kwargs) -> None:
 
 
 def save_figure(fig, path, *, dpi: int = 120):
-    """Lay out ``fig``, save it atomically to ``path`` and close it (also on error). Returns ``path``."""
-    import matplotlib.pyplot as plt
+    """Lay out ``fig``, save it atomically to ``path`` and release it (also on error). Returns ``path``.
+
+    Renders with an Agg canvas of the figure's own (one is attached when the figure has none):
+    neither the matplotlib backend nor pyplot's list of figures is touched. A figure made by
+    pyplot is closed there afterwards.
+    """
+    import sys
+
+    from matplotlib.backend_bases import FigureCanvasBase
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     try:
+        if type(fig.canvas) is FigureCanvasBase:
+            FigureCanvasAgg(fig)
         fig.tight_layout()
         atomic_savefig(fig, path, dpi=dpi)
     finally:
-        plt.close(fig)
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None and getattr(fig.canvas, "manager", None) is not None:
+            plt.close(fig)
     return path
 
 

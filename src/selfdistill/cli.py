@@ -164,7 +164,7 @@ def _cmd_run(args, parser) -> int:
         print(result.summary)
         print(f"Results in {result.output_dir}/: " + ", ".join(
             os.path.relpath(result.files[k], result.output_dir)
-            for k in ("results", "summary", "config", "gain_figure", "round_figure")
+            for k in ("results", "summary", "config", "gain_figure", "round_figure") if k in result.files
         ) + f", tasks/ ({result.n_computed} task(s) computed, {result.n_loaded} loaded)")
     return 0
 

@@ -564,7 +564,8 @@ def run_main_job(config: MainJobConfig | None = None, output_dir="selfdistill-ou
         Changes only floating-point summation order, not the results beyond round-off.
 
     Writes ``tasks/<noise>_<rate>_<seed>.json`` per task, then ``results.csv``, ``config.json``,
-    ``summary.md``, ``gain_vs_rate.png`` and ``accuracy_vs_round.png``, each atomically.
+    ``summary.md``, ``gain_vs_rate.png`` (not with round 0 alone) and ``accuracy_vs_round.png``, each
+    atomically.
 
     Returns
     -------
@@ -650,6 +651,8 @@ def run_main_job(config: MainJobConfig | None = None, output_dir="selfdistill-ou
         "round_figure": out / "accuracy_vs_round.png",
         "tasks": task_dir,
     }
+    if all(r["model"] == "round 0" for r in rows):
+        del files["gain_figure"]  # only the teacher: no gain to draw
     write_results_csv(files["results"], rows)
     seconds = time.perf_counter() - t_start
     meta = {
@@ -698,7 +701,8 @@ def run_main_job(config: MainJobConfig | None = None, output_dir="selfdistill-ou
     }
     write_json(files["config"], meta)
     atomic_write_text(files["summary"], summary)
-    plot_gain_vs_rate(rows, files["gain_figure"])
+    if "gain_figure" in files:
+        plot_gain_vs_rate(rows, files["gain_figure"])
     plot_accuracy_vs_round(rows, files["round_figure"])
     for note in notes:
         _say(quiet, f"selfdistill: note: {note}")

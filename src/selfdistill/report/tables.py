@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-__all__ = ["summary_table", "aggregate", "model_order", "noise_order", "mean_std"]
+__all__ = ["summary_table", "aggregate", "model_order", "noise_order", "mean_std", "seeds_text"]
 
 
 def _round_index(name: str):
@@ -40,6 +40,11 @@ def noise_order(rows) -> list:
         if r["noise"] not in seen:
             seen.append(r["noise"])
     return seen
+
+
+def seeds_text(n) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
 def mean_std(values):
@@ -119,8 +124,8 @@ def summary_table(rows, *, digits: int = 2) -> str:
     out = [
         f"# selfdistill run: {', '.join(datasets)}",
         "",
-        f"Test accuracy (%) and gain over round 0 (percentage points): mean ± std over {len(seeds)} "
-        f"seed(s) {seeds} ({std_note}). Bold: best mean in the row.",
+        f"Test accuracy (%) and gain over round 0 (percentage points): mean ± std over "
+        f"{seeds_text(len(seeds))} {seeds} ({std_note}). Bold: best mean in the row.",
     ]
 
     def extra_for(noise):
