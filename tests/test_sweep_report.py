@@ -69,6 +69,14 @@ def test_write_report_files(tmp_path):
     assert len(imgs) == 4 and all(base64.b64decode(i)[:8] == PNG for i in imgs)
     assert not re.search(r"(src|href)=['\"](?!data:)", html)  # nothing outside the page
     assert "<td class='best'>81.0 ± 1.4</td>" in html
+    # the gain tables of results.md, signed, after each accuracy table
+    for ds in ("alpha", "beta_set"):
+        assert html.index(f"{ds} — noise: class_cluster") < html.index(f"Gain over round 0 ({ds}, class_cluster)")
+    gain = html.split("Gain over round 0 (alpha, class_cluster)")[1].split("</table>")[0]
+    assert "<th>round 0</th>" not in gain
+    assert "<th>round 1</th><th>pll-uniform</th><th>label smoothing 0.1</th>" in gain
+    assert "<tr><td>0.5</td><td>+9.0 ± 0.0</td><td>+11.0 ± 0.0</td><td>+6.0 ± 0.0</td></tr>" in gain
+    assert "<tr><td>0</td><td>-16.0 ± 0.0</td>" in gain
     assert "**100.0 ± 1.4**" in files["markdown"].read_text()
 
 

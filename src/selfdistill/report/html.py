@@ -29,17 +29,30 @@ def embed_png(path) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _fmt(stats):
+def _fmt(stats, signed=False):
     mean, std, _ = stats
     if mean is None:
         return "–"
-    return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
+    return f"{100 * mean:{'+' if signed else ''}.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
 
 
-def render_html(title, *, rows, tables, figures, config=None) -> str:
-    """The page: a summary, the accuracy tables (best per row in bold), the figures, the config.
+def _table(models, lines, *, signed=False):
+    e = html.escape
+    parts = ["<table><thead><tr><th>rate</th>" + "".join(f"<th>{e(m)}</th>" for m in models) + "</tr></thead><tbody>"]
+    for rate, cells, bold in lines:
+        parts.append(f"<tr><td>{rate:g}</td>" + "".join(
+            f"<td class='best'>{e(_fmt(c, signed))}</td>" if i in bold else f"<td>{e(_fmt(c, signed))}</td>"
+            for i, c in enumerate(cells)) + "</tr>")
+    parts.append("</tbody></table>")
+    return "".join(parts)
 
-    ``tables``: :func:`selfdistill.report.sweep_report.accuracy_tables` output; ``figures``:
+
+def render_html(title, *, rows, tables, figures, config=None, gain_tables=()) -> str:
+    """The page: a summary, per dataset and noise kind the accuracy table (best per row in bold) and
+    the gain table (as in results.md), the figures, the config.
+
+    ``tables``: :func:`selfdistill.report.sweep_report.accuracy_tables` output; ``gain_tables``:
+    :func:`selfdistill.report.sweep_report.gain_tables` output (signed points); ``figures``:
     [(png path, caption)].
     """
     e = html.escape
@@ -55,14 +68,12 @@ def render_html(title, *, rows, tables, figures, config=None) -> str:
         f"{e(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))} by selfdistill.</p>",
         "<h2>Tables</h2>",
     ]
+    gains = {(ds, noise): (models, lines) for ds, noise, models, lines in gain_tables}
     for ds, noise, models, lines in tables:
-        parts.append(f"<h3>{e(ds)} — noise: {e(noise)}</h3><table><thead><tr><th>rate</th>"
-                     + "".join(f"<th>{e(m)}</th>" for m in models) + "</tr></thead><tbody>")
-        for rate, cells, bold in lines:
-            parts.append(f"<tr><td>{rate:g}</td>" + "".join(
-                f"<td class='best'>{e(_fmt(c))}</td>" if i in bold else f"<td>{e(_fmt(c))}</td>"
-                for i, c in enumerate(cells)) + "</tr>")
-        parts.append("</tbody></table>")
+        parts.append(f"<h3>{e(ds)} — noise: {e(noise)}</h3>" + _table(models, lines))
+        if (ds, noise) in gains:
+            parts.append(f"<p>Gain over round 0 ({e(ds)}, {e(noise)}), points: test accuracy minus round 0 of "
+                         "the same seed.</p>" + _table(*gains[(ds, noise)], signed=True))
     parts.append("<h2>Figures</h2>")
     for path, caption in figures:
         parts.append(f"<figure><img alt='{e(Path(path).stem)}' src='{embed_png(path)}'>"

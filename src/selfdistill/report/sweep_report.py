@@ -32,17 +32,22 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write_text, ensure_output_dir, save_figure
+from .figures import MARKERS, colormap, dodge, new_figure, rate_colors, seeds_text
 from .tables import _round_index, mean_std, model_order
 
 __all__ = [
     "write_report",
     "accuracy_tables",
+    "gain_tables",
     "markdown_tables",
     "latex_tables",
     "write_csv",
     "plot_gain_by_dataset",
     "plot_metric_vs_round",
     "plot_coverage_vs_rate",
+    "make_gain_by_dataset_figure",
+    "make_metric_vs_round_figure",
+    "make_coverage_vs_rate_figure",
     "CSV_COLUMNS",
 ]
 
@@ -90,6 +95,17 @@ def accuracy_tables(rows, key="test_acc"):
     return out
 
 
+def gain_tables(rows):
+    """Like :func:`accuracy_tables` for the gain over round 0, without the round 0 column and bold."""
+    out = []
+    for ds, noise, models, lines in accuracy_tables(rows, "gain"):
+        keep = [i for i, m in enumerate(models) if m != "round 0"]
+        if keep:
+            out.append((ds, noise, [models[i] for i in keep],
+                        [(rate, [cells[i] for i in keep], set()) for rate, cells, _ in lines]))
+    return out
+
+
 def _fmt(stats, signed=False, digits=1):
     mean, std, _ = stats
     if mean is None:
@@ -104,9 +120,9 @@ def markdown_tables(rows, *, digits=1) -> str:
     if not rows:
         return "No results.\n"
     seeds = sorted({r["seed"] for r in rows})
-    out = [f"Test accuracy (%), mean ± std over {len(seeds)} seed(s) {seeds}; **bold**: best mean in the row. "
+    out = [f"Test accuracy (%), mean ± std over {seeds_text(len(seeds))} {seeds}; **bold**: best mean in the row. "
            "Gain: test accuracy minus round 0 of the same seed (percentage points)."]
-    gains = {(d, n): lines for d, n, _, lines in accuracy_tables(rows, "gain")}
+    gains = {(d, n): (models, lines) for d, n, models, lines in gain_tables(rows)}
     for ds, noise, models, lines in accuracy_tables(rows):
         out += ["", f"### {ds} — noise: {noise}", "", "| rate | " + " | ".join(models) + " |",
                 "|---:|" + "---:|" * len(models)]
@@ -117,15 +133,14 @@ def markdown_tables(rows, *, digits=1) -> str:
                 t = m if s is None else f"{m} ± {s}"
                 txt.append(f"**{t}**" if i in bold else t)
             out.append(f"| {rate:g} | " + " | ".join(txt) + " |")
-        gm = [m for m in models if m != "round 0"]
-        if gm:
+        if (ds, noise) in gains:
+            gm, glines = gains[(ds, noise)]
             out += ["", f"Gain over round 0 ({ds}, {noise}), points:", "", "| rate | " + " | ".join(gm) + " |",
                     "|---:|" + "---:|" * len(gm)]
-            gstats = _stats(rows, "gain")[(ds, noise)]
-            for rate, _, _ in gains[(ds, noise)]:
+            for rate, cells, _ in glines:
                 txt = []
-                for m in gm:
-                    a, s = _fmt(gstats[rate].get(m, (None, None, 0)), signed=True, digits=digits)
+                for c in cells:
+                    a, s = _fmt(c, signed=True, digits=digits)
                     txt.append(a if s is None else f"{a} ± {s}")
                 out.append(f"| {rate:g} | " + " | ".join(txt) + " |")
     return "\n".join(out) + "\n"
@@ -179,45 +194,38 @@ def write_csv(rows, path) -> None:
 
 
 # ------------------------------------------------------------------------------------ figures
-def _pyplot():
-    import matplotlib
+def make_gain_by_dataset_figure(rows, *, noise=None):
+    """The paper's Figure 2 as a Figure: gain over round 0 vs noise rate, one panel per dataset.
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_gain_by_dataset(rows, path, *, noise=None, dpi=110):
-    """The paper's Figure 2: gain over round 0 vs noise rate, one panel per dataset.
-
-    Grouped bars per rate: rounds 1..R (blues, darker = later) then the PLL students (oranges);
-    height = mean over seeds (points), error bars = sample std over seeds. Baselines are left
-    out (they are in the tables). ``noise``: the noise kind to draw (default: the first).
+    Grouped bars per rate: rounds 1..R (blues, darker = later) then the PLL students (oranges,
+    hatched); height = mean over seeds (points), error bars = sample std over seeds; all panels
+    share one y range. Baselines are left out (they are in the tables). ``noise``: the noise
+    kind to draw (default: the first). None when no model but round 0 (nothing to compare).
     """
-    plt = _pyplot()
     rows = [r for r in rows if r.get("kind", "round" if _round_index(r["model"]) is not None else "pll") != "baseline"]
     if not rows:
         raise ValueError("rows must hold at least one round or PLL row, got none")
     noise = noise or rows[0]["noise"]
     rows = [r for r in rows if r["noise"] == noise]
     models = [m for m in model_order(rows) if m != "round 0"]
+    if not models:
+        return None
     rounds = [m for m in models if _round_index(m) is not None]
     plls = [m for m in models if _round_index(m) is None]
-    blues = plt.get_cmap("Blues")(np.linspace(0.4, 0.95, max(len(rounds), 1)))
-    warm = plt.get_cmap("Oranges")(np.linspace(0.55, 0.9, max(len(plls), 1)))
+    blues = colormap("Blues")(np.linspace(0.4, 0.95, max(len(rounds), 1)))
+    warm = colormap("Oranges")(np.linspace(0.55, 0.9, max(len(plls), 1)))
     colors = {m: blues[i] for i, m in enumerate(rounds)} | {m: warm[i] for i, m in enumerate(plls)}
     datasets = _order(r["dataset"] for r in rows)
     ncol = min(3, len(datasets))
     nrow = int(math.ceil(len(datasets) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.0 * ncol, 3.6 * nrow), squeeze=False)
+    fig, axes = new_figure(nrow, ncol, figsize=(5.0 * ncol, 3.6 * nrow), sharey=True)
     stats = _stats(rows, "gain")
     for i, ds in enumerate(datasets):
         ax = axes[i // ncol][i % ncol]
         by_rate = stats[(ds, noise)]
         rates = list(by_rate)
         x = np.arange(len(rates))
-        width = 0.8 / max(len(models), 1)
+        width = 0.8 / len(models)
         for j, m in enumerate(models):
             mean = np.array([_nan(by_rate[r].get(m, (None,))[0]) for r in rates]) * 100
             std = np.array([_nan(by_rate[r].get(m, (None, None))[1]) for r in rates]) * 100
@@ -235,21 +243,34 @@ def plot_gain_by_dataset(rows, path, *, noise=None, dpi=110):
     for k in range(len(datasets), nrow * ncol):
         axes[k // ncol][k % ncol].axis("off")
     axes[0][ncol - 1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model")
-    seeds = sorted({r["seed"] for r in rows})
-    fig.suptitle(f"Distillation gain vs noise rate\n({noise} noise; mean ± std over {len(seeds)} seed(s))",
+    n_seeds = len({r["seed"] for r in rows})
+    fig.suptitle(f"Distillation gain vs noise rate\n({noise} noise; mean ± std over {seeds_text(n_seeds)})",
                  fontsize="medium")
-    return save_figure(fig, path, dpi=dpi)
+    return fig
 
 
-def plot_metric_vs_round(rows, path, *, key="test_acc", ylabel="test accuracy (%)", title="Test accuracy by round",
-                         dpi=110):
-    """``key`` (x 100) vs round: a row of panels per dataset, a panel per noise kind, a line per rate.
+def plot_gain_by_dataset(rows, path, *, noise=None, dpi=110):
+    """Write :func:`make_gain_by_dataset_figure` to ``path``; returns ``path``, or None (nothing written)
+    when there is no model but round 0."""
+    fig = make_gain_by_dataset_figure(rows, noise=noise)
+    return None if fig is None else save_figure(fig, path, dpi=dpi)
+
+
+def make_metric_vs_round_figure(rows, *, key="test_acc", ylabel="test accuracy (%)", title="Test accuracy by round"):
+    """``key`` (x 100) vs round as a Figure: a row of panels per dataset (sharing a y range), a panel
+    per noise kind, a line per rate.
 
     Rounds 0..R are joined by lines (band: ± sample std over seeds); the other models (PLL
-    students, baselines) are markers to the right of round R. Models whose ``key`` is None
-    everywhere (e.g. ``corrected`` at rate 0) are skipped.
+    students, baselines) are markers to the right of round R, each rate's marker dodged
+    sideways. A rate has the colour :func:`rate_colors` gives it among all the rates of
+    ``rows``, so it matches across figures even where ``key`` is None at some rates (e.g.
+    ``corrected`` at rate 0). Models whose ``key`` is None everywhere are skipped.
     """
-    plt = _pyplot()
+    from matplotlib.lines import Line2D
+
+    rows = list(rows)
+    color = rate_colors(r["rate"] for r in rows)
+    offset = dict(zip(color, dodge(len(color))))
     rows = [r for r in rows if r.get(key) is not None]
     if not rows:
         raise ValueError(f"rows hold no value of {key!r}")
@@ -258,13 +279,9 @@ def plot_metric_vs_round(rows, path, *, key="test_acc", ylabel="test accuracy (%
     others = [m for m in models if _round_index(m) is None]
     datasets = _order(r["dataset"] for r in rows)
     noises = _order(r["noise"] for r in rows)
-    rates = sorted({float(r["rate"]) for r in rows})
-    cmap = plt.get_cmap("viridis")
-    color = {r: cmap(0.9 * i / max(len(rates) - 1, 1)) for i, r in enumerate(rates)}
-    markers = ["s", "^", "D", "v", "P", "X", "*", "h"]
     stats = _stats(rows, key)
-    fig, axes = plt.subplots(len(datasets), len(noises), figsize=(5.4 * len(noises), 3.6 * len(datasets)),
-                             squeeze=False)
+    fig, axes = new_figure(len(datasets), len(noises), figsize=(5.4 * len(noises), 3.6 * len(datasets)),
+                           sharey="row")
     xr = np.array([_round_index(m) for m in rounds], dtype=float)
     x_last = xr.max() if xr.size else -1.0
     xo = x_last + 1.0 + np.arange(len(others))
@@ -283,8 +300,8 @@ def plot_metric_vs_round(rows, path, *, key="test_acc", ylabel="test accuracy (%
                 for k, m in enumerate(others):
                     pm, ps, _ = by_m.get(m, (None, None, 0))
                     if pm is not None:
-                        ax.errorbar(xo[k], 100 * pm, yerr=None if ps is None else 100 * ps,
-                                    fmt=markers[k % len(markers)], color=c, markersize=5, markeredgecolor="black",
+                        ax.errorbar(xo[k] + offset[rate], 100 * pm, yerr=None if ps is None else 100 * ps,
+                                    fmt=MARKERS[k % len(MARKERS)], color=c, markersize=5, markeredgecolor="black",
                                     markeredgewidth=0.4, capsize=2)
             if others:
                 ax.axvline(x_last + 0.5, color="grey", linewidth=0.8, linestyle=":")
@@ -297,37 +314,62 @@ def plot_metric_vs_round(rows, path, *, key="test_acc", ylabel="test accuracy (%
             ax.grid(alpha=0.3)
             if j == 0:
                 ax.set_ylabel(ylabel)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    axes[0][-1].legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(f"{title}\n(rounds 0..R; other models at the right; mean ± std over seeds)", fontsize="medium")
-    return save_figure(fig, path, dpi=dpi)
+    shown = sorted({float(r["rate"]) for r in rows})
+    handles = [Line2D([], [], color=color[r], marker="o", markersize=3.5, label=f"rate {r:g}") for r in shown]
+    handles += [Line2D([], [], linestyle="", marker=MARKERS[k % len(MARKERS)], color="grey", markeredgecolor="black",
+                       markeredgewidth=0.4, label=m) for k, m in enumerate(others)]
+    axes[0][-1].legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    n_seeds = len({r["seed"] for r in rows})
+    fig.suptitle(f"{title}\n(rounds 0..R; other models at the right; mean ± std over {seeds_text(n_seeds)})",
+                 fontsize="medium")
+    return fig
 
 
-def plot_coverage_vs_rate(rows, path, *, dpi=110):
-    """The teacher's top-k coverage (training points whose round-0 top-k holds the true label) vs rate."""
-    plt = _pyplot()
+def plot_metric_vs_round(rows, path, *, key="test_acc", ylabel="test accuracy (%)", title="Test accuracy by round",
+                         dpi=110):
+    """Write :func:`make_metric_vs_round_figure` to ``path``; returns ``path``."""
+    return save_figure(make_metric_vs_round_figure(rows, key=key, ylabel=ylabel, title=title), path, dpi=dpi)
+
+
+def make_coverage_vs_rate_figure(rows, *, top_k=None):
+    """The teacher (round 0) on its training points vs noise rate, as a Figure.
+
+    Per dataset and noise kind one colour and two lines, each named in the legend: solid = share
+    of training points whose true label is among the teacher's top-k labels (band: ± std over
+    seeds); dotted = the teacher's top-1 training accuracy against the true labels. k is the
+    rows' ``top_k`` (or ``top_k=``; "k" when unknown).
+    """
     rows = [r for r in rows if r["model"] == "round 0" and r.get("topk_coverage") is not None]
     if not rows:
         raise ValueError("rows hold no teacher (round 0) top-k coverage")
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    ks = sorted({int(r["top_k"]) for r in rows if r.get("top_k") is not None}) or ([int(top_k)] if top_k else [])
+    k = "/".join(map(str, ks)) or "k"
+    fig, axes = new_figure(figsize=(6.6, 4.2))
+    ax = axes[0][0]
     stats = _stats(rows, "topk_coverage")
     acc = _stats(rows, "train_acc")
     for (ds, noise), by_rate in stats.items():
         rates = list(by_rate)
         mean = np.array([_nan(by_rate[r]["round 0"][0]) for r in rates]) * 100
         std = np.array([_nan(by_rate[r]["round 0"][1]) for r in rates]) * 100
-        line, = ax.plot(rates, mean, "-o", markersize=4, label=f"{ds}, {noise}: top-k")
+        line, = ax.plot(rates, mean, "-o", markersize=4, label=f"{ds}, {noise}: true label in the top-{k}")
         if not np.all(np.isnan(std)):
             ax.fill_between(rates, mean - std, mean + std, color=line.get_color(), alpha=0.15, linewidth=0)
         top1 = np.array([_nan(acc[(ds, noise)][r]["round 0"][0]) for r in rates]) * 100
-        ax.plot(rates, top1, ":", color=line.get_color(), label=f"{ds}, {noise}: top-1")
+        ax.plot(rates, top1, ":", color=line.get_color(), label=f"{ds}, {noise}: top-1 is the true label")
     ax.set_xlabel("noise rate")
-    ax.set_ylabel("true label in the teacher's top-k (%)")
-    ax.set_title("Teacher top-k coverage (solid) and top-1 accuracy (dotted)\non the training points, mean ± std "
-                 "over seeds", fontsize="medium")
+    ax.set_ylabel("share of the training points (%)")
+    n_seeds = len({r["seed"] for r in rows})
+    ax.set_title(f"Teacher (round 0) on its training points: true label in its top-{k} (solid)\n"
+                 f"or its top-1 (dotted); mean ± std over {seeds_text(n_seeds)}", fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small")
-    return save_figure(fig, path, dpi=dpi)
+    return fig
+
+
+def plot_coverage_vs_rate(rows, path, *, top_k=None, dpi=110):
+    """Write :func:`make_coverage_vs_rate_figure` to ``path``; returns ``path``."""
+    return save_figure(make_coverage_vs_rate_figure(rows, top_k=top_k), path, dpi=dpi)
 
 
 # ------------------------------------------------------------------------------------ all of it
@@ -351,14 +393,17 @@ def write_report(db_path, output_dir=None, *, rows=None) -> dict:
     out = ensure_output_dir(output_dir or db_path.with_name(db_path.stem + "-report"), name="--output")
     files = {}
     for noise in _order(r["noise"] for r in rows):
-        files[f"gain_{noise}"] = plot_gain_by_dataset(rows, out / f"gain_vs_rate_{noise}.png", noise=noise)
+        gain = plot_gain_by_dataset(rows, out / f"gain_vs_rate_{noise}.png", noise=noise)
+        if gain is not None:  # None: only round 0, no gain to draw
+            files[f"gain_{noise}"] = gain
     files["accuracy"] = plot_metric_vs_round(rows, out / "accuracy_vs_round.png")
     if any(r.get("corrected") is not None for r in rows):
         files["correction"] = plot_metric_vs_round(
             rows, out / "correction_vs_round.png", key="corrected",
             ylabel="wrong labels corrected (%)", title="Label-correction rate by round")
     if any(r["model"] == "round 0" and r.get("topk_coverage") is not None for r in rows):
-        files["coverage"] = plot_coverage_vs_rate(rows, out / "coverage_vs_rate.png")
+        files["coverage"] = plot_coverage_vs_rate(rows, out / "coverage_vs_rate.png",
+                                                  top_k=(meta_config or {}).get("top_k"))
     md = markdown_tables(rows)
     atomic_write_text(out / "results.md", f"# selfdistill report: {db_path.name}\n\n" + md)
     files["markdown"] = out / "results.md"
@@ -368,7 +413,7 @@ def write_report(db_path, output_dir=None, *, rows=None) -> dict:
     files["csv"] = out / "results.csv"
     figures = [(p, _caption(name)) for name, p in files.items() if str(p).endswith(".png")]
     html = render_html(f"selfdistill report: {db_path.name}", rows=rows, tables=accuracy_tables(rows),
-                       figures=figures, config=meta_config)
+                       gain_tables=gain_tables(rows), figures=figures, config=meta_config)
     atomic_write_text(out / "report.html", html)
     files["html"] = out / "report.html"
     return files
