@@ -4,7 +4,8 @@
 features (the matrix :func:`selfdistill.noise.class_clusters` clusters) and the clusters
 themselves (the same function, same threshold), and an order of the classes that keeps each
 cluster contiguous (clusters in order of their first class; inside a cluster, the classes in the
-order of the complete-linkage dendrogram's leaves). :func:`plot_class_correlation` draws it.
+order of the complete-linkage dendrogram's leaves). :func:`make_class_correlation_figure` draws it
+(outside pyplot) and :func:`plot_class_correlation` writes it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClassCorrelation", "class_correlation", "plot_class_correlation", "format_clusters"]
+__all__ = ["ClassCorrelation", "class_correlation", "plot_class_correlation", "make_class_correlation_figure",
+           "format_clusters"]
 
 
 @dataclass
@@ -62,20 +64,21 @@ def format_clusters(cc: ClassCorrelation) -> str:
     return "\n".join(lines)
 
 
-def plot_class_correlation(cc: ClassCorrelation, path, *, dpi=120):
-    """Heat map of the class-mean correlation, classes ordered by cluster, cluster boxes outlined."""
-    import matplotlib
+def make_class_correlation_figure(cc: ClassCorrelation):
+    """Heat map of the class-mean correlation (RdBu_r, -1..1, colour bar), as a Figure.
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    Classes in ``cc.order`` (clusters contiguous); each cluster of two or more classes outlined by a
+    black box on the diagonal; class names as ticks when K <= 60.
+    """
     from matplotlib.patches import Rectangle
 
-    from .._io import save_figure
+    from .figures import new_figure
 
     K = len(cc.class_names)
     R = cc.corr[np.ix_(cc.order, cc.order)]
     size = min(max(5.0, 0.18 * K + 3), 16.0)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    fig, axes = new_figure(figsize=(size + 1.2, size))
+    ax = axes[0][0]
     im = ax.imshow(R, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="correlation of class-mean features")
     start = 0
@@ -95,4 +98,11 @@ def plot_class_correlation(cc: ClassCorrelation, path, *, dpi=120):
     n_multi = sum(np.sum(cc.clusters == c) > 1 for c in np.unique(cc.clusters))
     ax.set_title(f"{cc.name}: class-mean feature correlation, ordered by cluster\n"
                  f"(boxes: the {n_multi} clusters of 2+ classes, threshold {cc.threshold:g})", fontsize="medium")
-    return save_figure(fig, path, dpi=dpi)
+    return fig
+
+
+def plot_class_correlation(cc: ClassCorrelation, path, *, dpi=120):
+    """Write :func:`make_class_correlation_figure` to ``path`` atomically; returns ``path``."""
+    from .._io import save_figure
+
+    return save_figure(make_class_correlation_figure(cc), path, dpi=dpi)
