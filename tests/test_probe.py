@@ -54,7 +54,11 @@ def test_intercept_agrees_with_sklearn():
     n, reg = X.shape[0], 1e-3
     probe = fit_linear_probe(X, y, reg, fit_intercept=True)
     lr = LogisticRegression(C=1.0 / (n * reg), fit_intercept=True, tol=1e-12, max_iter=100_000).fit(X, y)
-    np.testing.assert_allclose(probe.coef_, lr.coef_, rtol=1e-5, atol=1e-6)
+    # the offset makes W and b nearly collinear: lbfgs stops a few 1e-6 away along that direction,
+    # by an amount that depends on the BLAS kernel; ours is the better optimum on every kernel
+    T = np.eye(3)[y]
+    assert _objective(X, T, probe.coef_, probe.intercept_, reg) <= _objective(X, T, lr.coef_, lr.intercept_, reg) + 1e-14
+    np.testing.assert_allclose(probe.coef_, lr.coef_, rtol=1e-5, atol=1e-5)
     b_ref = lr.intercept_ - lr.intercept_.mean()
     assert np.abs(probe.intercept_ - b_ref).max() / np.abs(b_ref).max() < 1e-4
     assert abs(probe.intercept_.sum()) < 1e-10
