@@ -61,7 +61,7 @@ def test_metrics_match_their_definitions(noisy_block):
 
 
 def test_sd_corrects_noisy_labels_on_block_model(noisy_block):
-    # weak reg: the teacher fits the noisy labels; SD rounds average them out (SCIENCE.md 3)
+    # weak reg: the teacher fits the noisy labels; SD rounds average them out (docs/science.md, label averaging)
     ds, y_noisy = noisy_block
     res = distill(ds.X_train, y_noisy, reg=1e-3, rounds=4, y_true=ds.y_train, X_test=ds.X_test, y_test=ds.y_test)
     corrected = [res.metric(f"round {t}", "corrected") for t in range(5)]

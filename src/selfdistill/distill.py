@@ -3,7 +3,7 @@
 Round 0 (the teacher) is the exact probe on one-hot observed labels y; round t >= 1 is the exact
 probe on the soft outputs P_{t-1} of round t-1 on the same training points (same features, reg,
 loss; warm-started from round t-1). The PLL student is trained once on the top-k refinement of
-the teacher's outputs (SCIENCE.md sections 2 and 4).
+the teacher's outputs (docs/science.md: SD, the PLL student).
 """
 
 from __future__ import annotations

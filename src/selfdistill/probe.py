@@ -7,7 +7,7 @@ For features X (n, d), targets T (n, K) whose rows sum to 1 and reg > 0 the prob
 W (K, d), b (K,) (b only with ``fit_intercept``, unpenalised and kept centred, sum_k b_k = 0,
 which fixes softmax's shift invariance). With rows of T summing to 1,
 CE(t, softmax(z)) = logsumexp(z) - t.z is convex in z whatever the signs of t, so L is strictly
-convex in W and the minimiser is unique. At the optimum reg * n * W = (T - P)^T X (SCIENCE.md 1).
+convex in W and the minimiser is unique. At the optimum reg * n * W = (T - P)^T X (docs/science.md, setting).
 
 Two non-convex partial-label losses over a candidate set S_i (the teacher's top-k labels) share
 the solver (students start from their teacher's weights):
@@ -635,7 +635,7 @@ def fit_linear_probe(
 ) -> LinearProbe:
     """Fit the linear probe exactly: the unique minimiser of the regularised soft-target CE.
 
-    Minimises (1/n) sum_i CE(t_i, softmax(W x_i + b)) + (reg/2) ||W||_F^2 (SCIENCE.md section 1).
+    Minimises (1/n) sum_i CE(t_i, softmax(W x_i + b)) + (reg/2) ||W||_F^2 (docs/science.md, setting).
 
     Parameters
     ----------

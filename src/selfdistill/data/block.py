@@ -1,4 +1,4 @@
-"""Synthetic features of the block correlation model (SCIENCE.md, section 3).
+"""Synthetic features of the block correlation model (docs/science.md, label averaging; docs/theory.md).
 
 Unit-norm features whose inner products depend only on the classes of the two points::
 

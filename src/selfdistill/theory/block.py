@@ -100,7 +100,7 @@ class BlockSpectrum:
 
 
 class BlockModel:
-    """The block (and superclass) correlation model of SCIENCE.md section 3, in closed form.
+    """The block (and superclass) correlation model of docs/theory.md, in closed form.
 
     Parameters
     ----------

@@ -4,7 +4,7 @@ Notation (docs/theory.md, sections 1-3): n training points, K classes, features 
 matrix G = X X^T with eigen-decomposition G = sum_j mu_j u_j u_j^T, reg > 0 the L2 strength and
 lam = K n reg the *shrinkage*. Targets T (n, K) have rows summing to 1; R = T - 1/K.
 
-* Exact model (SCIENCE.md 1): the trained probe's training outputs P solve
+* Exact model (docs/science.md, setting): the trained probe's training outputs P solve
 
       P = softmax(G (T - P) / (n reg))                                     (fixed point)
 
@@ -193,7 +193,7 @@ def label_averaging(Y, reg, rounds, *, X=None, gram=None, X_test=None, gram_test
     Parameters
     ----------
     Y : (n,) integer labels (one-hot targets, the teacher's) or (n, K) targets with rows summing to 1.
-    reg : L2 strength > 0 (the probe's, SCIENCE.md 1).
+    reg : L2 strength > 0 (the probe's, docs/science.md).
     rounds : number of SD rounds R >= 0 after the teacher; the result has rounds+1 entries.
     X : (n, d) features. Uses the thin SVD X = U S V^T (time O(n d min(n, d)), memory O(n d));
         no n x n matrix is formed, so n = 50,000, d = 512 works.
@@ -337,7 +337,7 @@ def fixed_point(T, reg, *, X=None, gram=None, n_classes=None, init=None, tol=FIX
 
     P is the training output of the exact minimiser of the convex problem
     (1/n) sum_i CE(t_i, softmax(W x_i)) + (reg/2) ||W||_F^2 for any features with Gram matrix G
-    (SCIENCE.md 1); its stationarity condition n reg W = (T - P)^T X gives the equation above.
+    (docs/science.md, setting); its stationarity condition n reg W = (T - P)^T X gives the equation above.
     Solved by :func:`selfdistill.fit_linear_probe` (Newton-CG) on X, or, for gram=, on the rows of
     L = U sqrt(mu) (G = L L^T from the eigen-decomposition, tiny negative eigenvalues clipped),
     then polished until the residual max_ik |P - softmax(G (T - P)/(n reg))| <= tol.
