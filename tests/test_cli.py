@@ -300,3 +300,21 @@ def test_run_main_job_returns_rows_and_summary(tmp_path):
     assert [r["model"] for r in rows] == ["round 0", "round 1", "pll-uniform"]
     assert rows == read_results_csv(tmp_path / "o" / "results.csv")
     assert summary == (tmp_path / "o" / "summary.md").read_text()
+
+
+def test_config_json_holds_every_tasks_chosen_regs(tmp_path):
+    out = tmp_path / "auto"
+    args = [a for a in tiny(out) if a not in ("--reg", "0.001")] + ["--reg", "auto"]
+    assert main(args) == 0
+    meta = json.loads((out / "config.json").read_text())
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(meta["chosen_reg"]) == 2  # rates 0, 0.5 x seed 0
+    for entry in meta["chosen_reg"]:
+        assert set(entry["reg"]) == set(meta["models"]), entry
+        assert all(isinstance(r, float) and r > 0 for r in entry["reg"].values()), entry  # was null
+        for model, reg in entry["reg"].items():  # the chosen reg is one the scores were computed for
+            assert f"{reg:g}" in {f"{float(g):g}" for g in entry["scores"][model]}
+            row = [r for r in rows if r["model"] == model and float(r["rate"]) == entry["rate"]]
+            assert float(row[0]["reg"]) == reg
+    fixed = json.loads((tmp_path / "fixed" / "config.json").read_text()) if main(tiny(tmp_path / "fixed")) == 0 else None
+    assert all(set(e["reg"].values()) == {0.001} for e in fixed["chosen_reg"])

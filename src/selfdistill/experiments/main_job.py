@@ -325,7 +325,7 @@ def config_hash(config: MainJobConfig, dataset_fingerprint: str) -> str:
         d.pop(axis)
     d["dataset_sha256"] = dataset_fingerprint
     d["selfdistill_version"] = __version__
-    d["task_format"] = 1
+    d["task_format"] = 2  # 2: PLL targets share tied candidate mass (format-1 tasks are recomputed)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -689,7 +689,8 @@ def run_main_job(config: MainJobConfig | None = None, output_dir="selfdistill-ou
             "gain": "test_acc minus the same task's round 0 test_acc",
         },
         "chosen_reg": [
-            {"noise": k[0], "rate": k[1], "seed": k[2], "reg": stored[k]["computed"]["reg"],
+            {"noise": k[0], "rate": k[1], "seed": k[2],
+             "reg": {m["model"]: m.get("reg", stored[k]["computed"]["reg"]) for m in stored[k]["computed"]["metrics"]},
              "scores": stored[k]["computed"]["reg_scores"]}
             for k in tasks
         ],
