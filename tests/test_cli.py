@@ -100,7 +100,7 @@ def test_run_writes_every_file(base_run):
     assert cfg["config"]["noise"] == ["symmetric"] and cfg["config"]["seeds"] == [0]
     assert cfg["dataset"]["name"] == "block" and cfg["dataset"]["n_classes"] == 4
     assert "selfdistill_version" in cfg and "timestamp" in cfg
-    assert [c["reg"] for c in cfg["chosen_reg"]] == [0.001, 0.001]
+    assert [set(c["reg"].values()) for c in cfg["chosen_reg"]] == [{0.001}, {0.001}]  # {model: reg}
     assert cfg["command"].startswith("selfdistill run")
 
     summary = (base_run / "summary.md").read_text()
