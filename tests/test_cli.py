@@ -212,6 +212,7 @@ def test_bad_arguments_exit_2_naming_the_option(tmp_path, capsys, extra, expecte
     assert "error:" in err and "Traceback" not in err
     for word in expected:
         assert word in err
+    assert not (tmp_path / "out").exists()  # checked before anything is created (was: out/ and out/tasks/ left)
 
 
 def test_output_that_is_a_file(tmp_path, capsys):
@@ -219,8 +220,108 @@ def test_output_that_is_a_file(tmp_path, capsys):
     f.write_text("not a folder")
     assert main(tiny(f)) == 2
     err = capsys.readouterr().err
-    assert "--output" in err and "is a file, expected a directory" in err
+    assert err == f"selfdistill: error: --output '{f}': is a file, expected a directory\n"
     assert f.read_text() == "not a folder"
+
+
+def _output_error(err, path):
+    """The one line of an unusable output path: ``selfdistill: error: --output 'PATH': reason``."""
+    prefix = f"selfdistill: error: --output '{path}': "
+    assert err.startswith(prefix) and err.count("\n") == 1 and "Traceback" not in err, err
+    return err[len(prefix):].strip()
+
+
+def test_output_under_a_file(tmp_path, capsys):
+    f = tmp_path / "results.txt"
+    f.write_text("x")
+    assert main(tiny(f / "sub")) == 2
+    assert "is a file" in _output_error(capsys.readouterr().err, f / "sub")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_output_that_cannot_be_created_names_output(capsys):
+    # /proc refuses new folders, even to root; was: rc 1 and a bare "[Errno 2] No such file or directory"
+    assert main(tiny("/proc/selfdistill-test-out")) == 2
+    assert "cannot be created" in _output_error(capsys.readouterr().err, "/proc/selfdistill-test-out")
+
+
+def _refuse_writes_in(monkeypatch, folder):
+    """Make ``folder`` read-only, also for root (who ignores permission bits): mkdir / new files fail."""
+    import errno
+
+    folder = os.path.abspath(folder)
+    real_mkdir, real_open = os.mkdir, os.open
+
+    def inside(p):
+        return os.path.abspath(os.fsdecode(p)).startswith(folder + os.sep)
+
+    def mkdir(p, *a, **k):
+        if inside(p):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(p))
+        return real_mkdir(p, *a, **k)
+
+    def open_(p, flags, *a, **k):
+        if inside(p) and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(p))
+        return real_open(p, flags, *a, **k)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+
+
+@pytest.mark.parametrize("sub", ["new", None])
+def test_output_in_a_read_only_folder(tmp_path, capsys, monkeypatch, sub):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    _refuse_writes_in(monkeypatch, ro)
+    out = ro / sub if sub else ro
+    assert main(tiny(out)) == 2
+    assert "Permission denied" in _output_error(capsys.readouterr().err, out)
+    assert sorted(os.listdir(ro)) == []
+
+
+def test_output_write_failure_mid_run_names_output(tmp_path, capsys, monkeypatch):
+    import errno
+
+    out = tmp_path / "out"
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(main_job, "write_json", full)
+    assert main(tiny(out)) == 2
+    assert _output_error(capsys.readouterr().err, out) == "No space left on device"
+
+
+def test_other_commands_name_their_output_path(tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    theory = ["theory", "--classes", "3", "--per-class", "4", "--rounds", "1", "--no-train", "--no-figures", "-q"]
+    assert main(theory + ["-o", str(f / "sub")]) == 2
+    assert "is a file" in _output_error(capsys.readouterr().err, f / "sub")
+    assert main(["report", str(f), "-o", str(f / "rep")]) == 2  # checked before the database is read
+    assert "is a file" in _output_error(capsys.readouterr().err, f / "rep")
+    png = tmp_path / "missing" / "c.png"
+    assert main(["correlation", "block", "-o", str(png)]) == 2
+    assert "does not exist" in _output_error(capsys.readouterr().err, png)
+    npz = tmp_path / "missing" / "f.npz"
+    assert main(["extract", "cifar10", "-o", str(npz)]) == 2
+    assert "does not exist" in _output_error(capsys.readouterr().err, npz)
+    cfg = Path(__file__).resolve().parents[1] / "configs" / "digits.toml"
+    db = tmp_path / "missing" / "r.db"
+    assert main(["sweep", str(cfg), "--db", str(db), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"selfdistill: error: --db '{db}': ") and "does not exist" in err, err
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_other_commands_output_under_proc(capsys):
+    theory = ["theory", "--classes", "3", "--per-class", "4", "--rounds", "1", "--no-train", "--no-figures", "-q"]
+    assert main(theory + ["-o", "/proc/selfdistill-x"]) == 2  # was: rc 1, a bare OS error
+    assert "cannot be created" in _output_error(capsys.readouterr().err, "/proc/selfdistill-x")
+    assert main(["correlation", "block", "-o", "/proc/selfdistill-x.png"]) == 2
+    _output_error(capsys.readouterr().err, "/proc/selfdistill-x.png")
 
 
 def test_library_errors_without_traceback(tmp_path, capsys, monkeypatch):
@@ -309,9 +410,15 @@ def test_config_json_holds_every_tasks_chosen_regs(tmp_path):
     meta = json.loads((out / "config.json").read_text())
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(meta["chosen_reg"]) == 2  # rates 0, 0.5 x seed 0
+    grid = {f"{g:g}" for g in main_job.MAIN_JOB_REG_GRID}
     for entry in meta["chosen_reg"]:
         assert set(entry["reg"]) == set(meta["models"]), entry
         assert all(isinstance(r, float) and r > 0 for r in entry["reg"].values()), entry  # was null
+        assert {f"{r:g}" for r in entry["reg"].values()} <= grid  # a reg of the grid
+        assert set(entry["scores"]) == set(meta["models"])  # each model's held-out score of every grid reg
+        for scores in entry["scores"].values():
+            assert {f"{float(g):g}" for g in scores} == grid
+            assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in scores.values())
         for model, reg in entry["reg"].items():  # the chosen reg is one the scores were computed for
             assert f"{reg:g}" in {f"{float(g):g}" for g in entry["scores"][model]}
             row = [r for r in rows if r["model"] == model and float(r["rate"]) == entry["rate"]]

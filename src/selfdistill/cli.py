@@ -6,7 +6,11 @@ theory (from :mod:`selfdistill.theory.cli`, imported when the parser is built). 
 from a checkout: ``python -m benchmarks``.
 
 Exit codes: 0 success; 2 bad arguments or invalid settings (``selfdistill: error: ...``, no
-traceback); 1 an I/O error; 130 interrupted (Ctrl-C; finished tasks are kept, rerun to resume).
+traceback), an output folder or file (``--output``, ``sweep --db``) that cannot be created or
+written included (``selfdistill: error: --output 'PATH': reason``); 1 another I/O error; 130
+interrupted (Ctrl-C; finished tasks are kept, rerun to resume).
+
+Every argument is checked before anything is written: an invalid one leaves no empty folder.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 import shlex
 import sys
 
-from ._argtypes import FRACTION, RATE, int_at_least
+from ._argtypes import FRACTION, RATE, check_output_dir, check_output_file, int_at_least, output_errors
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
@@ -129,7 +133,6 @@ def _add_run(sub):
 
 def _cmd_run(args, parser) -> int:
     from . import experiments
-    from ._io import ensure_output_dir
     from .data import DATASETS
     from .experiments import ConfigError, MainJobConfig
 
@@ -145,12 +148,12 @@ def _cmd_run(args, parser) -> int:
             pll_losses=() if "none" in args.pll_loss else tuple(args.pll_loss),
             exact_noise=args.exact_noise, cluster_threshold=args.cluster_threshold,
         )
-        try:
-            ensure_output_dir(args.output, name="argument --output")
-        except ValueError as exc:
-            parser.error(str(exc))
-        result = experiments.run_main_job(config, args.output, quiet=args.quiet,
-                                          command=shlex.join([PROG] + list(args.argv)))
+        # nothing is created before every argument is checked (run_main_job checks the dataset
+        # against the settings, then creates the folder); an unusable folder is an OutputPathError
+        check_output_dir(args.output, "--output")
+        with output_errors(args.output, "--output"):
+            result = experiments.run_main_job(config, args.output, quiet=args.quiet,
+                                              command=shlex.join([PROG] + list(args.argv)))
     except ConfigError as exc:
         parser.error(f"argument {_RUN_OPTIONS.get(exc.option, exc.option)}: {exc}")
     except KeyboardInterrupt:
@@ -205,7 +208,9 @@ def _cmd_sweep(args, parser) -> int:
     db = args.db or (Path(args.config).stem + ".db")
     try:
         config = load_sweep_config(args.config)
-        result = run_sweep(config, db, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet)
+        check_output_file(db, "--db")
+        with output_errors(db, "--db", is_dir=False):
+            result = run_sweep(config, db, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet)
     except (SweepConfigError, StoreError, ImportError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -244,6 +249,8 @@ def _add_report(sub):
 
 
 def _cmd_report(args, parser) -> int:
+    from pathlib import Path
+
     from .experiments.store import StoreError
     from .report.sweep_report import write_report
 
@@ -251,8 +258,11 @@ def _cmd_report(args, parser) -> int:
         print(f"{PROG}: error: no results database {args.db!r} (run 'selfdistill sweep CONFIG.toml' first)",
               file=sys.stderr)
         return 2
+    out = args.output or Path(args.db).with_name(Path(args.db).stem + "-report")  # write_report's default
+    check_output_dir(out, "--output")
     try:
-        files = write_report(args.db, args.output)
+        with output_errors(out, "--output"):
+            files = write_report(args.db, args.output)
     except StoreError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -293,10 +303,12 @@ def _cmd_correlation(args, parser) -> int:
     if args.features not in DATASETS and not os.path.isfile(args.features):
         print(f"{PROG}: error: no such feature file {args.features!r}", file=sys.stderr)
         return 2
-    ds = load_dataset(args.features, seed=0)
     out = args.output or (Path(args.features).stem + "_correlation.png")
+    check_output_file(out, "--output")
+    ds = load_dataset(args.features, seed=0)
     corr = class_correlation(ds, threshold=args.threshold)
-    plot_class_correlation(corr, out)
+    with output_errors(out, "--output", is_dir=False):
+        plot_class_correlation(corr, out)
     print(format_clusters(corr))
     print(f"Heat map: {out}")
     return 0
@@ -347,17 +359,19 @@ def _add_extract(sub):
 
 
 def _cmd_extract(args, parser) -> int:
+    check_output_file(args.output, "--output")
     try:
         from .data.extract import ExtractError, extract_features
     except ImportError as exc:  # pragma: no cover - the module imports torch lazily
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        path = extract_features(
-            args.dataset, args.output, backbone=args.backbone, weights=args.weights, root=args.root,
+        with output_errors(args.output, "--output", is_dir=False):
+            path = extract_features(
+                args.dataset, args.output, backbone=args.backbone, weights=args.weights, root=args.root,
             download=args.download, test_dir=args.test_dir, test_size=args.test_size, seed=args.seed,
-            batch_size=args.batch_size, chunk_size=args.chunk_size, image_size=args.image_size, device=args.device,
-            num_workers=args.workers, progress=not args.quiet)
+                batch_size=args.batch_size, chunk_size=args.chunk_size, image_size=args.image_size,
+                device=args.device, num_workers=args.workers, progress=not args.quiet)
     except ExtractError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -389,7 +403,13 @@ def _add_theory(sub):
     p = sub.add_parser("theory", help="the theory engine: label averaging, the block model, checks",
                        description=(theory_cli.__doc__ or "The theory engine.").strip().splitlines()[0])
     theory_cli.add_arguments(p)
-    p.set_defaults(func=lambda args, parser: theory_cli.run(args), parser=p)
+
+    def _run_theory(args, parser):
+        check_output_dir(args.output, "--output")
+        with output_errors(args.output, "--output"):
+            return theory_cli.run(args)
+
+    p.set_defaults(func=_run_theory, parser=p)
     return p
 
 

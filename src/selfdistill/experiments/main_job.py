@@ -578,15 +578,25 @@ def run_main_job(config: MainJobConfig | None = None, output_dir="selfdistill-ou
     config = MainJobConfig() if config is None else config
     if not isinstance(config, MainJobConfig):
         raise TypeError(f"config must be a MainJobConfig, got {type(config).__name__}")
-    out = ensure_output_dir(output_dir)
-    task_dir = ensure_output_dir(out / "tasks", name="output_dir/tasks")
     t_start = time.perf_counter()
 
-    ds = load_dataset(config.dataset, seed=0)
+    # Every setting is checked (the dataset loaded) before anything is created: an invalid one
+    # leaves no empty output folder behind.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            ds = load_dataset(config.dataset, seed=0)
+        except ValueError as exc:  # bad file content (labels, shapes, ...): a bad --dataset
+            raise ConfigError("dataset", str(exc)) from None
+    data_warnings = list(_unique(str(w.message) for w in caught))
     K = ds.n_classes
     config.check_classes(K)
     if ds.n_test == 0:
         raise ConfigError("dataset", f"dataset {config.dataset!r} has no test points; the main job reports test accuracy")
+    for msg in data_warnings:  # e.g. a class with no training point
+        _say(quiet, f"selfdistill: warning: {msg}")
+    out = ensure_output_dir(output_dir)
+    task_dir = ensure_output_dir(out / "tasks", name="output_dir/tasks")
     fingerprint = _dataset_fingerprint(ds)
     chash = config_hash(config, fingerprint)
 
@@ -676,6 +686,7 @@ def run_main_job(config: MainJobConfig | None = None, output_dir="selfdistill-ou
             "class_names": list(ds.class_names),
             "sha256": fingerprint,
             "info": _summarise_info(ds.info),
+            "warnings": data_warnings,
         },
         "class_clusters": None if clusters is None else {
             "threshold": config.cluster_threshold,
