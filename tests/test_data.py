@@ -354,7 +354,8 @@ def test_npz_string_labels_mapped(tmp_path):
         X_test=np.ones((2, 2)),
         y_test=np.array(["ant", "dog"]),
     )
-    ds = load_npz(path)
+    with pytest.warns(UserWarning, match=r"y_train has no point of class 0 \('ant'\)"):  # a test-only class
+        ds = load_npz(path)
     assert ds.class_names == ("ant", "cat", "dog", "emu")
     np.testing.assert_array_equal(ds.y_train, [1, 2, 1, 3])
     np.testing.assert_array_equal(ds.y_test, [0, 2])
@@ -368,13 +369,15 @@ def test_npz_integer_labels(tmp_path):
     assert ds.class_names == ("0", "1", "2")
     gap = _write(tmp_path / "g.npz", X_train=np.ones((3, 2)), y_train=[5, 10, 5], X_test=np.ones((1, 2)),
                  y_test=[-1])
-    ds = load_npz(gap)
+    with pytest.warns(UserWarning, match=r"no point of class 0 \('-1'\)"):  # -1 only in y_test
+        ds = load_npz(gap)
     assert ds.class_names == ("-1", "5", "10")
     np.testing.assert_array_equal(ds.y_train, [1, 2, 1])
     np.testing.assert_array_equal(ds.y_test, [0])
     named = _write(tmp_path / "n.npz", X_train=np.ones((3, 2)), y_train=[0, 1, 0], X_test=np.ones((1, 2)),
                    y_test=[2], class_names=np.array(["x", "y", "z"]))
-    assert load_npz(named).class_names == ("x", "y", "z")
+    with pytest.warns(UserWarning, match=r"no point of class 2 \('z'\)"):
+        assert load_npz(named).class_names == ("x", "y", "z")
     badnamed = _write(tmp_path / "b.npz", X_train=np.ones((3, 2)), y_train=[0, 1, 3], X_test=np.ones((1, 2)),
                       y_test=[2], class_names=np.array(["x", "y", "z"]))
     with pytest.raises(ValueError, match=r"y_train must hold labels in 0..2"):

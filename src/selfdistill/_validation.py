@@ -7,12 +7,14 @@ argument, shows the offending value and says what was expected.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
 __all__ = [
     "check_features",
     "check_labels",
+    "warn_empty_classes",
     "check_targets",
     "check_positive",
     "check_int",
@@ -107,11 +109,90 @@ def check_features(
     return arr
 
 
-def check_labels(y, name: str = "y", *, n_samples: int | None = None, n_classes: int | None = None) -> np.ndarray:
-    """Return integer labels (n,) with values in 0..K-1.
+def _check_label_values(arr: np.ndarray, name: str) -> np.ndarray:
+    """Integer labels as int64 from an integer, boolean or integer-valued float array.
 
-    ``n_samples`` checks the length against X; ``n_classes`` the range.
+    Float labels must be finite and integer-valued (``2.0`` becomes 2): anything else (``0.5``,
+    NaN) is a ``ValueError`` naming ``name``, the first offending value and its index, and how
+    many there are. Other dtypes (strings, objects) are refused: encode them first.
     """
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        what = "non-finite"
+        if not bad.any():
+            bad = arr != np.round(arr)
+            what = "non-integer"
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{name} must hold integer class labels 0..K-1, got the {what} value {arr[i].item()!r} at "
+                f"index {i} ({int(bad.sum())} such value(s) in all); labels are class indices, not "
+                "continuous targets (integer-valued floats such as 2.0 are accepted)"
+            )
+    elif arr.dtype.kind not in "iub":
+        raise ValueError(
+            f"{name} must hold integer class indices 0..K-1, got dtype {arr.dtype}; "
+            "encode labels first (SelfDistillationClassifier accepts any label values)"
+        )
+    return arr.astype(np.int64)
+
+
+def _empty_classes(labels: np.ndarray, n_classes: int) -> list:
+    """The classes of ``0..n_classes-1`` that no entry of ``labels`` holds."""
+    return np.flatnonzero(np.bincount(labels, minlength=n_classes)[:n_classes] == 0).tolist()
+
+
+def warn_empty_classes(labels, name: str, n_classes: int, class_names=None, *, stacklevel: int = 2) -> list:
+    """Warn (``UserWarning``) if some class of ``0..n_classes-1`` has no entry in ``labels``.
+
+    The message names each empty class by index (and by ``class_names[k]`` when given): a probe
+    does not learn a class it has no training point of, so test points of that class are
+    misclassified. Returns the empty classes (a list, empty when every class has a point).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    empty = _empty_classes(labels, n_classes)
+    if empty:
+        shown = ", ".join(
+            f"{k} ({class_names[k]!r})" if class_names is not None else str(k) for k in empty[:10]
+        ) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        warnings.warn(
+            f"{name} has no point of class{'es' if len(empty) > 1 else ''} {shown} among classes "
+            f"0..{n_classes - 1}: a probe does not learn a class it has no training point of, so its "
+            "test points are misclassified; check the label encoding",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return empty
+
+
+def check_labels(
+    y,
+    name: str = "y",
+    *,
+    n_samples: int | None = None,
+    n_classes: int | None = None,
+    empty_classes: str = "ignore",
+    hint: str | None = None,
+) -> np.ndarray:
+    """Return integer labels (n,) as int64 with values in 0..K-1.
+
+    ``n_samples`` checks the length against X; ``n_classes`` (K) the range.
+
+    Rules:
+
+    * integer and boolean labels are kept; float labels must be integer-valued (``2.0`` is read
+      as 2): a non-integer or non-finite float is a ``ValueError`` naming ``name`` and the first
+      offending value and its index (continuous targets are no class labels);
+    * a label outside ``0..K-1`` is a ``ValueError`` naming the first offending value and its
+      index. Callers that take K from the training labels (``distill``: K = max label + 1 unless
+      ``n_classes=`` is given) pass it here to check test labels, so test labels outside the
+      training classes are an error; the message suggests passing ``n_classes=`` (``hint``
+      replaces that suggestion, e.g. where K comes from ``class_names``);
+    * ``empty_classes="warn"``: a class of ``0..K-1`` (K = ``n_classes``, or max label + 1) with
+      no entry is a ``UserWarning`` naming it (see :func:`warn_empty_classes`); ``"ignore"`` (the
+      default: test and noisy labels may well lack a class) checks nothing.
+    """
+    check_choice(empty_classes, "empty_classes", ("ignore", "warn"))
     arr = np.asarray(y)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of integer labels, got shape {arr.shape}")
@@ -121,19 +202,29 @@ def check_labels(y, name: str = "y", *, n_samples: int | None = None, n_classes:
         )
     if arr.size == 0:
         raise ValueError(f"{name} must be non-empty")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name} must hold integer class indices, got non-integer values such as {_short(arr[:5])}")
-    elif arr.dtype.kind not in "iub":
-        raise ValueError(
-            f"{name} must hold integer class indices 0..K-1, got dtype {arr.dtype}; "
-            "encode labels first (SelfDistillationClassifier accepts any label values)"
-        )
-    arr = arr.astype(np.int64)
+    arr = _check_label_values(arr, name)
     lo, hi = int(arr.min()), int(arr.max())
-    if lo < 0 or (n_classes is not None and hi >= n_classes):
-        expected = f"0..{n_classes - 1}" if n_classes is not None else "non-negative"
-        raise ValueError(f"{name} must hold labels in {expected}, got values from {lo} to {hi}")
+    if lo < 0:
+        i = int(np.argmax(arr < 0))
+        expected = f"0..{n_classes - 1}" if n_classes is not None else "non-negative class indices"
+        raise ValueError(
+            f"{name} must hold labels in {expected}, got values from {lo} to {hi} (first out of range: "
+            f"{int(arr[i])} at index {i})"
+        )
+    if n_classes is not None and hi >= n_classes:
+        i = int(np.argmax(arr >= n_classes))
+        if hint is None:
+            hint = (
+                f"the {n_classes} classes come from n_classes or, without it, from the training labels "
+                f"(largest label + 1): pass n_classes={hi + 1} (the number of classes) if the data hold "
+                "classes that the training labels lack"
+            )
+        raise ValueError(
+            f"{name} must hold labels in 0..{n_classes - 1}, got values from {lo} to {hi} (first out of "
+            f"range: {int(arr[i])} at index {i})" + (f"; {hint}" if hint else "")
+        )
+    if empty_classes == "warn":
+        warn_empty_classes(arr, name, n_classes if n_classes is not None else hi + 1, stacklevel=2)
     return arr
 
 

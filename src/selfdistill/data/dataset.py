@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import check_features, check_labels
+from .._validation import check_features, check_labels, warn_empty_classes
 from ._checks import _check_features_maybe_empty
 
 __all__ = ["Dataset"]
@@ -36,6 +36,12 @@ class Dataset:
 
     Notes
     -----
+    Labels: float labels must be integer-valued (``2.0`` is read as 2; ``0.5`` is an error naming
+    the field and the value); labels outside ``0..n_classes-1`` are an error. A class with no
+    training point (``y_train`` lacks it, e.g. labels 0, 1, 3 of 4 classes, or a class that only
+    the test labels hold) is allowed but warns (``UserWarning`` naming the class and its name): a
+    probe never predicts such a class, so its test points are always misclassified.
+
     The dataclass is frozen (fields cannot be reassigned) but the arrays are not copied and not
     made read-only: do not modify them in place. Validation runs in ``__post_init__`` and raises
     ``ValueError`` naming the offending field.
@@ -80,7 +86,9 @@ class Dataset:
                 f"y_train must have shape ({n},) to match X_train of shape {X_train.shape}, "
                 f"got shape {y_train.shape}"
             )
-        y_train = check_labels(y_train, "y_train", n_samples=n, n_classes=K)
+        hint = f"class_names names {K} classes; labels index them (give one name per class)"
+        y_train = check_labels(y_train, "y_train", n_samples=n, n_classes=K, hint=hint)
+        warn_empty_classes(y_train, "y_train", K, names, stacklevel=3)
 
         X_test = _check_features_maybe_empty(self.X_test, "X_test", n_features=dim)
         m = X_test.shape[0]
@@ -93,7 +101,7 @@ class Dataset:
         if m == 0:
             y_test = np.zeros(0, dtype=np.int64)
         else:
-            y_test = check_labels(y_test, "y_test", n_samples=m, n_classes=K)
+            y_test = check_labels(y_test, "y_test", n_samples=m, n_classes=K, hint=hint)
 
         object.__setattr__(self, "X_train", X_train)
         object.__setattr__(self, "y_train", y_train)

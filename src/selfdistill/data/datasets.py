@@ -10,7 +10,7 @@ from types import MappingProxyType
 import numpy as np
 
 from .._io import atomic_open
-from .._validation import check_features, check_int, check_labels
+from .._validation import _check_label_values, check_features, check_int, check_labels
 from ._checks import _check_features_maybe_empty, _check_real
 from .block import make_block_features
 from .dataset import Dataset
@@ -134,11 +134,20 @@ def load_npz(path) -> Dataset:
 
     Labels:
 
-    * with ``class_names`` in the file, the labels must be integer indices ``0..K-1``;
+    * float labels must be integer-valued (``2.0`` is read as 2): a non-integer or non-finite
+      float (``y + 0.5``, NaN) is a ``ValueError`` naming the array (``y_train`` / ``y_test``) and
+      the first offending value; continuous targets are no class labels;
+    * with ``class_names`` in the file, the labels must be integer indices ``0..K-1`` (a label
+      ``>= K`` is an error);
     * otherwise integer labels whose distinct values (train and test together) are exactly
       ``0..K-1`` are kept, with ``class_names`` ``"0".."K-1"``;
     * any other labels (strings, non-contiguous integers, ...) are encoded with ``np.unique``
       over train + test, and the original values, as strings, become ``class_names``.
+
+    The classes are thus those of ``class_names`` or of the train and test labels together (the
+    file plays the part of ``n_classes=``). A class with no training point (one that only
+    ``y_test`` holds, or one of ``class_names`` that ``y_train`` lacks) is kept but warns
+    (``UserWarning`` naming the class; see :class:`Dataset`): no probe predicts it.
 
     Parameters
     ----------
@@ -278,6 +287,9 @@ def _integer_valued(y) -> bool:
 def _encode_labels(y_train, y_test, class_names):
     """Return (y_train, y_test) as int64 indices, class_names (tuple of str) and a note for info."""
     n, m = y_train.shape[0], y_test.shape[0]
+    for key, y in (("y_train", y_train), ("y_test", y_test)):
+        if y.dtype.kind == "f" and y.size:
+            _check_label_values(y, key)  # non-integer floats: an error naming the array and the value
     if class_names is not None:
         names = np.asarray(class_names)
         if names.ndim != 1 or names.dtype.kind not in "US":
@@ -286,8 +298,9 @@ def _encode_labels(y_train, y_test, class_names):
             )
         names = tuple(_as_str(v) for v in names.tolist())
         K = len(names)
-        y_tr = check_labels(y_train, "y_train", n_classes=K)
-        y_te = check_labels(y_test, "y_test", n_classes=K) if m else np.zeros(0, dtype=np.int64)
+        hint = f"the file's class_names names {K} classes; labels index them"
+        y_tr = check_labels(y_train, "y_train", n_classes=K, hint=hint)
+        y_te = check_labels(y_test, "y_test", n_classes=K, hint=hint) if m else np.zeros(0, dtype=np.int64)
         return y_tr, y_te, names, "class indices, class_names stored in the file"
     both = np.concatenate([y_train, y_test]) if m else y_train
     if both.dtype.kind == "f" and not np.all(np.isfinite(both)):
