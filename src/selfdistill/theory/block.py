@@ -676,9 +676,8 @@ class BlockModel:
             T = P
         out = {"train": train, "test": test, "residuals": residuals}
         if pll:
-            srt = np.sort(P0, axis=1)[:, ::-1]
-            ties = np.flatnonzero(np.abs(srt[:, top_k - 1] - srt[:, top_k]) <= 1e-9)
             Tp = refine_targets(P0, "topk", top_k=top_k)
+            ties = np.flatnonzero((Tp > 0).sum(axis=1) > top_k)  # the tie rule's own verdict, not a second test
             _, P, res, pt = solve(Tp, W0)
             pll_train = np.full((K, K, K), np.nan)
             pll_train[kk, jj] = P
