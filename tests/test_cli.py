@@ -13,16 +13,10 @@ from pathlib import Path
 import pytest
 
 from selfdistill.cli import main
-from selfdistill.experiments import main_job
-from selfdistill.experiments import (
-    RESULT_COLUMNS,
-    ConfigError,
-    MainJobConfig,
-    noise_seed,
-    read_results_csv,
-    run_main_job,
-    task_filename,
-)
+from selfdistill.experiments import REG_GRID, ConfigError, ExperimentConfig, main_job, noise_seed, run_config, run_main_job
+from selfdistill.experiments import runner
+from selfdistill.experiments.store import ResultStore
+from selfdistill.report import CSV_COLUMNS, read_results_csv
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 N_MODELS = 3 + 3  # rounds 0..2 and three PLL students
@@ -46,13 +40,13 @@ def tiny(out, *extra):
 
 
 class Counter:
-    """Wraps main_job.distill and counts the calls (one per computed task)."""
+    """Wraps the task runner's distill and counts the calls (one per computed task)."""
 
     def __init__(self, monkeypatch, fail_on=None):
         self.calls = 0
         self.fail_on = fail_on
-        self._real = main_job.distill
-        monkeypatch.setattr(main_job, "distill", self)
+        self._real = runner.distill
+        monkeypatch.setattr(runner, "distill", self)
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
@@ -75,18 +69,20 @@ def run_copy(base_run, tmp_path):
     return out
 
 
-def _task_files(out):
-    return sorted((out / "tasks").glob("*.json"))
+def _stored_tasks(out):
+    """{task_id: finished_at} of the run's results store."""
+    with ResultStore(out / "results.db", create=False) as store:
+        return {r["task_id"]: r["finished_at"] for r in store.records()}
 
 
 # ------------------------------------------------------------------ outputs
 def test_run_writes_every_file(base_run):
     rows = list(csv.DictReader(open(base_run / "results.csv", newline="")))
     assert len(rows) == 2 * 1 * N_MODELS
-    assert tuple(rows[0]) == RESULT_COLUMNS
+    assert tuple(rows[0])[:len(CSV_COLUMNS)] == CSV_COLUMNS
     assert {r["model"] for r in rows} == {"round 0", "round 1", "round 2", "pll-uniform", "pll-candidate", "pll-gce"}
     assert {(r["noise"], r["rate"], r["seed"]) for r in rows} == {("symmetric", "0.0", "0"), ("symmetric", "0.5", "0")}
-    assert all(r["dataset"] == "block" and r["reg"] == "0.001" and r["reg_rule"] == "fixed" for r in rows)
+    assert all(r["dataset"] == "tiny_block" and r["reg"] == "0.001" and r["reg_rule"] == "fixed" for r in rows)
     for r in rows:
         if r["model"] == "round 0":
             assert float(r["gain"]) == 0.0
@@ -96,9 +92,9 @@ def test_run_writes_every_file(base_run):
 
     cfg = json.loads((base_run / "config.json").read_text())
     assert cfg["config"]["rates"] == [0.0, 0.5]
-    assert cfg["config"]["rounds"] == 2 and cfg["config"]["reg"] == 0.001
+    assert cfg["config"]["rounds"] == 2 and cfg["config"]["datasets"][0]["reg"] == 0.001
     assert cfg["config"]["noise"] == ["symmetric"] and cfg["config"]["seeds"] == [0]
-    assert cfg["dataset"]["name"] == "block" and cfg["dataset"]["n_classes"] == 4
+    assert cfg["dataset"]["name"] == "tiny_block" and cfg["dataset"]["n_classes"] == 4
     assert "selfdistill_version" in cfg and "timestamp" in cfg
     assert [set(c["reg"].values()) for c in cfg["chosen_reg"]] == [{0.001}, {0.001}]  # {model: reg}
     assert cfg["command"].startswith("selfdistill run")
@@ -108,7 +104,7 @@ def test_run_writes_every_file(base_run):
     for name in ("gain_vs_rate.png", "accuracy_vs_round.png"):
         data = (base_run / name).read_bytes()
         assert len(data) > 1000 and data.startswith(PNG_MAGIC)
-    assert [p.name for p in _task_files(base_run)] == ["symmetric_0.0_0.json", "symmetric_0.5_0.json"]
+    assert sorted(_stored_tasks(base_run)) == ["tiny_block/symmetric/0.0/0", "tiny_block/symmetric/0.5/0"]
     leftovers = [p for p in base_run.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
 
@@ -126,23 +122,24 @@ def test_quiet_prints_nothing_and_loud_prints_the_table(run_copy, capsys):
 
 # ------------------------------------------------------------------ resuming
 def test_rerun_recomputes_nothing(run_copy, base_run, monkeypatch):
-    before = {p.name: p.stat().st_mtime_ns for p in _task_files(run_copy)}
+    before = _stored_tasks(run_copy)
     counter = Counter(monkeypatch)
     assert main(tiny(run_copy)) == 0
     assert counter.calls == 0
-    assert {p.name: p.stat().st_mtime_ns for p in _task_files(run_copy)} == before
+    assert _stored_tasks(run_copy) == before
     assert (run_copy / "results.csv").read_bytes() == (base_run / "results.csv").read_bytes()
 
 
 def test_interrupted_run_recovers_every_row_once(run_copy, base_run, monkeypatch):
     (run_copy / "results.csv").unlink()
-    (run_copy / "tasks" / "symmetric_0.5_0.json").unlink()
+    with ResultStore(run_copy / "results.db", create=False) as store:  # as if killed before this task's commit
+        store.conn.execute("DELETE FROM tasks WHERE task_id = 'tiny_block/symmetric/0.5/0'")
     counter = Counter(monkeypatch)
     assert main(tiny(run_copy)) == 0
     assert counter.calls == 1
     new = (run_copy / "results.csv").read_text()
     old = (base_run / "results.csv").read_text()
-    seconds = RESULT_COLUMNS.index("seconds")
+    seconds = CSV_COLUMNS.index("seconds")
     strip = lambda text: [line.split(",")[:seconds] + line.split(",")[seconds + 1:] for line in text.splitlines()]  # noqa: E731
     assert strip(new) == strip(old)  # identical except the 'seconds' column of the recomputed task
     rows = read_results_csv(run_copy / "results.csv")
@@ -156,7 +153,7 @@ def test_keyboard_interrupt_exits_130_then_resumes(tmp_path, monkeypatch, capsys
     assert main(tiny(out)) == 130
     err = capsys.readouterr().err
     assert "rerun the same command" in err.lower()
-    assert [p.name for p in _task_files(out)] == ["symmetric_0.0_0.json"]
+    assert list(_stored_tasks(out)) == ["tiny_block/symmetric/0.0/0"]
     assert not (out / "results.csv").exists()
     assert [p for p in out.rglob("*.tmp")] == []
     monkeypatch.undo()
@@ -175,7 +172,7 @@ def test_other_settings_recompute_and_say_so(run_copy, monkeypatch, capsys):
     assert counter.calls == 2
     assert "other settings" in capsys.readouterr().err
     cfg = json.loads((run_copy / "config.json").read_text())
-    assert cfg["config"]["reg"] == 0.01 and len(cfg["tasks"]["recomputed_stale"]) == 2
+    assert cfg["config"]["datasets"][0]["reg"] == 0.01 and cfg["tasks"]["recomputed_stale"] == 2
     assert {r["reg"] for r in read_results_csv(run_copy / "results.csv")} == {0.01}
 
 
@@ -350,7 +347,7 @@ def test_run_help_mentions_every_option(capsys):
     assert main(["run", "--help"]) == 0
     out = capsys.readouterr().out
     for opt in ("--dataset", "--noise", "--rates", "--rounds", "--seeds", "--reg", "--pll-loss", "--top-k",
-                "--exact-noise", "--output", "--quiet", "--cluster-threshold"):
+                "--exact-noise", "--output", "--quiet", "--cluster-threshold", "--cluster-rule", "--jobs"):
         assert opt in out
     for word in ("digits", "block", ".npz", "auto", "uniform", "candidate", "gce", "noisy",
                  "selfdistill-output", "resume"):
@@ -368,35 +365,36 @@ def test_python_dash_m_works():
 
 
 # ------------------------------------------------------------------ the job's library face
-def test_config_defaults_and_validation():
-    c = MainJobConfig()
-    assert c.dataset == "digits" and c.noise == ("symmetric", "class_cluster")
+def test_run_config_defaults_and_validation():
+    c = run_config()
+    assert [d.features for d in c.datasets] == ["digits"] and c.datasets[0].reg == "auto"
+    assert c.noise == ("symmetric", "class_cluster")
     assert c.rates == (0.0, 0.3, 0.5, 0.7) and c.rounds == 4 and c.seeds == (0, 1, 2)
-    assert c.reg == "auto" and c.pll_losses == ("uniform", "candidate", "gce") and c.top_k == 2
+    assert c.pll_losses == ("uniform", "candidate", "gce") and c.top_k == 2
+    assert c == ExperimentConfig(datasets=c.datasets)  # run's defaults are the config's
     assert len(c.tasks()) == 24
-    assert c.model_names[-1] == "pll-gce" and c.model_names[0] == "round 0"
+    assert c.model_names()[-1] == "pll-gce" and c.model_names()[0] == "round 0"
     assert json.loads(json.dumps(c.to_dict()))["rates"] == [0.0, 0.3, 0.5, 0.7]
-    for kwargs, option in [({"rates": (0.2, 1.5)}, "rates"), ({"rounds": -1}, "rounds"),
-                           ({"noise": ("nope",)}, "noise"), ({"reg": 0.0}, "reg"), ({"top_k": 1}, "top_k"),
-                           ({"seeds": (-1,)}, "seeds"), ({"pll_losses": ("x",)}, "pll_losses")]:
+    for kwargs, param in [({"rates": (0.2, 1.5)}, "rates"), ({"rounds": -1}, "rounds"),
+                          ({"noise": ("nope",)}, "noise"), ({"reg": 0.0}, "reg"), ({"top_k": 1}, "top_k"),
+                          ({"seeds": (-1,)}, "seeds"), ({"seeds": (2**64,)}, "seeds"),
+                          ({"pll_losses": ("x",)}, "pll_losses"), ({"cluster_rule": "x"}, "cluster_rule")]:
         with pytest.raises(ConfigError) as info:
-            MainJobConfig(**kwargs)
-        assert info.value.option == option and option in str(info.value)
-    with pytest.raises(ValueError, match="top_k"):
-        MainJobConfig(top_k=10).check_classes(10)
-    assert MainJobConfig(rates=(0.5, 0.0, 0.5)).rates == (0.0, 0.5)
+            run_config(**kwargs)
+        assert info.value.param == param and param in str(info.value)
+    assert run_config(rates=(0.5, 0.0, 0.5)).rates == (0.0, 0.5)
+    assert run_config("some dir/my feats.npz").datasets[0].name == "my_feats"
 
 
 def test_noise_seed_is_a_fixed_function_of_the_task():
     assert noise_seed(0, "symmetric", 0.3) == noise_seed(0, "symmetric", 0.3)
     seeds = {noise_seed(s, k, r) for s in (0, 1) for k in ("symmetric", "class_cluster") for r in (0.3, 0.5)}
     assert len(seeds) == 8
-    assert task_filename("symmetric", 0.3, 2) == "symmetric_0.3_2.json"
 
 
 def test_run_main_job_returns_rows_and_summary(tmp_path):
-    cfg = MainJobConfig(dataset="block", noise=("symmetric",), rates=(0.5,), seeds=(1,), rounds=1,
-                        reg=1e-3, pll_losses=("uniform",))
+    cfg = run_config("block", noise=("symmetric",), rates=(0.5,), seeds=(1,), rounds=1, reg=1e-3,
+                     pll_losses=("uniform",))
     rows, summary = run_main_job(cfg, tmp_path / "o", quiet=True)
     assert [r["model"] for r in rows] == ["round 0", "round 1", "pll-uniform"]
     assert rows == read_results_csv(tmp_path / "o" / "results.csv")
@@ -410,7 +408,7 @@ def test_config_json_holds_every_tasks_chosen_regs(tmp_path):
     meta = json.loads((out / "config.json").read_text())
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(meta["chosen_reg"]) == 2  # rates 0, 0.5 x seed 0
-    grid = {f"{g:g}" for g in main_job.MAIN_JOB_REG_GRID}
+    grid = {f"{g:g}" for g in REG_GRID}
     for entry in meta["chosen_reg"]:
         assert set(entry["reg"]) == set(meta["models"]), entry
         assert all(isinstance(r, float) and r > 0 for r in entry["reg"].values()), entry  # was null

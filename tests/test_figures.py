@@ -213,7 +213,7 @@ def test_no_gain_figure_when_only_round_0(tmp_path):
     srows = [r for r in sweep_rows() if r["model"] in ("round 0", "label smoothing 0.1")]
     assert sweep_report.plot_gain_by_dataset(srows, tmp_path / "gain_s.png") is None
     assert list(tmp_path.iterdir()) == []
-    files = sweep_report.write_report(tmp_path / "x.db", tmp_path / "rep", rows=srows)
+    files = sweep_report.write_report(srows, tmp_path / "rep", title="x.db")
     assert not [k for k in files if k.startswith("gain_")]
     assert not list((tmp_path / "rep").glob("gain_vs_rate*"))
     assert files["html"].read_text().count("<img ") == len([p for p in files.values() if str(p).endswith(".png")])

@@ -16,7 +16,7 @@ from selfdistill._io import (
     read_json,
     write_json,
 )
-from selfdistill.experiments import read_results_csv, write_results_csv
+from selfdistill.report import read_results_csv, write_results_csv
 from selfdistill.report import aggregate, mean_std, plot_accuracy_vs_round, plot_gain_vs_rate, summary_table
 from selfdistill.report.tables import model_order
 

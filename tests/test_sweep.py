@@ -100,7 +100,7 @@ def test_sweep_runs_every_task_once_and_resumes(tmp_path, feats, monkeypatch):
     assert all(0.2 < r["realised_rate"] < 0.6 for r in rows if r["rate"] == 0.4 and r["noise"] == "symmetric")
 
     calls = []
-    monkeypatch.setattr(sweep_mod, "_compute_task", lambda *a: calls.append(a) or None)
+    monkeypatch.setattr(sweep_mod, "compute_task", lambda *a, **k: calls.append(a) or None)
     res2 = run_sweep(cfg(tmp_path, feats), db, jobs=1, quiet=True)
     assert (res2.n_computed, res2.n_skipped) == (0, 8) and calls == []
     monkeypatch.undo()
@@ -227,11 +227,11 @@ import os, time
 _delay = os.environ.get("SD_TEST_TASK_DELAY")
 if _delay:
     import selfdistill.experiments.sweep as _sw
-    _orig = _sw._compute_task
+    _orig = _sw.compute_task
     def _slow(*a, **k):
         time.sleep(float(_delay))
         return _orig(*a, **k)
-    _sw._compute_task = _slow
+    _sw.compute_task = _slow
 """
 
 

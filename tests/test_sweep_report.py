@@ -58,7 +58,7 @@ def test_tables_bold_the_best_of_each_row():
 
 def test_write_report_files(tmp_path):
     rows = _rows()
-    files = write_report(tmp_path / "x.db", tmp_path / "rep", rows=rows)
+    files = write_report(rows, tmp_path / "rep", title="x.db")
     for key in ("gain_class_cluster", "accuracy", "correction", "coverage"):
         assert files[key].read_bytes()[:8] == PNG
     with open(files["csv"], newline="") as fh:

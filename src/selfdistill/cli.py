@@ -49,9 +49,9 @@ def _reg(text: str):
 
 
 # ---------------------------------------------------------------------------- run
-#: MainJobConfig field -> command-line option, to name the option in error messages.
+#: Config key -> command-line option, to name the option in error messages.
 _RUN_OPTIONS = {
-    "dataset": "--dataset",
+    "features": "--dataset",
     "noise": "--noise",
     "rates": "--rates",
     "rounds": "--rounds",
@@ -60,16 +60,17 @@ _RUN_OPTIONS = {
     "pll_losses": "--pll-loss",
     "top_k": "--top-k",
     "exact_noise": "--exact-noise",
+    "cluster_rule": "--cluster-rule",
     "cluster_threshold": "--cluster-threshold",
 }
 
 
 def _add_run(sub):
     from .distill import PLL_LOSSES
-    from .experiments import REG_RULE, MainJobConfig
-    from .noise import NOISE_KINDS
+    from .experiments import REG_RULE, ExperimentConfig
+    from .noise import CLUSTER_RULES, NOISE_KINDS
 
-    d = MainJobConfig()
+    d = ExperimentConfig(datasets=())
     p = sub.add_parser(
         "run",
         help="the main job: distillation gain of SD rounds and PLL students vs label-noise rate",
@@ -77,14 +78,15 @@ def _add_run(sub):
             "The main job (the paper's Figure 2). For every noise kind x noise rate x seed: corrupt the "
             "training labels, choose reg, train the teacher (round 0), ROUNDS self-distillation rounds and "
             "one partial-label (PLL) student per --pll-loss on the teacher's top-k labels, and record each "
-            "model's test accuracy and its gain over round 0. Writes results.csv, config.json, summary.md, "
-            "gain_vs_rate.png, accuracy_vs_round.png and tasks/*.json (one file per finished task) to "
-            "--output. Interrupted runs resume: rerun the same command and finished tasks are loaded, "
-            "not recomputed."
+            "model's test accuracy and its gain over round 0. A run is a sweep of one dataset (the same "
+            "tasks as 'selfdistill sweep' with a one-dataset config). Writes results.db (the results store, "
+            "one row per finished task), results.csv, config.json, summary.md, gain_vs_rate.png and "
+            "accuracy_vs_round.png to --output. Interrupted runs resume: rerun the same command and finished "
+            "tasks are not recomputed."
         ),
     )
     p.add_argument(
-        "--dataset", default=d.dataset, metavar="{digits,block,PATH.npz}",
+        "--dataset", default="digits", metavar="{digits,block,PATH.npz}",
         help="features and labels: 'digits' (scikit-learn's bundled 8x8 digits, 10 classes, 70/30 split), "
              "'block' (synthetic block-correlation features of the theory, 4 classes) or the path of an "
              ".npz file with arrays X_train, y_train, X_test, y_test (default: %(default)s)",
@@ -103,7 +105,7 @@ def _add_run(sub):
     p.add_argument("--seeds", nargs="+", type=_nonneg_int, default=list(d.seeds), metavar="SEED",
                    help="one or more non-negative integer seeds (label noise and reg-selection split); "
                         "results are mean ± std over them (default: " + " ".join(map(str, d.seeds)) + ")")
-    p.add_argument("--reg", type=_reg, default=d.reg, metavar="{auto,FLOAT}",
+    p.add_argument("--reg", type=_reg, default="auto", metavar="{auto,FLOAT}",
                    help="L2 strength of every probe: a number > 0 used for every task, or "
                         + REG_RULE.replace("%", "%%") + " (default: %(default)s)")
     p.add_argument("--pll-loss", nargs="+", choices=PLL_LOSSES + ("none",), default=list(d.pll_losses), metavar="LOSS",
@@ -119,9 +121,15 @@ def _add_run(sub):
     p.add_argument("--exact-noise", action="store_true",
                    help="flip exactly round(rate * n_k) labels of every class k (default: each label "
                         "independently with probability rate, so the realised rate varies a little)")
-    p.add_argument("--cluster-threshold", type=_fraction, default=d.cluster_threshold, metavar="T",
-                   help="class_cluster noise: cut the dendrogram of the classes (complete linkage of 1 - correlation "
-                        "of class-mean features) at this fraction of its height, in [0, 1] (default: %(default)s)")
+    p.add_argument("--cluster-rule", choices=CLUSTER_RULES, default=d.cluster_rule, dest="cluster_rule",
+                   help="class_cluster noise: how classes are clustered; 'library': complete linkage of "
+                        "1 - correlation of class-mean features; 'authors': the authors' code (linkage of the rows "
+                        "of 1 - their mean pairwise cosine map) (default: %(default)s)")
+    p.add_argument("--cluster-threshold", type=_fraction, default=None, metavar="T",
+                   help="class_cluster noise: cut the dendrogram of the classes at this fraction of its height, "
+                        "in [0, 1] (default: 0.7 for the library rule, 0.8 for the authors')")
+    p.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
+                   help="worker processes (default: %(default)s: run in this process)")
     p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="DIR",
                    help="output folder, created if needed; rerunning the same command into the same folder resumes "
                         "(default: ./%(default)s)")
@@ -134,31 +142,31 @@ def _add_run(sub):
 def _cmd_run(args, parser) -> int:
     from . import experiments
     from .data import DATASETS
-    from .experiments import ConfigError, MainJobConfig
+    from .experiments import ConfigError, run_config
 
     if args.dataset not in DATASETS and not os.path.isfile(args.dataset):
         parser.error(
             f"argument --dataset: no such file: {args.dataset!r} (expected {' or '.join(DATASETS)} "
             "or the path of an existing .npz file)"
         )
+    options = dict(noise=args.noise, rates=args.rates, rounds=args.rounds, seeds=args.seeds,
+                   top_k=args.top_k, pll_losses=[] if "none" in args.pll_loss else args.pll_loss,
+                   exact_noise=args.exact_noise, cluster_rule=args.cluster_rule)
+    if args.cluster_threshold is not None:
+        options["cluster_threshold"] = args.cluster_threshold
     try:
-        config = MainJobConfig(
-            dataset=args.dataset, noise=tuple(args.noise), rates=tuple(args.rates), rounds=args.rounds,
-            seeds=tuple(args.seeds), reg=args.reg, top_k=args.top_k,
-            pll_losses=() if "none" in args.pll_loss else tuple(args.pll_loss),
-            exact_noise=args.exact_noise, cluster_threshold=args.cluster_threshold,
-        )
+        config = run_config(args.dataset, reg=args.reg, **options)
         # nothing is created before every argument is checked (run_main_job checks the dataset
         # against the settings, then creates the folder); an unusable folder is an OutputPathError
         check_output_dir(args.output, "--output")
         with output_errors(args.output, "--output"):
-            result = experiments.run_main_job(config, args.output, quiet=args.quiet,
+            result = experiments.run_main_job(config, args.output, quiet=args.quiet, jobs=args.jobs,
                                               command=shlex.join([PROG] + list(args.argv)))
     except ConfigError as exc:
-        parser.error(f"argument {_RUN_OPTIONS.get(exc.option, exc.option)}: {exc}")
+        parser.error(f"argument {_RUN_OPTIONS.get(exc.param, '--dataset')}: {exc.reason}")
     except KeyboardInterrupt:
         print(
-            f"\n{PROG}: interrupted; finished tasks are saved in {os.path.join(args.output, 'tasks')}. "
+            f"\n{PROG}: interrupted; finished tasks are saved in {os.path.join(args.output, 'results.db')}. "
             "Rerun the same command to resume.",
             file=sys.stderr,
         )
@@ -167,8 +175,8 @@ def _cmd_run(args, parser) -> int:
         print(result.summary)
         print(f"Results in {result.output_dir}/: " + ", ".join(
             os.path.relpath(result.files[k], result.output_dir)
-            for k in ("results", "summary", "config", "gain_figure", "round_figure") if k in result.files
-        ) + f", tasks/ ({result.n_computed} task(s) computed, {result.n_loaded} loaded)")
+            for k in ("results", "summary", "config", "gain_figure", "round_figure", "db") if k in result.files
+        ) + f" ({result.n_computed} task(s) computed, {result.n_loaded} loaded)")
     return 0
 
 
@@ -201,7 +209,7 @@ def _add_sweep(sub):
 def _cmd_sweep(args, parser) -> int:
     from pathlib import Path
 
-    from .experiments.config import SweepConfigError, load_sweep_config
+    from .experiments.config import ConfigError, load_sweep_config
     from .experiments.store import StoreError
     from .experiments.sweep import SweepError, run_sweep
 
@@ -211,7 +219,7 @@ def _cmd_sweep(args, parser) -> int:
         check_output_file(db, "--db")
         with output_errors(db, "--db", is_dir=False):
             result = run_sweep(config, db, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet)
-    except (SweepConfigError, StoreError, ImportError) as exc:
+    except (ConfigError, StoreError, ImportError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except SweepError as exc:
@@ -251,18 +259,22 @@ def _add_report(sub):
 def _cmd_report(args, parser) -> int:
     from pathlib import Path
 
-    from .experiments.store import StoreError
+    from .experiments.store import ResultStore, StoreError
     from .report.sweep_report import write_report
 
     if not os.path.isfile(args.db):
         print(f"{PROG}: error: no results database {args.db!r} (run 'selfdistill sweep CONFIG.toml' first)",
               file=sys.stderr)
         return 2
-    out = args.output or Path(args.db).with_name(Path(args.db).stem + "-report")  # write_report's default
+    out = args.output or Path(args.db).with_name(Path(args.db).stem + "-report")
     check_output_dir(out, "--output")
     try:
+        with ResultStore(args.db, create=False) as store:
+            rows, config = store.rows(), store.get_meta("config")
+        if not rows:
+            raise StoreError(f"results database {args.db!r} holds no finished task yet: run 'selfdistill sweep' first")
         with output_errors(out, "--output"):
-            files = write_report(args.db, args.output)
+            files = write_report(rows, out, title=Path(args.db).name, config=config)
     except StoreError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

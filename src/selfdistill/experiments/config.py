@@ -1,6 +1,8 @@
-"""Sweep configurations: a TOML file, strictly validated, expanded into independent tasks.
+"""The one experiment config: a grid of tasks, validated declaratively in one place.
 
-A config (``selfdistill sweep CONFIG.toml``; examples in ``configs/``)::
+``selfdistill sweep CONFIG.toml`` reads it from a TOML file; ``selfdistill run`` builds the same
+document from its options (:func:`run_config`): a run *is* a sweep of one dataset. A config
+(examples in ``configs/``)::
 
     [sweep]
     noise = ["class_cluster"]          # noise kinds (selfdistill.noise.NOISE_KINDS)
@@ -19,20 +21,27 @@ A config (``selfdistill sweep CONFIG.toml``; examples in ``configs/``)::
     reg = 1e-3                         # a number > 0, or "auto"
     n_classes = 10                     # optional: checked against the feature file
 
+Keys left out take the defaults of :class:`ExperimentConfig`, which are those of
+``selfdistill run``.
+
 Rules:
 
-* Every key is checked: an unknown key, a value of the wrong type or out of range, or an empty
-  grid (no noise kind, rate, seed or dataset) is a :class:`SweepConfigError` whose message
-  starts with ``FILE:LINE:`` and names the key (``[sweep] rates``, ``[[datasets]] #2 reg``).
+* Every key is checked against one table of constraints (:data:`SWEEP_CONSTRAINTS`,
+  :data:`DATASET_CONSTRAINTS`, in the manner of scikit-learn's ``_parameter_constraints``): an
+  unknown key, a value of the wrong type or out of range, or an empty grid is a
+  :class:`ConfigError` naming the key (``[sweep] rates``, ``[[datasets]] #2 reg``), and, for a
+  file, starting with ``FILE:LINE:``. ``param`` holds the bare key, which the CLI maps to its
+  option (``rates`` -> ``--rates``).
 * ``reg = "auto"`` chooses reg per model on a stratified validation split (``val_fraction``)
-  of the *noisy* training labels, over ``reg_grid`` (see
-  :data:`selfdistill.experiments.REG_RULE`); the test set is never used to choose anything.
+  of the *noisy* training labels, over ``reg_grid`` (see :data:`REG_RULE`); the test set is
+  never used to choose anything.
 * The grid is datasets x noise x rates x seeds; each point is one :class:`Task`, computed
   independently (any order, any machine) and identified by :attr:`Task.task_id`.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import re
@@ -44,19 +53,37 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10: the 'tomli' backport
     import tomli as _toml
 
-from ..distill import PLL_LOSSES
-from ..noise import CLUSTER_THRESHOLDS, CLUSTER_RULES, NOISE_KINDS
-from .main_job import MAIN_JOB_REG_GRID
+from ..distill import PLL_LOSSES, pll_model_names
+from ..noise import CLUSTER_RULES, CLUSTER_THRESHOLDS, NOISE_KINDS
 
 __all__ = [
+    "ExperimentConfig",
     "SweepConfig",
     "DatasetSpec",
     "Task",
+    "ConfigError",
     "SweepConfigError",
     "BASELINES",
+    "REG_GRID",
+    "REG_RULE",
+    "SWEEP_CONSTRAINTS",
+    "DATASET_CONSTRAINTS",
     "load_sweep_config",
     "parse_sweep_config",
+    "run_config",
 ]
+
+#: The default reg grid of ``reg = "auto"``.
+REG_GRID = (1e-1, 1e-2, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+
+#: The rule behind ``reg = "auto"`` (also in ``selfdistill run --help``).
+REG_RULE = (
+    "'auto': each model gets its own reg. For each task, run the whole chain for every reg of the grid ("
+    "default {" + ", ".join(f"{r:g}" for r in REG_GRID) + "}) on a stratified 80% (1 - val_fraction) of the "
+    "noisy training labels; each model (round t, each PLL student) keeps the reg with the best accuracy on the "
+    "other 20% of the noisy labels (ties: the larger reg; split seeded by the task's seed); the chains are then "
+    "refitted on all the training data with the chosen regs. Clean and test labels are never used."
+)
 
 #: Baselines a config can ask for, beside the SD rounds and PLL students of the chain.
 BASELINES = {
@@ -66,26 +93,194 @@ BASELINES = {
     "born_again": "the born-again ensemble: the average of the softmax outputs of rounds 0..R",
 }
 
-_SWEEP_KEYS = {
-    "noise", "rates", "seeds", "rounds", "pll_losses", "top_k", "baselines", "exact_noise",
-    "cluster_rule", "cluster_threshold", "reg_grid", "val_fraction", "label_smoothing", "cleanlab_folds", "name",
-}
-_DATASET_KEYS = {"name", "features", "reg", "n_classes"}
-_TOP_KEYS = {"sweep", "datasets"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+#: Seeds are stored as SQLite integers (signed 64-bit).
+MAX_SEED = 2**63 - 1
 
 
-class SweepConfigError(ValueError):
-    """An invalid sweep config: ``path``, ``line`` (1-based or None) and ``key`` say where."""
+class ConfigError(ValueError):
+    """An invalid config value: ``path``, ``line`` (1-based or None), ``key`` (as shown) and
+    ``param`` (the bare key, e.g. ``"rates"``) say where; ``reason`` is the message alone."""
 
-    def __init__(self, message, *, path=None, line=None, key=None):
-        self.path, self.line, self.key, self.reason = path, line, key, message
+    def __init__(self, message, *, path=None, line=None, key=None, param=None):
+        self.path, self.line, self.key, self.reason, self.param = path, line, key, message, param
         where = ""
         if path is not None:
             where = f"{path}:{line}: " if line else f"{path}: "
         super().__init__(f"{where}{key + ': ' if key else ''}{message}")
 
 
+#: The name the sweep code used (kept: the same class).
+SweepConfigError = ConfigError
+
+
+# ------------------------------------------------------------------------------ constraints
+class _Bad(ValueError):
+    """A value that fails its constraint (message only; the caller adds where)."""
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_num(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _tname(v):
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "a table"}.get(type(v), type(v).__name__)
+
+
+@dataclass(frozen=True)
+class Integer:
+    """An integer in [low, high]."""
+
+    low: int
+    high: int | None = None
+    plural: str = ""
+
+    def describe(self, many=False):
+        top = "" if self.high is None else f" and <= {self.high}"
+        return f"{'integers' if many else 'an integer'} >= {self.low}{top}"
+
+    def __call__(self, v, many=False):
+        if not _is_int(v) or v < self.low or (self.high is not None and v > self.high):
+            raise _Bad(f"expected {self.describe(many)}, got {_tname(v)} {v!r}")
+        return int(v)
+
+
+@dataclass(frozen=True)
+class Real:
+    """A finite number in the interval (``closed`` says which ends belong to it)."""
+
+    low: float
+    high: float = math.inf
+    closed: str = "both"  # "both", "neither", "left"
+
+    def describe(self, many=False):
+        if self.high == math.inf:
+            text = f"> {self.low:g}" if self.closed == "neither" else f">= {self.low:g}"
+        else:
+            lb = "[" if self.closed in ("both", "left") else "("
+            rb = "]" if self.closed == "both" else ")"
+            text = f"in {lb}{self.low:g}, {self.high:g}{rb}"
+        return f"{'numbers' if many else 'a number'} {text}"
+
+    def __call__(self, v, many=False):
+        ok = _is_num(v) and math.isfinite(float(v))
+        if ok:
+            x = float(v)
+            lo_ok = x >= self.low if self.closed in ("both", "left") else x > self.low
+            hi_ok = x <= self.high if self.closed == "both" else x < self.high
+            ok = lo_ok and hi_ok
+        if not ok:
+            raise _Bad(f"expected {self.describe(many)}, got {_tname(v)} {v!r}")
+        return float(v)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a fixed set of strings; ``noun`` names them in errors of array items."""
+
+    options: tuple
+    noun: str = "value"
+    hint: str = ""
+
+    def __call__(self, v, many=False):
+        if v not in self.options:
+            if many:
+                raise _Bad(f"unknown {self.noun} {v!r} (expected some of {list(self.options)}{self.hint})")
+            raise _Bad(f"expected one of {list(self.options)}{self.hint}, got {_tname(v)} {v!r}")
+        return v
+
+
+@dataclass(frozen=True)
+class Boolean:
+    def __call__(self, v, many=False):
+        if not isinstance(v, bool):
+            raise _Bad(f"expected true or false, got {_tname(v)} {v!r}")
+        return v
+
+
+@dataclass(frozen=True)
+class String:
+    pattern: object = None
+    what: str = "a string"
+
+    def __call__(self, v, many=False):
+        if not isinstance(v, str) or not v or (self.pattern is not None and not self.pattern.match(v)):
+            raise _Bad(f"expected {self.what}, got {v!r}")
+        return v
+
+
+@dataclass(frozen=True)
+class ArrayOf:
+    """A non-empty (unless ``allow_empty``) array of ``item`` values; repeats are dropped and the
+    result ordered by ``order``: "given" (first appearance), "ascending" or "descending"."""
+
+    item: object
+    what: str
+    allow_empty: bool = False
+    order: str = "given"
+
+    def __call__(self, v, many=False):
+        if not isinstance(v, (list, tuple)):
+            raise _Bad(f"expected an array of {self.what}, got {_tname(v)} ({v!r})")
+        if not v and not self.allow_empty:
+            raise _Bad("empty grid: give at least one value")
+        values = [self.item(x, True) for x in v]
+        if self.order == "given":
+            return tuple(dict.fromkeys(values))
+        return tuple(sorted(set(values), reverse=self.order == "descending"))
+
+
+@dataclass(frozen=True)
+class Reg:
+    """``"auto"`` or a finite number > 0."""
+
+    def __call__(self, v, many=False):
+        if isinstance(v, str):
+            if v.strip().lower() == "auto":
+                return "auto"
+            raise _Bad(f"expected a number > 0 or \"auto\", got {v!r}")
+        if not _is_num(v) or not 0 < float(v) < math.inf:
+            raise _Bad(f"expected a number > 0 or \"auto\", got {_tname(v)} {v!r}")
+        return float(v)
+
+
+#: Every ``[sweep]`` key and its constraint.
+SWEEP_CONSTRAINTS = {
+    "name": String(),
+    "noise": ArrayOf(OneOf(NOISE_KINDS, "noise kind"), "noise kinds"),
+    "rates": ArrayOf(Real(0.0, 1.0), "numbers in [0, 1]", order="ascending"),
+    "seeds": ArrayOf(Integer(0, MAX_SEED), "integers >= 0"),
+    "rounds": Integer(0),
+    "pll_losses": ArrayOf(OneOf(PLL_LOSSES, "PLL loss", ", or [] for none"), "PLL losses", allow_empty=True),
+    "top_k": Integer(2),
+    "baselines": ArrayOf(OneOf(tuple(BASELINES), "baseline", "; the SD rounds and the PLL students are set by "
+                                                              "'rounds' and 'pll_losses'"),
+                         "baseline names", allow_empty=True),
+    "exact_noise": Boolean(),
+    "cluster_rule": OneOf(CLUSTER_RULES, hint=" (see selfdistill.noise.class_clusters)"),
+    "cluster_threshold": Real(0.0, 1.0),
+    "reg_grid": ArrayOf(Real(0.0, closed="neither"), "numbers > 0", order="descending"),
+    "val_fraction": Real(0.0, 1.0, closed="neither"),
+    "label_smoothing": Real(0.0, 1.0, closed="neither"),
+    "cleanlab_folds": Integer(2),
+}
+
+#: Every ``[[datasets]]`` key and its constraint (``features`` is checked by :func:`_features`).
+DATASET_CONSTRAINTS = {
+    "name": String(_NAME_RE, "a name of letters, digits, '_', '-', '.'"),
+    "features": None,
+    "reg": Reg(),
+    "n_classes": Integer(2),
+}
+_DATASET_REQUIRED = ("name", "features", "reg")
+
+
+# ------------------------------------------------------------------------------ the config
 @dataclass(frozen=True)
 class DatasetSpec:
     """One ``[[datasets]]`` table: ``features`` is resolved (a name or an absolute path)."""
@@ -114,21 +309,26 @@ class Task:
 
 
 @dataclass(frozen=True)
-class SweepConfig:
-    """A validated sweep config (see the module docstring for every key)."""
+class ExperimentConfig:
+    """A validated experiment config (see the module docstring for every key).
+
+    Build it with :func:`load_sweep_config` (a TOML file), :func:`parse_sweep_config` (a parsed
+    document) or :func:`run_config` (``selfdistill run``'s options); the defaults below are
+    ``selfdistill run``'s.
+    """
 
     datasets: tuple
-    noise: tuple = ("class_cluster",)
-    rates: tuple = (0.0, 0.3, 0.5)
-    seeds: tuple = (0,)
+    noise: tuple = ("symmetric", "class_cluster")
+    rates: tuple = (0.0, 0.3, 0.5, 0.7)
+    seeds: tuple = (0, 1, 2)
     rounds: int = 4
-    pll_losses: tuple = ("uniform",)
+    pll_losses: tuple = ("uniform", "candidate", "gce")
     top_k: int = 2
     baselines: tuple = ()
     exact_noise: bool = False
     cluster_threshold: float = 0.7
     cluster_rule: str = "library"
-    reg_grid: tuple = tuple(MAIN_JOB_REG_GRID)
+    reg_grid: tuple = REG_GRID
     val_fraction: float = 0.2
     label_smoothing: float = 0.1
     cleanlab_folds: int = 5
@@ -146,12 +346,10 @@ class SweepConfig:
 
     def model_names(self) -> list:
         """Model names of every task, in row order: rounds, PLL students, baselines."""
-        from ..distill import pll_model_names
+        from .baselines import baseline_model_name
 
         names = [f"round {t}" for t in range(self.rounds + 1)]
         names += pll_model_names(tuple(self.pll_losses)) if self.pll_losses else []
-        from .baselines import baseline_model_name
-
         return names + [baseline_model_name(b, self) for b in self.baselines]
 
     def task_settings(self, dataset: str) -> dict:
@@ -167,6 +365,10 @@ class SweepConfig:
             ds.pop("line", None)
             ds.pop("n_classes_line", None)
         return d
+
+
+#: The name the sweep code used (kept: the same class).
+SweepConfig = ExperimentConfig
 
 
 def _jsonable(obj):
@@ -188,7 +390,7 @@ def _index_lines(text: str) -> dict:
     Understands the subset of TOML a config uses: ``[table]``, ``[[array]]`` and ``key = ...``
     lines (multi-line arrays are fine: only the line with the key is recorded).
     """
-    where = {}
+    where: dict = {}
     table, index = None, None
     counts: dict = {}
     depth = 0  # inside a multi-line array or inline table: lines are values, not keys
@@ -198,19 +400,15 @@ def _index_lines(text: str) -> dict:
             m = _HEADER_RE.match(stripped)
             if m:
                 table = m.group(2).strip().strip('"')
-                if m.group(1) == "[[":
-                    index = counts.get(table, 0)
+                index = counts.get(table, 0) if m.group(1) == "[[" else None
+                if index is not None:
                     counts[table] = index + 1
-                else:
-                    index = None
                 where.setdefault((table, index, None), lineno)
                 continue
             k = _KEY_RE.match(line)
             if k:
-                key = k.group(1) or k.group(2) or k.group(3)
-                where.setdefault((table, index, key), lineno)
-        depth += stripped.count("[") + stripped.count("{") - stripped.count("]") - stripped.count("}")
-        depth = max(depth, 0)
+                where.setdefault((table, index, k.group(1) or k.group(2) or k.group(3)), lineno)
+        depth = max(depth + stripped.count("[") + stripped.count("{") - stripped.count("]") - stripped.count("}"), 0)
     return where
 
 
@@ -229,8 +427,9 @@ def _strip_comment(line: str) -> str:
     return re.sub(r"\"[^\"]*\"|'[^']*'", '""', "".join(out))
 
 
-# ------------------------------------------------------------------------------ checks
 class _Checker:
+    """Raises :class:`ConfigError` with the key's label and (for a file) its line."""
+
     def __init__(self, path, text):
         self.path = path
         self.lines = _index_lines(text) if text is not None else {}
@@ -243,98 +442,82 @@ class _Checker:
             label = f"[[{table}]] #{index + 1}" + (f" {key}" if key else "")
         else:
             label = f"[{table}]" + (f" {key}" if key else "")
-        raise SweepConfigError(message, path=self.path, line=line, key=label)
+        raise ConfigError(message, path=self.path, line=line, key=label, param=key)
+
+    def check(self, constraint, value, table, key, index=None):
+        try:
+            return constraint(value)
+        except _Bad as exc:
+            self.fail(str(exc), table, key, index)
 
 
-def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+# ------------------------------------------------------------------------------ parsing
+def parse_sweep_config(data: dict, *, path=None, text=None, base=None) -> ExperimentConfig:
+    """Validate a parsed config document (``text``: its TOML source, for line numbers).
 
-
-def _is_num(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def _tname(v):
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "a table"}.get(type(v), type(v).__name__)
-
-
-def _list_of(ck, table, key, value, kind, *, index=None, allow_empty=False):
-    if not isinstance(value, list):
-        ck.fail(f"expected an array of {kind}, got {_tname(value)} ({value!r})", table, key, index)
-    if not value and not allow_empty:
-        ck.fail("empty grid: give at least one value", table, key, index)
-    return value
-
-
-def parse_sweep_config(data: dict, *, path=None, text=None) -> SweepConfig:
-    """Validate a parsed TOML document (``text``: the source, for line numbers)."""
+    Relative feature paths are relative to ``base`` (default: the config file's folder, or the
+    current folder without a file).
+    """
     ck = _Checker(path, text)
-    base = Path(path).resolve().parent if path is not None else Path.cwd()
+    base = Path(base) if base is not None else (Path(path).resolve().parent if path is not None else Path.cwd())
     for key in data:
-        if key not in _TOP_KEYS:
+        if key not in ("sweep", "datasets"):
             _unknown_top(ck, key, data[key])
     sweep = data.get("sweep", {})
     if not isinstance(sweep, dict):
         ck.fail(f"expected a table [sweep], got {_tname(sweep)}", None, "sweep")
     kw = {}
     for key, value in sweep.items():
-        if key not in _SWEEP_KEYS:
-            ck.fail(f"unknown key (allowed: {', '.join(sorted(_SWEEP_KEYS))})", "sweep", key)
-        kw[key] = _check_sweep_value(ck, key, value)
+        if key not in SWEEP_CONSTRAINTS:
+            ck.fail(f"unknown key (allowed: {', '.join(sorted(SWEEP_CONSTRAINTS))})", "sweep", key)
+        kw[key] = ck.check(SWEEP_CONSTRAINTS[key], value, "sweep", key)
+    kw["datasets"] = _parse_datasets(ck, data, base)
+    kw.setdefault("cluster_threshold", CLUSTER_THRESHOLDS[kw.get("cluster_rule", "library")])
+    return ExperimentConfig(path=None if path is None else str(path), **kw)
+
+
+def _parse_datasets(ck, data, base) -> tuple:
     if "datasets" not in data:
         ck.fail("no [[datasets]] table: name at least one dataset", None, "datasets")
-    raw_ds = data["datasets"]
-    if not isinstance(raw_ds, list) or not all(isinstance(d, dict) for d in raw_ds):
+    raw = data["datasets"]
+    if not isinstance(raw, list) or not all(isinstance(d, dict) for d in raw):
         ck.fail("expected [[datasets]] tables (an array of tables)", None, "datasets")
-    if not raw_ds:
+    if not raw:
         ck.fail("empty grid: give at least one [[datasets]] table", None, "datasets")
     specs, seen = [], set()
-    for i, d in enumerate(raw_ds):
+    for i, d in enumerate(raw):
         for key in d:
-            if key not in _DATASET_KEYS:
-                ck.fail(f"unknown key (allowed: {', '.join(sorted(_DATASET_KEYS))})", "datasets", key, i)
-        for key in ("name", "features", "reg"):
+            if key not in DATASET_CONSTRAINTS:
+                ck.fail(f"unknown key (allowed: {', '.join(sorted(DATASET_CONSTRAINTS))})", "datasets", key, i)
+        for key in _DATASET_REQUIRED:
             if key not in d:
                 ck.fail(f"missing key {key!r}", "datasets", None, i)
-        name = d["name"]
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            ck.fail(f"expected a name of letters, digits, '_', '-', '.', got {name!r}", "datasets", "name", i)
-        if name in seen:
-            ck.fail(f"duplicate dataset name {name!r}", "datasets", "name", i)
-        seen.add(name)
-        feats = d["features"]
-        if not isinstance(feats, str) or not feats:
-            ck.fail(f"expected a string ('digits', 'block' or an .npz path), got {feats!r}", "datasets", "features", i)
-        from ..data import DATASETS
-
-        if feats not in DATASETS:
-            if not feats.lower().endswith(".npz"):
-                ck.fail(f"unknown dataset {feats!r}: expected one of {list(DATASETS)} or the path of an .npz "
-                        "feature file (see 'selfdistill extract')", "datasets", "features", i)
-            p = Path(os.path.expanduser(feats))
-            feats = str(p if p.is_absolute() else (base / p))
-        reg = d["reg"]
-        if isinstance(reg, str):
-            if reg != "auto":
-                ck.fail(f"expected a number > 0 or \"auto\", got {reg!r}", "datasets", "reg", i)
-        elif not _is_num(reg) or not 0 < float(reg) < float("inf"):
-            ck.fail(f"expected a number > 0 or \"auto\", got {_tname(reg)} {reg!r}", "datasets", "reg", i)
-        else:
-            reg = float(reg)
-        nc = d.get("n_classes")
-        if nc is not None and (not _is_int(nc) or nc < 2):
-            ck.fail(f"expected an integer >= 2, got {nc!r}", "datasets", "n_classes", i)
-        specs.append(DatasetSpec(name=name, features=feats, reg=reg, n_classes=nc,
+        v = {k: ck.check(DATASET_CONSTRAINTS[k], d[k], "datasets", k, i) for k in ("name", "reg", "n_classes") if k in d}
+        if v["name"] in seen:
+            ck.fail(f"duplicate dataset name {v['name']!r}", "datasets", "name", i)
+        seen.add(v["name"])
+        feats = _features(ck, d["features"], base, i)
+        specs.append(DatasetSpec(name=v["name"], features=feats, reg=v["reg"], n_classes=v.get("n_classes"),
                                  line=ck.lines.get(("datasets", i, None)),
                                  n_classes_line=ck.lines.get(("datasets", i, "n_classes"))))
-    kw["datasets"] = tuple(specs)
-    if "cluster_threshold" not in kw:
-        kw["cluster_threshold"] = CLUSTER_THRESHOLDS[kw.get("cluster_rule", "library")]
-    cfg = SweepConfig(path=None if path is None else str(path), **kw)
-    if cfg.pll_losses and cfg.top_k < 2:
-        ck.fail(f"expected an integer >= 2, got {cfg.top_k}", "sweep", "top_k")
-    return cfg
+    return tuple(specs)
+
+
+def _features(ck, feats, base, i) -> str:
+    """An embedded dataset's name, or an .npz path made absolute (relative to ``base``)."""
+    from ..data import DATASETS
+
+    if isinstance(feats, os.PathLike):
+        feats = os.fspath(feats)
+    if not isinstance(feats, str) or not feats:
+        ck.fail(f"expected a string ('digits', 'block' or an .npz path), got {feats!r}", "datasets", "features", i)
+    if feats in DATASETS:
+        return feats
+    if not feats.lower().endswith(".npz"):
+        ck.fail(f"unknown dataset {feats!r}: expected one of {list(DATASETS)} or the path of an .npz "
+                "feature file (see 'selfdistill extract')", "datasets", "features", i)
+    p = Path(os.path.expanduser(feats))
+    return str(p if p.is_absolute() else (base / p))
 
 
 def _unknown_top(ck, key, value):
@@ -343,82 +526,39 @@ def _unknown_top(ck, key, value):
     ck.fail("unknown key at the top level (keys belong in [sweep] or [[datasets]])", None, key)
 
 
-def _check_sweep_value(ck, key, v):
-    t = "sweep"
-    if key == "name":
-        if not isinstance(v, str):
-            ck.fail(f"expected a string, got {_tname(v)}", t, key)
-        return v
-    if key == "noise":
-        for kind in _list_of(ck, t, key, v, "noise kinds"):
-            if kind not in NOISE_KINDS:
-                ck.fail(f"unknown noise kind {kind!r} (expected one of {list(NOISE_KINDS)})", t, key)
-        return tuple(dict.fromkeys(v))
-    if key == "rates":
-        for r in _list_of(ck, t, key, v, "numbers in [0, 1]"):
-            if not _is_num(r):
-                ck.fail(f"expected numbers in [0, 1], got {_tname(r)} {r!r}", t, key)
-            if not 0.0 <= float(r) <= 1.0:
-                ck.fail(f"noise rates must be in [0, 1], got {r!r}", t, key)
-        return tuple(sorted({float(r) for r in v}))
-    if key == "seeds":
-        for s in _list_of(ck, t, key, v, "integers >= 0"):
-            if not _is_int(s) or s < 0:
-                ck.fail(f"expected integers >= 0, got {_tname(s)} {s!r}", t, key)
-        return tuple(dict.fromkeys(int(s) for s in v))
-    if key in ("rounds", "top_k", "cleanlab_folds"):
-        low = {"rounds": 0, "top_k": 2, "cleanlab_folds": 2}[key]
-        if not _is_int(v) or v < low:
-            ck.fail(f"expected an integer >= {low}, got {_tname(v)} {v!r}", t, key)
-        return int(v)
-    if key == "pll_losses":
-        for loss in _list_of(ck, t, key, v, "PLL losses", allow_empty=True):
-            if loss not in PLL_LOSSES:
-                ck.fail(f"unknown PLL loss {loss!r} (expected some of {list(PLL_LOSSES)}, or [] for none)", t, key)
-        return tuple(dict.fromkeys(v))
-    if key == "baselines":
-        for b in _list_of(ck, t, key, v, "baseline names", allow_empty=True):
-            if b not in BASELINES:
-                ck.fail(f"unknown baseline {b!r} (expected some of {list(BASELINES)}; the SD rounds and the PLL "
-                        "students are set by 'rounds' and 'pll_losses')", t, key)
-        return tuple(dict.fromkeys(v))
-    if key == "cluster_rule":
-        if v not in CLUSTER_RULES:
-            ck.fail(f"expected one of {list(CLUSTER_RULES)} (see selfdistill.noise.class_clusters), got {_tname(v)} {v!r}",
-                    t, key)
-        return v
-    if key == "exact_noise":
-        if not isinstance(v, bool):
-            ck.fail(f"expected true or false, got {_tname(v)} {v!r}", t, key)
-        return v
-    if key in ("cluster_threshold", "val_fraction", "label_smoothing"):
-        ok = _is_num(v) and (0.0 <= float(v) <= 1.0 if key == "cluster_threshold" else 0.0 < float(v) < 1.0)
-        if not ok:
-            rng = "[0, 1]" if key == "cluster_threshold" else "(0, 1)"
-            ck.fail(f"expected a number in {rng}, got {_tname(v)} {v!r}", t, key)
-        return float(v)
-    if key == "reg_grid":
-        for r in _list_of(ck, t, key, v, "numbers > 0"):
-            if not _is_num(r) or not 0 < float(r) < float("inf"):
-                ck.fail(f"expected numbers > 0, got {_tname(r)} {r!r}", t, key)
-        return tuple(sorted({float(r) for r in v}, reverse=True))
-    raise AssertionError(key)  # pragma: no cover
-
-
-def load_sweep_config(path) -> SweepConfig:
-    """Read and validate a TOML sweep config; errors are :class:`SweepConfigError`."""
+def load_sweep_config(path) -> ExperimentConfig:
+    """Read and validate a TOML config; errors are :class:`ConfigError` (``FILE:LINE: key: ...``)."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except FileNotFoundError:
-        raise SweepConfigError("no such config file", path=path) from None
+        raise ConfigError("no such config file", path=path) from None
     try:
         text = raw.decode("utf-8")
         data = _toml.loads(text)
     except UnicodeDecodeError as exc:
-        raise SweepConfigError(f"not UTF-8 text: {exc}", path=path) from None
+        raise ConfigError(f"not UTF-8 text: {exc}", path=path) from None
     except _toml.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        raise SweepConfigError(f"invalid TOML: {exc}", path=path, line=int(m.group(1)) if m else None) from None
+        raise ConfigError(f"invalid TOML: {exc}", path=path, line=int(m.group(1)) if m else None) from None
     return parse_sweep_config(data, path=path, text=text)
+
+
+def run_config(dataset="digits", *, name=None, reg="auto", **sweep) -> ExperimentConfig:
+    """The config of ``selfdistill run``: one dataset, the other options as ``[sweep]`` keys.
+
+    ``run_config("digits", rates=(0.0, 0.5), reg=1e-3)`` is the config of
+    ``selfdistill run --dataset digits --rates 0 0.5 --reg 1e-3`` and of the TOML file with
+    ``[sweep] rates = [0.0, 0.5]`` and one ``[[datasets]]`` table (``name``, default: the file
+    stem or the embedded dataset's name; ``features = dataset``; ``reg``). Errors are
+    :class:`ConfigError` whose ``param`` is the keyword (``features`` for ``dataset``).
+    """
+    if isinstance(dataset, os.PathLike):
+        dataset = os.fspath(dataset)
+    if name is None:
+        stem = Path(dataset).stem if isinstance(dataset, str) else "dataset"
+        name = re.sub(r"[^A-Za-z0-9_.\-]", "_", stem).lstrip("_.-") or "dataset"
+    doc = {"sweep": {k: list(v) if isinstance(v, tuple) else v for k, v in sweep.items()},
+           "datasets": [{"name": name, "features": dataset, "reg": reg}]}
+    return parse_sweep_config(doc)

@@ -1,4 +1,4 @@
-"""The sweep's result store: one SQLite file, one row per finished task.
+"""The result store of ``selfdistill run`` and ``sweep``: one SQLite file, one row per finished task.
 
 Schema (version :data:`SCHEMA_VERSION`)::
 
@@ -170,10 +170,15 @@ class ResultStore:
         return out
 
     def rows(self) -> list:
-        """One dict per (task, model): the task's axes plus the model's metrics (the report's input)."""
+        """One dict per (task, model), the input of every table, CSV and figure: the task's axes
+        (dataset, noise, rate, seed), its settings (rounds, top_k, exact_noise, reg_rule: "auto"
+        or "fixed") and the model's metrics."""
         rows = []
         for rec in self.records():
-            base = {"dataset": rec["dataset"], "noise": rec["noise"], "rate": rec["rate"], "seed": rec["seed"]}
+            cfg = rec["config"]
+            base = {"dataset": rec["dataset"], "noise": rec["noise"], "rate": rec["rate"], "seed": rec["seed"],
+                    "rounds": cfg.get("rounds"), "top_k": cfg.get("top_k"), "exact_noise": cfg.get("exact_noise"),
+                    "reg_rule": None if "reg" not in cfg else ("auto" if cfg["reg"] == "auto" else "fixed")}
             for m in rec["metrics"]:
                 rows.append({**base, **m})
         return rows

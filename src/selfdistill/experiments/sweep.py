@@ -1,35 +1,30 @@
-"""``selfdistill sweep CONFIG.toml``: run a sweep's tasks on local processes or a Dask cluster.
+"""The driver of ``selfdistill sweep`` and ``selfdistill run``: tasks -> workers -> the store.
 
 Flow:
 
-1. The config is read and validated (:mod:`.config`); with ``scheduler=`` the Dask scheduler is
+1. The config is validated (:mod:`.config`); with ``scheduler=`` the Dask scheduler is
    contacted *first* (``connect_timeout`` seconds), so an unreachable one fails fast and writes
    nothing.
-2. The driver loads every dataset once, checks its class count against the config, computes
-   its content hash and (``class_cluster`` noise) its class clusters from the training features
-   and the clean training labels (as ``selfdistill run`` does), and the settings hash
-   :func:`task_config_hash` of its tasks.
+2. Every dataset is loaded once (:func:`~.runner.prepare_datasets`: class count checked, content
+   hash, class clusters, the settings hash :func:`~.runner.task_config_hash` of its tasks).
 3. The results database (:class:`~.store.ResultStore`) is opened; tasks whose row carries the
    same hash are skipped; the others are computed.
-4. Tasks run on ``jobs`` local worker processes (each gets the datasets once, when it starts) or
-   on a Dask cluster (each dataset is scattered to the workers once, ``broadcast=True``; tasks
-   get a reference to it). The driver writes each task's row in its own transaction as soon as
+4. Tasks whose noisy labels coincide (rate 0 under every noise kind gives the clean labels, for
+   the same seed) are computed once; the others get a copy of the record (``solver.reused_from``
+   names the task computed, ``seconds`` is its time).
+5. Tasks run in this process (``jobs=1``), on ``jobs`` local worker processes (each gets the
+   datasets once, when it starts) or on a Dask cluster (each dataset is scattered to the workers
+   once, ``broadcast=True``). The driver writes each task's row in its own transaction as soon as
    the task finishes. A local worker that dies (``kill -9``) is replaced and its unfinished
    tasks are resubmitted (at most ``max_restarts`` times); Dask reschedules on its own.
-5. Every task computes with ``blas_threads`` BLAS threads (default 1: the parallelism is across
-   tasks), so a task's numbers do not depend on where it ran: the same sweep gives the same
-   results locally and on a cluster.
+6. Every task computes with ``blas_threads`` BLAS threads (default 1: the parallelism is across
+   tasks), so a task's numbers do not depend on where it ran.
 
-One task (:func:`compute_task`): noisy labels ``make_noisy_labels(y_train, noise, rate,
-noise_seed(seed, noise, rate))``; reg fixed or chosen per model on a validation split of the
-*noisy* training labels (``reg = "auto"``); the SD chain (rounds 0..R and the PLL students) via
-:func:`selfdistill.distill`; the config's baselines (:mod:`.baselines`); one metrics dict per
-model with its gain over round 0 of the same task.
+One task is :func:`~.runner.compute_task`, the same function everywhere.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -40,14 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from .config import SweepConfig, SweepConfigError, Task, load_sweep_config
+from .config import ExperimentConfig, load_sweep_config
+from .runner import TASK_FORMAT, compute_task, label_key, prepare_datasets, task_config_hash, task_labels
 from .store import ResultStore
 
 __all__ = ["run_sweep", "compute_task", "prepare_datasets", "SweepError", "SweepResult", "task_config_hash",
            "TASK_FORMAT"]
-
-#: Bumped when a task's computation changes in a way that makes stored rows stale.
-TASK_FORMAT = 2  # 2: PLL targets share tied candidate mass (results of format 1 are recomputed)
 
 
 class SweepError(RuntimeError):
@@ -63,148 +56,7 @@ class SweepResult:
     n_replaced: int
     seconds: float
     task_seconds: list = field(default_factory=list)
-
-
-# ------------------------------------------------------------------------------------ data
-def _fingerprint(ds) -> str:
-    from .main_job import _dataset_fingerprint
-
-    return _dataset_fingerprint(ds)
-
-
-def task_config_hash(config: SweepConfig, dataset: str, fingerprint: str) -> str:
-    """Hash of every setting that changes the result of ``dataset``'s tasks (not the grid axes)."""
-    from .. import __version__
-
-    d = config.task_settings(dataset)
-    d.update(dataset_sha256=fingerprint, selfdistill_version=__version__, task_format=TASK_FORMAT)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def prepare_datasets(config: SweepConfig) -> dict:
-    """Load every dataset once: {name: payload} with arrays, K, clusters, fingerprint and hash."""
-    from ..data import load_dataset
-    from ..noise import class_clusters
-
-    out = {}
-    for spec in config.datasets:
-        if spec.features.lower().endswith(".npz") and not os.path.isfile(spec.features):
-            raise SweepConfigError(
-                f"no such feature file {spec.features!r} (make it with 'selfdistill extract', or fix the path; "
-                "relative paths are relative to the config file)",
-                path=config.path, line=spec.line, key=f"[[datasets]] {spec.name} features")
-        ds = load_dataset(spec.features, seed=0)
-        K = ds.n_classes
-        if spec.n_classes is not None and spec.n_classes != K:
-            raise SweepConfigError(
-                f"the config says n_classes = {spec.n_classes} but {spec.features!r} has {K} classes",
-                path=config.path, line=spec.n_classes_line or spec.line, key=f"[[datasets]] {spec.name} n_classes")
-        if ds.n_test == 0:
-            raise SweepConfigError(f"{spec.features!r} has no test points; the sweep reports test accuracy",
-                                   path=config.path, line=spec.line, key=f"[[datasets]] {spec.name} features")
-        if config.pll_losses and not 2 <= config.top_k <= K - 1:
-            raise SweepConfigError(
-                f"top_k = {config.top_k} needs 2 <= top_k <= K - 1 but dataset {spec.name!r} has K = {K} classes"
-                + (" (set pll_losses = [] for 2-class data)" if K < 3 else ""),
-                path=config.path, key="[sweep] top_k")
-        clusters = None
-        if "class_cluster" in config.noise:
-            clusters = class_clusters(ds.X_train, ds.y_train, threshold=config.cluster_threshold, n_classes=K,
-                                      rule=config.cluster_rule)
-        fp = _fingerprint(ds)
-        out[spec.name] = {
-            "X_train": ds.X_train, "y_train": ds.y_train, "X_test": ds.X_test, "y_test": ds.y_test,
-            "n_classes": K, "clusters": clusters, "fingerprint": fp,
-            "config_hash": task_config_hash(config, spec.name, fp),
-            "class_names": list(ds.class_names),
-        }
-    return out
-
-
-# ------------------------------------------------------------------------------------ one task
-def compute_task(task: Task, config: SweepConfig, data: dict, *, blas_threads=1) -> dict:
-    """Compute one task; returns the store record (see :mod:`.store`). Pure given its inputs."""
-    from .main_job import _limit_blas
-
-    with _limit_blas(blas_threads):
-        return _compute_task(task, config, data)
-
-
-def _compute_task(task, config, data):
-    from .. import __version__
-    from ..distill import distill
-    from ..model_selection import select_reg_per_model
-    from ..noise import make_noisy_labels
-    from .baselines import BaselineContext, run_baselines
-    from .main_job import noise_seed
-
-    t0 = time.perf_counter()
-    X, y, Xt, yt, K = data["X_train"], data["y_train"], data["X_test"], data["y_test"], data["n_classes"]
-    spec = config.dataset(task.dataset)
-    nseed = noise_seed(task.seed, task.noise, task.rate)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # singleton clusters: the realised rate says it
-        y_noisy, ninfo = make_noisy_labels(
-            y, task.noise, task.rate, nseed, clusters=data["clusters"] if task.noise == "class_cluster" else None,
-            exact=config.exact_noise, n_classes=K)
-    pll = bool(config.pll_losses)
-    chain = dict(rounds=config.rounds, pll=pll, top_k=config.top_k,
-                 pll_loss=tuple(config.pll_losses) if pll else "uniform", n_classes=K)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        scores = None
-        if spec.reg == "auto":
-            best, scores = select_reg_per_model(X, y_noisy, grid=config.reg_grid, val_fraction=config.val_fraction,
-                                                seed=task.seed, **chain)
-            chains = {r: distill(X, y_noisy, reg=r, X_test=Xt, y_test=yt, y_true=y, **chain)
-                      for r in sorted(set(best.values()), reverse=True)}
-        else:
-            res = distill(X, y_noisy, reg=spec.reg, X_test=Xt, y_test=yt, y_true=y, **chain)
-            chains = {spec.reg: res}
-            best = {m["model"]: spec.reg for m in res.metrics}
-        names = [m["model"] for m in next(iter(chains.values())).metrics]
-        metrics = []
-        for name in names:
-            m = chains[best[name]].metric_dict(name)
-            m.pop("n_grad_evals", None)
-            m.pop("n_hessp", None)
-            metrics.append({**m, "reg": float(best[name])})
-        round_models = [chains[best[f"round {t}"]].models[f"round {t}"] for t in range(config.rounds + 1)]
-        ctx = BaselineContext(X=X, y_noisy=y_noisy, y_true=y, X_test=Xt, y_test=yt, n_classes=K,
-                              reg=float(best["round 0"]), seed=task.seed, config=config, round_models=round_models)
-        b_metrics, b_extra = run_baselines(config.baselines, ctx)
-    base = metrics[0]["test_acc"]
-    realised = float(ninfo["rates"]["overall"])
-    kinds = {name: ("round" if name.startswith("round ") else "pll") for name in names}
-    out_metrics = []
-    for m in metrics + b_metrics:
-        m = dict(m)
-        m["kind"] = kinds.get(m["model"], "baseline")
-        m["gain"] = m["test_acc"] - base
-        m["realised_rate"] = realised
-        out_metrics.append(m)
-    msgs = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-    return {
-        "task_id": task.task_id,
-        "dataset": task.dataset,
-        "noise": task.noise,
-        "rate": float(task.rate),
-        "seed": int(task.seed),
-        "config_hash": data["config_hash"],
-        "config": {**config.task_settings(task.dataset), "noise_seed": nseed, "dataset_sha256": data["fingerprint"]},
-        "metrics": out_metrics,
-        "solver": {
-            "chosen_reg": {k: float(v) for k, v in best.items()},
-            "reg_scores": None if scores is None else
-            {name: {repr(float(r)): v for r, v in sc.items()} for name, sc in scores.items()},
-            "noise": {"seed": nseed, "realised_rate": realised, "per_class": ninfo["rates"]["per_class"]},
-            "baselines": b_extra,
-            "warnings": msgs,
-        },
-        "seconds": time.perf_counter() - t0,
-        "worker": f"{socket.gethostname()}:{os.getpid()}",
-        "library_version": __version__,
-    }
+    warnings: list = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------ local workers
@@ -324,64 +176,111 @@ def _collect(futs, on_done, as_completed):
 
 
 # ------------------------------------------------------------------------------------ driver
-def run_sweep(config, db_path, *, jobs=None, scheduler=None, quiet=False, blas_threads=1, max_restarts=3,
-              connect_timeout=5.0) -> SweepResult:
-    """Run every unfinished task of ``config`` (a SweepConfig or a TOML path) into ``db_path``.
+def _todo(config, payloads, store, quiet, db_path):
+    """Tasks to compute (other hash or missing), and how many stored rows they replace."""
+    done = store.done()
+    tasks = config.tasks()
+    todo = [t for t in tasks if done.get(t.task_id) != payloads[t.dataset]["config_hash"]]
+    replaced = sum(t.task_id in done for t in todo)
+    if not quiet and (len(todo) < len(tasks) or replaced):
+        print(f"selfdistill: resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already in {db_path}"
+              + (f"; {replaced} stored with other settings will be recomputed" if replaced else ""),
+              file=sys.stderr)
+    return tasks, todo, replaced
 
-    ``jobs``: local worker processes (default: the CPU count; 1 runs in this process);
-    ``scheduler``: a Dask scheduler address (then ``jobs`` is ignored).
+
+def _group_by_labels(todo, config, payloads) -> dict:
+    """{representative task: [tasks with the same noisy labels and seed]} (each list starts with it)."""
+    groups: dict = {}
+    for t in todo:
+        y_noisy, _, _ = task_labels(t, config, payloads[t.dataset])
+        groups.setdefault(label_key(t, y_noisy), []).append(t)
+    return {g[0]: g for g in groups.values()}
+
+
+def _copy_record(rec, task, config, payloads):
+    """The record of ``task`` from that of a task with the same noisy labels."""
+    _, info, nseed = task_labels(task, config, payloads[task.dataset])
+    out = dict(rec, task_id=task.task_id, noise=task.noise, rate=float(task.rate))
+    out["config"] = {**rec["config"], "noise_seed": nseed}
+    out["solver"] = {**rec["solver"], "reused_from": rec["task_id"],
+                     "noise": {"seed": nseed, "realised_rate": float(info["rates"]["overall"]),
+                               "per_class": info["rates"]["per_class"]}}
+    return out
+
+
+def _execute(todo, config, payloads, *, client, jobs, blas_threads, max_restarts, on_done):
+    if not todo:
+        return
+    if client is not None:
+        _run_dask(client, todo, config, payloads, blas_threads, on_done)
+        return
+    n_jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
+    if n_jobs <= 1 or len(todo) == 1:
+        _run_inline(todo, config, payloads, blas_threads, on_done)
+    else:
+        _run_processes(todo, config, payloads, n_jobs, blas_threads, on_done, max_restarts)
+
+
+def run_sweep(config, db_path, *, jobs=None, scheduler=None, quiet=False, blas_threads=1, max_restarts=3,
+              connect_timeout=5.0, payloads=None, desc="selfdistill sweep") -> SweepResult:
+    """Run every unfinished task of ``config`` into the results database ``db_path``.
+
+    Parameters
+    ----------
+    config : ExperimentConfig, or the path of a TOML config.
+    db_path : the SQLite results database (created if needed; finished tasks are kept).
+    jobs : local worker processes (default: the CPU count; 1 runs in this process).
+    scheduler : a Dask scheduler address (then ``jobs`` is ignored).
+    quiet : no progress bar and no notes.
+    blas_threads : BLAS threads per task (None: leave the library's setting alone).
+    max_restarts : how often a pool of dead local workers is replaced before giving up.
+    connect_timeout : seconds to reach the scheduler.
+    payloads : the datasets from :func:`~.runner.prepare_datasets`, if already loaded.
+    desc : the progress bar's label.
+
+    Returns
+    -------
+    SweepResult (counts, seconds, and the warnings the computed tasks caught).
     """
     from tqdm.auto import tqdm
 
-    t_start = time.perf_counter()
-    if not isinstance(config, SweepConfig):
-        config = load_sweep_config(config)
     from .baselines import check_baseline_dependencies
 
+    t_start = time.perf_counter()
+    if not isinstance(config, ExperimentConfig):
+        config = load_sweep_config(config)
     check_baseline_dependencies(config.baselines)
     client = connect_scheduler(scheduler, connect_timeout) if scheduler else None
+    seconds, caught = [], []
     try:
-        payloads = prepare_datasets(config)
-        store = ResultStore(db_path)
-        try:
+        payloads = payloads or prepare_datasets(config)
+        with ResultStore(db_path) as store:
             store.set_meta("config", config.to_dict())
-            done = store.done()
-            tasks = config.tasks()
-            todo, replaced = [], 0
-            for t in tasks:
-                h = done.get(t.task_id)
-                if h != payloads[t.dataset]["config_hash"]:
-                    todo.append(t)
-                    replaced += h is not None
-            if not quiet and len(todo) < len(tasks):
-                print(f"selfdistill: resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already in {db_path}"
-                      + (f"; {replaced} stored with other settings will be recomputed" if replaced else ""),
-                      file=sys.stderr)
-            seconds = []
+            tasks, todo, replaced = _todo(config, payloads, store, quiet, db_path)
+            groups = _group_by_labels(todo, config, payloads)
             bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), disable=quiet, unit="task",
-                       desc="selfdistill sweep", dynamic_ncols=True, file=sys.stderr)
+                       desc=desc, dynamic_ncols=True, file=sys.stderr)
 
             def on_done(rec):
-                store.put(rec)
+                for task in groups[_task_of(rec)]:
+                    store.put(rec if task.task_id == rec["task_id"] else _copy_record(rec, task, config, payloads))
+                    bar.update()
                 seconds.append(rec["seconds"])
-                bar.update()
+                caught.extend(rec["solver"].get("warnings", []))
 
             with bar:
-                if not todo:
-                    pass
-                elif client is not None:
-                    _run_dask(client, todo, config, payloads, blas_threads, on_done)
-                else:
-                    n_jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
-                    if n_jobs <= 1 or len(todo) == 1:
-                        _run_inline(todo, config, payloads, blas_threads, on_done)
-                    else:
-                        _run_processes(todo, config, payloads, n_jobs, blas_threads, on_done, max_restarts)
-        finally:
-            store.close()
+                _execute(list(groups), config, payloads, client=client, jobs=jobs, blas_threads=blas_threads,
+                         max_restarts=max_restarts, on_done=on_done)
     finally:
         if client is not None:
             client.close()
     return SweepResult(db_path=Path(db_path), n_tasks=len(tasks), n_computed=len(todo),
                        n_skipped=len(tasks) - len(todo), n_replaced=replaced, seconds=time.perf_counter() - t_start,
-                       task_seconds=seconds)
+                       task_seconds=seconds, warnings=list(dict.fromkeys(caught)))
+
+
+def _task_of(rec):
+    from .config import Task
+
+    return Task(rec["dataset"], rec["noise"], rec["rate"], rec["seed"])

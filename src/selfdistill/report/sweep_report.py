@@ -23,8 +23,6 @@ Files written to the output folder (each atomically):
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 
 from .._io import atomic_write_text, ensure_output_dir, save_figure
 from .figures import MARKERS, colormap, dodge, new_figure, rate_colors, seeds_text
+from .rows import write_results_csv
 from .tables import _round_index, mean_std, model_order
 
 __all__ = [
@@ -41,18 +40,14 @@ __all__ = [
     "gain_tables",
     "markdown_tables",
     "latex_tables",
-    "write_csv",
     "plot_gain_by_dataset",
     "plot_metric_vs_round",
     "plot_coverage_vs_rate",
     "make_gain_by_dataset_figure",
     "make_metric_vs_round_figure",
     "make_coverage_vs_rate_figure",
-    "CSV_COLUMNS",
 ]
 
-CSV_COLUMNS = ("dataset", "noise", "rate", "seed", "model", "kind", "reg", "test_acc", "gain", "train_acc", "kept",
-               "corrected", "agree_given", "topk_coverage", "realised_rate", "n_iter", "converged", "seconds")
 
 
 def _order(values):
@@ -178,19 +173,6 @@ def latex_tables(rows, *, digits=1) -> str:
             out.append(f"{rate:g} & " + " & ".join(txt) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     return "\n".join(out) + "\n"
-
-
-def write_csv(rows, path) -> None:
-    """Every row, columns :data:`CSV_COLUMNS` then any others (sorted); floats as repr."""
-    rows = list(rows)
-    extra = sorted({k for r in rows for k in r} - set(CSV_COLUMNS))
-    cols = list(CSV_COLUMNS) + extra
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for r in rows:
-        w.writerow(["" if r.get(c) is None else (repr(r[c]) if isinstance(r.get(c), float) else r[c]) for c in cols])
-    atomic_write_text(path, buf.getvalue())
 
 
 # ------------------------------------------------------------------------------------ figures
@@ -373,24 +355,28 @@ def plot_coverage_vs_rate(rows, path, *, top_k=None, dpi=110):
 
 
 # ------------------------------------------------------------------------------------ all of it
-def write_report(db_path, output_dir=None, *, rows=None) -> dict:
-    """Write every figure and table of ``db_path`` to ``output_dir`` (default ``<db stem>-report``).
+def write_report(rows, output_dir, *, title="results", config=None) -> dict:
+    """Write every figure and table of ``rows`` to ``output_dir`` (created).
 
-    Returns {name: path} of the files written.
+    Parameters
+    ----------
+    rows : the result rows (one dict per task and model, e.g. ``ResultStore.rows()``).
+    output_dir : the report folder.
+    title : shown in the headings (e.g. the database's file name).
+    config : the experiment config as a dict (its ``top_k`` labels the coverage figure; the HTML
+        page shows it), or None.
+
+    Returns
+    -------
+    dict {name: path} of the files written.
     """
-    from ..experiments.store import ResultStore
     from .html import render_html
 
-    db_path = Path(os.fspath(db_path))
-    if rows is None:
-        with ResultStore(db_path, create=False) as store:
-            rows = store.rows()
-            meta_config = store.get_meta("config")
-    else:
-        meta_config = None
+    rows = list(rows)
     if not rows:
-        raise ValueError(f"results database {str(db_path)!r} holds no finished task yet: run 'selfdistill sweep' first")
-    out = ensure_output_dir(output_dir or db_path.with_name(db_path.stem + "-report"), name="--output")
+        raise ValueError("rows must hold at least one finished task, got none: run 'selfdistill sweep' first")
+    meta_config = config
+    out = ensure_output_dir(output_dir, name="--output")
     files = {}
     for noise in _order(r["noise"] for r in rows):
         gain = plot_gain_by_dataset(rows, out / f"gain_vs_rate_{noise}.png", noise=noise)
@@ -405,14 +391,14 @@ def write_report(db_path, output_dir=None, *, rows=None) -> dict:
         files["coverage"] = plot_coverage_vs_rate(rows, out / "coverage_vs_rate.png",
                                                   top_k=(meta_config or {}).get("top_k"))
     md = markdown_tables(rows)
-    atomic_write_text(out / "results.md", f"# selfdistill report: {db_path.name}\n\n" + md)
+    atomic_write_text(out / "results.md", f"# selfdistill report: {title}\n\n" + md)
     files["markdown"] = out / "results.md"
     atomic_write_text(out / "results.tex", latex_tables(rows))
     files["latex"] = out / "results.tex"
-    write_csv(rows, out / "results.csv")
+    write_results_csv(out / "results.csv", rows)
     files["csv"] = out / "results.csv"
     figures = [(p, _caption(name)) for name, p in files.items() if str(p).endswith(".png")]
-    html = render_html(f"selfdistill report: {db_path.name}", rows=rows, tables=accuracy_tables(rows),
+    html = render_html(f"selfdistill report: {title}", rows=rows, tables=accuracy_tables(rows),
                        gain_tables=gain_tables(rows), figures=figures, config=meta_config)
     atomic_write_text(out / "report.html", html)
     files["html"] = out / "report.html"

@@ -1,0 +1,263 @@
+"""The one task runner: noise -> labels -> reg selection -> chain -> baselines -> metrics.
+
+``selfdistill run`` and ``selfdistill sweep`` both compute every task with :func:`compute_task`,
+in this process, in local worker processes or on Dask workers (:mod:`.sweep` dispatches).
+
+One task, on a dataset loaded once by :func:`prepare_datasets`:
+
+1. noisy training labels ``make_noisy_labels(y_train, noise, rate, noise_seed(seed, noise, rate))``
+   (:func:`task_labels`); ``class_cluster`` noise uses clusters computed once per dataset from the
+   training features and the *clean* training labels (they define the noise model, like a
+   transition matrix, and are the same for every rate and seed);
+2. reg fixed, or (``reg = "auto"``, :data:`~.config.REG_RULE`) chosen per model by
+   :func:`selfdistill.model_selection.select_reg_per_model` on a validation split of the *noisy*
+   training labels, seeded by the task's seed;
+3. :func:`selfdistill.distill` per distinct chosen reg: the teacher, rounds 1..R, the PLL students;
+4. the config's baselines (:mod:`.baselines`);
+5. one metrics dict per model, with its gain over the same task's round 0.
+
+Choices fixed here: the train/test split is ``load_dataset(spec, seed=0)`` for every seed (seeds
+vary the label noise and the reg-selection split); every task can be recomputed alone, in any
+order, and gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import time
+import warnings
+import zlib
+
+import numpy as np
+
+from ..distill import distill
+from ..model_selection import select_reg_per_model
+from ..noise import class_clusters, make_noisy_labels
+from .config import ConfigError, ExperimentConfig, Task
+
+__all__ = [
+    "TASK_FORMAT",
+    "noise_seed",
+    "dataset_fingerprint",
+    "task_config_hash",
+    "prepare_datasets",
+    "task_labels",
+    "label_key",
+    "compute_task",
+    "limit_blas",
+]
+
+#: Bumped when a task's computation changes in a way that makes stored results stale.
+TASK_FORMAT = 2  # 2: PLL targets share tied candidate mass (results of format 1 are recomputed)
+
+
+def noise_seed(seed: int, kind: str, rate: float) -> int:
+    """The seed of a task's label noise: a documented function of (seed, kind, rate).
+
+    ``SeedSequence([seed, zlib.crc32(kind), round(rate * 1e6)]).generate_state(1)[0]`` (a 32-bit
+    int). Independent of the grid and of the order of the tasks, and the same on every platform
+    (``crc32``, unlike ``hash``, is not salted per process).
+
+    Examples
+    --------
+    >>> noise_seed(0, "symmetric", 0.3) == noise_seed(0, "symmetric", 0.3)
+    True
+    """
+    entropy = [int(seed), zlib.crc32(str(kind).encode("utf-8")), int(round(float(rate) * 1_000_000))]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def dataset_fingerprint(ds) -> str:
+    """sha256 of a dataset's arrays (dtype, shape and bytes of X_train, y_train, X_test, y_test)."""
+    h = hashlib.sha256()
+    for arr in (ds.X_train, ds.y_train, ds.X_test, ds.y_test):
+        a = np.ascontiguousarray(arr)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def task_config_hash(config: ExperimentConfig, dataset: str, fingerprint: str) -> str:
+    """Hash of every setting that changes the result of ``dataset``'s tasks (not the grid axes):
+    :meth:`ExperimentConfig.task_settings`, the dataset's content, the library version and
+    :data:`TASK_FORMAT`. A stored task with another hash is recomputed."""
+    from .. import __version__
+
+    d = config.task_settings(dataset)
+    d.update(dataset_sha256=fingerprint, selfdistill_version=__version__, task_format=TASK_FORMAT)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _load(spec):
+    from ..data import load_dataset
+
+    if spec.features.lower().endswith(".npz") and not os.path.isfile(spec.features):
+        raise ConfigError(
+            f"no such feature file {spec.features!r} (make it with 'selfdistill extract', or fix the path; "
+            "relative paths are relative to the config file)", line=spec.line, param="features",
+            key=f"[[datasets]] {spec.name} features")
+    return load_dataset(spec.features, seed=0)
+
+
+def _check_dataset(config, spec, ds, fail):
+    K = ds.n_classes
+    if spec.n_classes is not None and spec.n_classes != K:
+        fail(f"the config says n_classes = {spec.n_classes} but {spec.features!r} has {K} classes",
+             spec.n_classes_line or spec.line, "n_classes")
+    if ds.n_test == 0:
+        fail(f"{spec.features!r} has no test points; experiments report test accuracy", spec.line, "features")
+    if config.pll_losses and not 2 <= config.top_k <= K - 1:
+        fail(f"top_k = {config.top_k} needs 2 <= top_k <= K - 1 but dataset {spec.name!r} has K = {K} classes"
+             + (" (set pll_losses = [] for 2-class data)" if K < 3 else ""), None, "top_k")
+
+
+def prepare_datasets(config: ExperimentConfig) -> dict:
+    """Load every dataset once: ``{name: payload}``, the input of :func:`compute_task`.
+
+    A payload holds ``X_train, y_train, X_test, y_test`` (arrays), ``n_classes``, ``clusters``
+    (class -> cluster id, for ``class_cluster`` noise; else None), ``fingerprint`` (the data's
+    sha256), ``config_hash`` and ``class_names`` (and ``dataset``, the loaded
+    :class:`~selfdistill.data.Dataset`). Errors are :class:`~.config.ConfigError` naming the dataset.
+    """
+    out = {}
+    for spec in config.datasets:
+        ds = _load(spec)
+
+        def fail(msg, line, param, spec=spec):
+            key = f"[[datasets]] {spec.name} {param}" if param != "top_k" else "[sweep] top_k"
+            raise ConfigError(msg, path=config.path, line=line, key=key, param=param)
+
+        _check_dataset(config, spec, ds, fail)
+        clusters = None
+        if "class_cluster" in config.noise:
+            clusters = class_clusters(ds.X_train, ds.y_train, threshold=config.cluster_threshold,
+                                      n_classes=ds.n_classes, rule=config.cluster_rule)
+        fp = dataset_fingerprint(ds)
+        out[spec.name] = {
+            "X_train": ds.X_train, "y_train": ds.y_train, "X_test": ds.X_test, "y_test": ds.y_test,
+            "n_classes": ds.n_classes, "clusters": clusters, "fingerprint": fp,
+            "config_hash": task_config_hash(config, spec.name, fp), "class_names": list(ds.class_names),
+            "dataset": ds,
+        }
+    return out
+
+
+def task_labels(task: Task, config: ExperimentConfig, data: dict):
+    """The task's noisy training labels: ``(y_noisy (n,), noise info, noise seed)``."""
+    nseed = noise_seed(task.seed, task.noise, task.rate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # singleton clusters: the realised rate says it
+        y_noisy, info = make_noisy_labels(
+            data["y_train"], task.noise, task.rate, nseed,
+            clusters=data["clusters"] if task.noise == "class_cluster" else None,
+            exact=config.exact_noise, n_classes=data["n_classes"])
+    return y_noisy, info, nseed
+
+
+def label_key(task: Task, y_noisy) -> str:
+    """Tasks of one dataset with equal keys (same noisy labels, same seed) give equal results."""
+    digest = hashlib.sha256(np.ascontiguousarray(y_noisy, dtype=np.int64).tobytes()).hexdigest()[:16]
+    return f"{task.dataset}:{digest}:{int(task.seed)}"
+
+
+@contextlib.contextmanager
+def limit_blas(threads):
+    """Limit the BLAS library to ``threads`` threads (None: leave it alone)."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    with threadpool_limits(limits=int(threads), user_api="blas"):
+        yield
+
+
+def _chains(task, config, data, y_noisy, reg):
+    """Reg per model and one :func:`distill` result per distinct reg: ``(best, chains, scores)``."""
+    X, y, K = data["X_train"], data["y_train"], data["n_classes"]
+    pll = bool(config.pll_losses)
+    chain = dict(rounds=config.rounds, pll=pll, top_k=config.top_k,
+                 pll_loss=tuple(config.pll_losses) if pll else "uniform", n_classes=K)
+    scores = None
+    if reg == "auto":
+        best, scores = select_reg_per_model(X, y_noisy, grid=config.reg_grid, val_fraction=config.val_fraction,
+                                            seed=task.seed, **chain)
+    else:
+        best = None
+    regs = sorted(set(best.values()), reverse=True) if best else [reg]
+    chains = {r: distill(X, y_noisy, reg=r, X_test=data["X_test"], y_test=data["y_test"], y_true=y, **chain)
+              for r in regs}
+    if best is None:
+        best = {m["model"]: reg for m in chains[reg].metrics}
+    return best, chains, scores
+
+
+def _model_metrics(config, data, task, y_noisy, best, chains):
+    """Metrics of the chain's models (each from its reg's chain) and of the baselines."""
+    from .baselines import BaselineContext, run_baselines
+
+    names = [m["model"] for m in next(iter(chains.values())).metrics]
+    metrics = [{**chains[best[n]].metric_dict(n), "reg": float(best[n])} for n in names]
+    round_models = [chains[best[f"round {t}"]].models[f"round {t}"] for t in range(config.rounds + 1)]
+    ctx = BaselineContext(X=data["X_train"], y_noisy=y_noisy, y_true=data["y_train"], X_test=data["X_test"],
+                          y_test=data["y_test"], n_classes=data["n_classes"], reg=float(best["round 0"]),
+                          seed=task.seed, config=config, round_models=round_models)
+    b_metrics, b_extra = run_baselines(config.baselines, ctx)
+    for m in metrics:
+        m["kind"] = "round" if m["model"].startswith("round ") else "pll"
+    for m in b_metrics:
+        m["kind"] = "baseline"
+    return metrics + b_metrics, b_extra
+
+
+def compute_task(task: Task, config: ExperimentConfig, data: dict, *, blas_threads=1) -> dict:
+    """Compute one task; returns its record for the store (:mod:`.store`). Pure given its inputs.
+
+    Parameters
+    ----------
+    task : the grid point (dataset, noise, rate, seed).
+    config : the experiment config.
+    data : the dataset's payload from :func:`prepare_datasets`.
+    blas_threads : BLAS threads while computing (None: leave the library's setting alone).
+
+    Returns
+    -------
+    dict with task_id, dataset, noise, rate, seed, config_hash, config (the task's settings),
+    metrics (one dict per model: model, kind, reg, test_acc, gain, train_acc, kept, corrected,
+    agree_given, topk_coverage, realised_rate and the solver's counts), solver (chosen regs,
+    validation scores, noise, baselines' records, warnings), seconds, worker, library_version.
+    """
+    from .. import __version__
+
+    t0 = time.perf_counter()
+    spec = config.dataset(task.dataset)
+    y_noisy, ninfo, nseed = task_labels(task, config, data)
+    with limit_blas(blas_threads), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        best, chains, scores = _chains(task, config, data, y_noisy, spec.reg)
+        metrics, b_extra = _model_metrics(config, data, task, y_noisy, best, chains)
+    base = metrics[0]["test_acc"]
+    realised = float(ninfo["rates"]["overall"])
+    for m in metrics:
+        m.update(gain=m["test_acc"] - base, realised_rate=realised)
+    return {
+        "task_id": task.task_id, "dataset": task.dataset, "noise": task.noise, "rate": float(task.rate),
+        "seed": int(task.seed), "config_hash": data["config_hash"],
+        "config": {**config.task_settings(task.dataset), "noise_seed": nseed, "dataset_sha256": data["fingerprint"]},
+        "metrics": metrics,
+        "solver": {
+            "chosen_reg": {k: float(v) for k, v in best.items()},
+            "reg_scores": None if scores is None else
+            {name: {repr(float(r)): v for r, v in sc.items()} for name, sc in scores.items()},
+            "noise": {"seed": nseed, "realised_rate": realised, "per_class": ninfo["rates"]["per_class"]},
+            "baselines": b_extra,
+            "warnings": list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)),
+        },
+        "seconds": time.perf_counter() - t0,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "library_version": __version__,
+    }
