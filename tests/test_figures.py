@@ -111,9 +111,9 @@ def test_plotting_keeps_the_callers_backend_and_opens_no_pyplot_figure(svg_backe
     calls = {
         "gain": lambda p: figures.plot_gain_vs_rate(main_rows(), p),
         "accuracy": lambda p: figures.plot_accuracy_vs_round(main_rows(), p),
-        "sweep_gain": lambda p: sweep_report.plot_gain_by_dataset(sweep_rows(), p),
-        "sweep_round": lambda p: sweep_report.plot_metric_vs_round(sweep_rows(), p),
-        "sweep_coverage": lambda p: sweep_report.plot_coverage_vs_rate(sweep_rows(), p),
+        "sweep_gain": lambda p: figures.plot_gain_vs_rate(sweep_rows(), p),
+        "sweep_round": lambda p: figures.plot_metric_vs_round(sweep_rows(), p),
+        "sweep_coverage": lambda p: figures.plot_coverage_vs_rate(sweep_rows(), p),
         "theory_acc": lambda p: theory_figures.plot_theory_accuracy({"exact": [0.5, 0.7, 1.0]}, p,
                                                                     pll={"exact": 1.0}),
         "spectrum": lambda p: theory_figures.plot_spectrum_filter([4.0, 1.0, 0.0], [1, 3, 8],
@@ -137,9 +137,9 @@ def test_builders_return_figures_outside_pyplot(svg_backend):
     made = [
         figures.make_gain_vs_rate_figure(main_rows()),
         figures.make_accuracy_vs_round_figure(main_rows()),
-        sweep_report.make_gain_by_dataset_figure(sweep_rows()),
-        sweep_report.make_metric_vs_round_figure(sweep_rows()),
-        sweep_report.make_coverage_vs_rate_figure(sweep_rows()),
+        figures.make_gain_vs_rate_figure(sweep_rows()),
+        figures.make_metric_vs_round_figure(sweep_rows()),
+        figures.make_coverage_vs_rate_figure(sweep_rows()),
         theory_figures.make_theory_accuracy_figure({"exact": [0.5, 1.0]}),
         theory_figures.make_spectrum_filter_figure([2.0, 1.0], [1, 2], ["x", "y"], 0.1),
         theory_figures.make_min_rounds_map_figure(rates, gaps, t_star),
@@ -174,7 +174,7 @@ def test_accuracy_vs_round_dodges_the_pll_markers_of_each_rate():
 
 
 def test_sweep_round_figures_dodge_markers_and_share_the_row_y_range():
-    fig = sweep_report.make_metric_vs_round_figure(sweep_rows())
+    fig = figures.make_metric_vs_round_figure(sweep_rows())
     axes = np.array(fig.axes).reshape(2, 2)
     for row in axes:
         assert row[0].get_ylim() == row[1].get_ylim()
@@ -186,20 +186,20 @@ def test_sweep_round_figures_dodge_markers_and_share_the_row_y_range():
 def test_one_colour_per_rate_in_every_figure():
     rows = sweep_rows()
     expected = {f"rate {r:g}": c for r, c in rate_colors([0.0, 0.3, 0.6]).items()}
-    acc = rate_line_colours(sweep_report.make_metric_vs_round_figure(rows))
-    corr = rate_line_colours(sweep_report.make_metric_vs_round_figure(rows, key="corrected"))
+    acc = rate_line_colours(figures.make_metric_vs_round_figure(rows))
+    corr = rate_line_colours(figures.make_metric_vs_round_figure(rows, key="corrected"))
     assert acc == expected
     assert set(corr) == {"rate 0.3", "rate 0.6"}  # corrected is None at rate 0
     assert corr == {k: expected[k] for k in corr}
     main = rate_line_colours(figures.make_accuracy_vs_round_figure(main_rows()))
     assert main == {f"rate {r:g}": c for r, c in rate_colors([0.0, 0.4]).items()}
     # the markers right of the last round too
-    fig = sweep_report.make_metric_vs_round_figure(rows, key="corrected")
+    fig = figures.make_metric_vs_round_figure(rows, key="corrected")
     assert {rgba for ax in fig.axes for *_, rgba in error_markers(ax)} == {expected["rate 0.3"], expected["rate 0.6"]}
 
 
 def test_gain_panels_share_a_y_range():
-    fig = sweep_report.make_gain_by_dataset_figure(sweep_rows(), noise="class_cluster")
+    fig = figures.make_gain_vs_rate_figure(sweep_rows(), noise="class_cluster")
     panels = [ax for ax in fig.axes if ax.get_title() in ("alpha", "beta")]
     assert len(panels) == 2 and panels[0].get_ylim() == panels[1].get_ylim()
     fig = figures.make_gain_vs_rate_figure(main_rows())
@@ -211,7 +211,7 @@ def test_no_gain_figure_when_only_round_0(tmp_path):
     assert figures.make_gain_vs_rate_figure(rows) is None
     assert figures.plot_gain_vs_rate(rows, tmp_path / "gain.png") is None
     srows = [r for r in sweep_rows() if r["model"] in ("round 0", "label smoothing 0.1")]
-    assert sweep_report.plot_gain_by_dataset(srows, tmp_path / "gain_s.png") is None
+    assert figures.plot_gain_vs_rate(srows, tmp_path / "gain_s.png") is None
     assert list(tmp_path.iterdir()) == []
     files = sweep_report.write_report(srows, tmp_path / "rep", title="x.db")
     assert not [k for k in files if k.startswith("gain_")]
@@ -234,8 +234,8 @@ def test_run_with_round_0_alone_writes_and_lists_no_gain_figure(tmp_path, capsys
 @pytest.mark.parametrize("seeds, text", [((0,), "1 seed)"), ((0, 1, 2), "3 seeds)")])
 def test_titles_count_seeds_in_words(seeds, text):
     made = [figures.make_gain_vs_rate_figure(main_rows(seeds)), figures.make_accuracy_vs_round_figure(main_rows(seeds)),
-            sweep_report.make_gain_by_dataset_figure(sweep_rows(seeds)),
-            sweep_report.make_metric_vs_round_figure(sweep_rows(seeds))]
+            figures.make_gain_vs_rate_figure(sweep_rows(seeds)),
+            figures.make_metric_vs_round_figure(sweep_rows(seeds))]
     for fig in made:
         title = fig.get_suptitle()
         assert title.endswith(text) and "seed(s)" not in title
@@ -244,7 +244,7 @@ def test_titles_count_seeds_in_words(seeds, text):
 
 
 def test_coverage_figure_names_each_line():
-    fig = sweep_report.make_coverage_vs_rate_figure(sweep_rows())
+    fig = figures.make_coverage_vs_rate_figure(sweep_rows())
     ax = fig.axes[0]
     lines = {line.get_label(): line for line in ax.get_lines()}
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -261,7 +261,7 @@ def test_coverage_figure_names_each_line():
     ylabel = ax.get_ylabel()
     assert "top-k" not in ylabel and "top-1" not in ylabel and "top-2" not in ylabel
     assert "top-2 (solid)" in ax.get_title() and "top-1 (dotted)" in ax.get_title()
-    assert "top-k" in sweep_report.make_coverage_vs_rate_figure(
+    assert "top-k" in figures.make_coverage_vs_rate_figure(
         [{k: v for k, v in r.items() if k != "top_k"} for r in sweep_rows()]).axes[0].get_title()
 
 
@@ -291,3 +291,15 @@ def test_pll_vs_sd_legend_is_outside_the_map():
     box, frame = legend.get_window_extent(), ax.get_window_extent()
     assert box.x0 >= frame.x1  # right of the axes: no cell hidden
     assert box.x1 <= fig.bbox.x1 + 1  # and still on the figure
+
+
+def test_one_gain_builder_for_a_run_and_a_report():
+    run = figures.make_gain_vs_rate_figure(main_rows())  # one dataset: a panel per noise kind
+    assert [ax.get_title() for ax in run.axes] == ["noise: pairflip", "noise: symmetric"]
+    rep = figures.make_gain_vs_rate_figure(sweep_rows())  # several: a panel per (dataset, noise)
+    shown = [ax for ax in rep.axes if ax.get_title()]
+    assert [ax.get_title() for ax in shown] == ["alpha — class_cluster", "alpha — symmetric",
+                                                "beta — class_cluster", "beta — symmetric"]
+    assert len({ax.get_ylim() for ax in shown}) == 1
+    legend = [t.get_text() for t in shown[2].get_legend().get_texts()]
+    assert legend == ["round 1", "pll-uniform"]  # baselines stay in the tables

@@ -106,3 +106,12 @@ def test_report_cli(tmp_path, capsys):
     (tmp_path / "junk.db").write_bytes(b"x" * 2000)
     assert main(["report", str(tmp_path / "junk.db")]) == 2
     assert "not a selfdistill results database" in capsys.readouterr().err
+
+
+def test_names_from_the_data_cannot_leave_the_report_folder(tmp_path):
+    rows = [dict(r, noise="x/../../ESCAPED") for r in _rows()]
+    files = write_report(rows, tmp_path / "rep", title="x.db")
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(p.parent == tmp_path / "rep" for p in written), written
+    assert (tmp_path / "rep" / "gain_vs_rate_x_.._.._ESCAPED.png") in written
+    assert files["html"].is_file()

@@ -79,6 +79,25 @@ def atomic_write_bytes(path, data: bytes) -> None:
         fh.write(data)
 
 
+def safe_name(text) -> str:
+    """``text`` as one safe file-name component: characters other than letters, digits, ``_``, ``-``
+    and ``.`` become ``_``, and leading dots are dropped (no ``..``, no ``/``, no hidden file).
+
+    Every name that comes from data (a noise kind read from a results database, a dataset name)
+    goes through it before it becomes part of a path.
+
+    Examples
+    --------
+    >>> safe_name("x/../../ESCAPED")
+    'x_.._.._ESCAPED'
+    >>> safe_name("class_cluster")
+    'class_cluster'
+    """
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", str(text)).lstrip(".") or "_"
+
+
 def atomic_write_text(path, text: str, *, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically; newlines are written as given (no translation)."""
     with atomic_open(path, "w", encoding=encoding) as fh:

@@ -1,7 +1,13 @@
-"""Figures of the main job's rows (PNGs written atomically), and the helpers every figure uses.
+"""The figures of ``selfdistill run`` and ``selfdistill report`` (PNGs written atomically), and the
+helpers every figure uses.
 
-Nothing is recomputed: every function takes the rows (list of dicts with ``noise``, ``rate``,
-``seed``, ``model``, ``test_acc``, ``gain``) and aggregates over seeds.
+Nothing is recomputed: every function takes the result rows (dicts with ``dataset``, ``noise``,
+``rate``, ``seed``, ``model``, ``test_acc``, ``gain``, ...; one per task and model) and
+aggregates over seeds. A run's rows are one dataset's; a report's may hold several.
+
+* :func:`make_gain_vs_rate_figure` -- the paper's Figure 2: gain over round 0 vs noise rate;
+* :func:`make_metric_vs_round_figure` -- a metric (test accuracy, label correction) vs round;
+* :func:`make_coverage_vs_rate_figure` -- the teacher's top-k coverage of the true label.
 
 Figures are :class:`matplotlib.figure.Figure` objects made by :func:`new_figure`, outside pyplot:
 plotting never switches the caller's matplotlib backend nor opens pyplot figures. Each
@@ -13,13 +19,17 @@ from __future__ import annotations
 import numpy as np
 
 from .._io import save_figure
-from .tables import _round_index, aggregate, model_order, noise_order, seeds_text
+from .tables import _round_index, grouped_stats, model_order, seeds_text, unique_in_order
 
 __all__ = [
     "plot_gain_vs_rate",
     "plot_accuracy_vs_round",
+    "plot_metric_vs_round",
+    "plot_coverage_vs_rate",
     "make_gain_vs_rate_figure",
     "make_accuracy_vs_round_figure",
+    "make_metric_vs_round_figure",
+    "make_coverage_vs_rate_figure",
     "new_figure",
     "colormap",
     "rate_colors",
@@ -68,138 +78,218 @@ def dodge(n, *, spread=0.5):
 
 
 def _nan(v):
-    return np.nan if v is None else v
+    return np.nan if v is None else float(v)
 
 
-def make_gain_vs_rate_figure(rows):
-    """The paper's Figure 2 as a Figure; None when no model but round 0 (nothing to compare).
+def _panel_title(ds, noise, datasets, noises):
+    if len(datasets) == 1:
+        return f"noise: {noise}"
+    return ds if len(noises) == 1 else f"{ds} — {noise}"
 
-    One panel per noise kind (shared y range); grouped bars per noise rate: rounds 1..R (blues,
-    darker = later) then each PLL student (oranges, hatched); height = mean over seeds of the
-    gain over round 0 (percentage points), error bars = sample std over seeds (none with one
-    seed); a zero line; legend "model" outside the last panel; the title names the seed count.
-    """
-    rows = list(rows)
-    if not rows:
-        raise ValueError("rows must hold at least one result row, got none")
-    models = [m for m in model_order(rows) if m != "round 0"]
-    if not models:
-        return None
+
+def _gain_colors(models):
+    """Rounds in blues (darker = later), other models in oranges with a hatch each."""
     rounds = [m for m in models if _round_index(m) is not None]
     plls = [m for m in models if _round_index(m) is None]
     blues = colormap("Blues")(np.linspace(0.4, 0.95, max(len(rounds), 1)))
     warm = colormap("Oranges")(np.linspace(0.5, 0.9, max(len(plls), 1)))
-    hatches = ["", "//", ".."]
     colors = {m: blues[i] for i, m in enumerate(rounds)} | {m: warm[i] for i, m in enumerate(plls)}
-    gain = aggregate(rows, "gain")
-    noises = noise_order(rows)
-    n_bars = len(models) * len({float(r["rate"]) for r in rows})
-    width_in = min(max(5.2, 1.5 + 0.2 * n_bars), 9.0)
-    fig, axes = new_figure(1, len(noises), figsize=(width_in * len(noises), 3.9), sharey=True)
-    axes = axes[0]
-    for ax, noise in zip(axes, noises):
-        by_rate = gain[noise]
-        rates = list(by_rate)
-        x = np.arange(len(rates))
-        width = 0.8 / len(models)
-        for j, m in enumerate(models):
-            mean = np.array([_nan(by_rate[r].get(m, (None,))[0]) for r in rates], dtype=float) * 100
-            std = np.array([_nan(by_rate[r].get(m, (None, None))[1]) for r in rates], dtype=float) * 100
-            err = None if np.all(np.isnan(std)) else np.nan_to_num(std)
-            ax.bar(
-                x - 0.4 + width * (j + 0.5), mean, width, yerr=err, capsize=2, color=colors[m],
-                edgecolor="black", linewidth=0.4, label=m,
-                hatch=hatches[plls.index(m) % len(hatches)] if m in plls else "",
-                error_kw={"elinewidth": 0.8},
-            )
-        ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.set_xticks(x)
-        ax.set_xticklabels([f"{r:g}" for r in rates])
-        ax.set_xlabel("noise rate")
-        ax.set_title(f"noise: {noise}")
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("gain over round 0 (test accuracy, points)")
-    axes[-1].legend(fontsize="small", ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model")
+    hatches = {m: ("", "//", "..")[i % 3] for i, m in enumerate(plls)} | {m: "" for m in rounds}
+    return colors, hatches
+
+
+def _gain_bars(ax, by_rate, models, colors, hatches):
+    rates = list(by_rate)
+    x = np.arange(len(rates))
+    width = 0.8 / len(models)
+    for j, m in enumerate(models):
+        mean = np.array([_nan(by_rate[r].get(m, (None,))[0]) for r in rates]) * 100
+        std = np.array([_nan(by_rate[r].get(m, (None, None))[1]) for r in rates]) * 100
+        ax.bar(x - 0.4 + width * (j + 0.5), mean, width, yerr=None if np.all(np.isnan(std)) else np.nan_to_num(std),
+               capsize=2, color=colors[m], edgecolor="black", linewidth=0.4, label=m, hatch=hatches[m],
+               error_kw={"elinewidth": 0.8})
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{r:g}" for r in rates])
+    ax.set_xlabel("noise rate")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def make_gain_vs_rate_figure(rows, *, noise=None):
+    """The paper's Figure 2 as a Figure; None when no model but round 0 (nothing to compare).
+
+    One panel per (dataset, noise kind) of the rows (``noise``: only that kind), at most three
+    per row, all sharing one y range; grouped bars per noise rate: rounds 1..R (blues, darker =
+    later) then each PLL student (oranges, hatched); height = mean over seeds of the gain over
+    round 0 (percentage points), error bars = sample std over seeds (none with one seed); a zero
+    line; legend "model" outside the last panel of the first row; the title names the seed
+    count. Baselines are left out (they are in the tables).
+    """
+    rows = [r for r in rows if r.get("kind", "round" if _round_index(r["model"]) is not None else "pll") != "baseline"]
+    if noise is not None:
+        rows = [r for r in rows if r["noise"] == noise]
+    if not rows:
+        raise ValueError("rows must hold at least one round or PLL row, got none")
+    models = [m for m in model_order(rows) if m != "round 0"]
+    if not models:
+        return None
+    colors, hatches = _gain_colors(models)
+    stats = grouped_stats(rows, "gain")
+    datasets, noises = unique_in_order(r["dataset"] for r in rows), unique_in_order(r["noise"] for r in rows)
+    panels = [p for p in ((d, n) for d in datasets for n in noises) if p in stats]
+    ncol = min(3, len(panels))
+    nrow = -(-len(panels) // ncol)
+    width_in = min(max(5.2, 1.5 + 0.2 * len(models) * len({float(r["rate"]) for r in rows})), 9.0)
+    fig, axes = new_figure(nrow, ncol, figsize=(width_in * ncol, 3.9 * nrow), sharey=True)
+    for i, (ds, nz) in enumerate(panels):
+        ax = axes[i // ncol][i % ncol]
+        _gain_bars(ax, stats[(ds, nz)], models, colors, hatches)
+        ax.set_title(_panel_title(ds, nz, datasets, noises))
+        if i % ncol == 0:
+            ax.set_ylabel("gain over round 0 (test accuracy, points)")
+    for k in range(len(panels), nrow * ncol):
+        axes[k // ncol][k % ncol].axis("off")
+    axes[0][ncol - 1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model")
+    what = datasets[0] if len(datasets) == 1 else f"{noises[0]} noise" if len(noises) == 1 else "by dataset"
     n_seeds = len({r["seed"] for r in rows})
-    fig.suptitle(f"Distillation gain vs noise rate ({rows[0].get('dataset', '')}; mean ± std over "
-                 f"{seeds_text(n_seeds)})", fontsize="medium")
+    fig.suptitle(f"Distillation gain vs noise rate ({what}; mean ± std over {seeds_text(n_seeds)})",
+                 fontsize="medium")
     return fig
 
 
-def plot_gain_vs_rate(rows, path, *, dpi: int = 120):
+def plot_gain_vs_rate(rows, path, *, noise=None, dpi: int = 120):
     """Write :func:`make_gain_vs_rate_figure` to ``path`` atomically; returns ``path``.
 
     Returns None and writes nothing when the rows hold no model but round 0 (``--rounds 0``
     without PLL students): there is no gain to show.
     """
-    fig = make_gain_vs_rate_figure(rows)
-    if fig is None:
-        return None
-    return save_figure(fig, path, dpi=dpi)
+    fig = make_gain_vs_rate_figure(rows, noise=noise)
+    return None if fig is None else save_figure(fig, path, dpi=dpi)
 
 
 def make_accuracy_vs_round_figure(rows):
-    """Test accuracy vs round as a Figure: one panel per noise kind (shared y), one colour per rate.
-
-    x = round 0..R (lines with markers labelled "rate <r>", shaded band = ± sample std over
-    seeds); right of a dotted line, one x tick per PLL student, where each rate's marker (the
-    student's marker shape, the rate's colour of :func:`rate_colors`, error bar = std) is dodged
-    sideways so no rate hides another. Legend outside the last panel: rates, then marker shapes.
-    """
-    from matplotlib.lines import Line2D
-
-    rows = list(rows)
-    if not rows:
-        raise ValueError("rows must hold at least one result row, got none")
-    models = model_order(rows)
-    rounds = [m for m in models if _round_index(m) is not None]
-    plls = [m for m in models if _round_index(m) is None]
-    acc = aggregate(rows, "test_acc")
-    noises = noise_order(rows)
-    color = rate_colors(r["rate"] for r in rows)
-    offset = dict(zip(color, dodge(len(color))))
-    fig, axes = new_figure(1, len(noises), figsize=(5.2 * len(noises), 3.9), sharey=True)
-    axes = axes[0]
-    xr = np.array([_round_index(m) for m in rounds], dtype=float)
-    x_last = xr.max() if xr.size else -1.0
-    xp = x_last + 1.0 + np.arange(len(plls))
-    for ax, noise in zip(axes, noises):
-        for rate, by_model in acc[noise].items():
-            c = color[rate]
-            mean = np.array([_nan(by_model.get(m, (None,))[0]) for m in rounds], dtype=float) * 100
-            std = np.array([_nan(by_model.get(m, (None, None))[1]) for m in rounds], dtype=float) * 100
-            ax.plot(xr, mean, "-o", color=c, markersize=4, label=f"rate {rate:g}")
-            if not np.all(np.isnan(std)):
-                ax.fill_between(xr, mean - std, mean + std, color=c, alpha=0.15, linewidth=0)
-            for j, m in enumerate(plls):
-                pm, ps, _ = by_model.get(m, (None, None, 0))
-                if pm is None:
-                    continue
-                ax.errorbar(xp[j] + offset[rate], 100 * pm, yerr=None if ps is None else 100 * ps,
-                            fmt=MARKERS[j % len(MARKERS)], color=c, markersize=6, markeredgecolor="black",
-                            markeredgewidth=0.5, capsize=2)
-        if plls:
-            ax.axvline(x_last + 0.5, color="grey", linewidth=0.8, linestyle=":")
-        ax.set_xticks(list(xr) + list(xp))
-        ax.set_xticklabels([str(int(v)) for v in xr] + plls)
-        for tick in ax.get_xticklabels()[len(xr):]:
-            tick.set_rotation(30)
-            tick.set_ha("right")
-        ax.set_xlabel("round (PLL students at the right)")
-        ax.set_title(f"noise: {noise}")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy (%)")
-    handles = [Line2D([], [], color=c, marker="o", markersize=4, label=f"rate {r:g}") for r, c in color.items()]
-    for j, m in enumerate(plls):
-        handles.append(Line2D([], [], linestyle="", marker=MARKERS[j % len(MARKERS)], color="grey",
-                              markeredgecolor="black", markeredgewidth=0.5, label=m))
-    axes[-1].legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    n_seeds = len({r["seed"] for r in rows})
-    fig.suptitle(f"Test accuracy by round ({rows[0].get('dataset', '')}; mean ± std over {seeds_text(n_seeds)})",
-                 fontsize="medium")
-    return fig
+    """Test accuracy vs round: :func:`make_metric_vs_round_figure` with ``key="test_acc"``."""
+    return make_metric_vs_round_figure(rows)
 
 
 def plot_accuracy_vs_round(rows, path, *, dpi: int = 120):
     """Write :func:`make_accuracy_vs_round_figure` to ``path`` atomically; returns ``path``."""
     return save_figure(make_accuracy_vs_round_figure(rows), path, dpi=dpi)
+
+
+def make_metric_vs_round_figure(rows, *, key="test_acc", ylabel="test accuracy (%)", title="Test accuracy by round"):
+    """``key`` (x 100) vs round as a Figure: a row of panels per dataset (sharing a y range), a panel
+    per noise kind, a line per rate.
+
+    Rounds 0..R are joined by lines (band: ± sample std over seeds); the other models (PLL
+    students, baselines) are markers to the right of round R, each rate's marker dodged
+    sideways. A rate has the colour :func:`rate_colors` gives it among all the rates of
+    ``rows``, so it matches across figures even where ``key`` is None at some rates (e.g.
+    ``corrected`` at rate 0). Models whose ``key`` is None everywhere are skipped.
+    """
+    from matplotlib.lines import Line2D
+
+    rows = list(rows)
+    color = rate_colors(r["rate"] for r in rows)
+    offset = dict(zip(color, dodge(len(color))))
+    rows = [r for r in rows if r.get(key) is not None]
+    if not rows:
+        raise ValueError(f"rows hold no value of {key!r}")
+    models = model_order(rows)
+    rounds = [m for m in models if _round_index(m) is not None]
+    others = [m for m in models if _round_index(m) is None]
+    datasets = unique_in_order(r["dataset"] for r in rows)
+    noises = unique_in_order(r["noise"] for r in rows)
+    stats = grouped_stats(rows, key)
+    fig, axes = new_figure(len(datasets), len(noises), figsize=(5.4 * len(noises), 3.6 * len(datasets)),
+                           sharey="row")
+    xr = np.array([_round_index(m) for m in rounds], dtype=float)
+    x_last = xr.max() if xr.size else -1.0
+    xo = x_last + 1.0 + np.arange(len(others))
+    for i, ds in enumerate(datasets):
+        for j, noise in enumerate(noises):
+            ax = axes[i][j]
+            by_rate = stats.get((ds, noise), {})
+            for rate, by_m in by_rate.items():
+                c = color[rate]
+                mean = np.array([_nan(by_m.get(m, (None,))[0]) for m in rounds]) * 100
+                std = np.array([_nan(by_m.get(m, (None, None))[1]) for m in rounds]) * 100
+                if xr.size:
+                    ax.plot(xr, mean, "-o", color=c, markersize=3.5, label=f"rate {rate:g}")
+                    if not np.all(np.isnan(std)):
+                        ax.fill_between(xr, mean - std, mean + std, color=c, alpha=0.15, linewidth=0)
+                for k, m in enumerate(others):
+                    pm, ps, _ = by_m.get(m, (None, None, 0))
+                    if pm is not None:
+                        ax.errorbar(xo[k] + offset[rate], 100 * pm, yerr=None if ps is None else 100 * ps,
+                                    fmt=MARKERS[k % len(MARKERS)], color=c, markersize=5, markeredgecolor="black",
+                                    markeredgewidth=0.4, capsize=2)
+            if others:
+                ax.axvline(x_last + 0.5, color="grey", linewidth=0.8, linestyle=":")
+            ax.set_xticks(list(xr) + list(xo))
+            ax.set_xticklabels([str(int(v)) for v in xr] + others, fontsize="small")
+            for t in ax.get_xticklabels()[len(xr):]:
+                t.set_rotation(35)
+                t.set_ha("right")
+            ax.set_title(f"{ds} — {noise}", fontsize="medium")
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel(ylabel)
+    shown = sorted({float(r["rate"]) for r in rows})
+    handles = [Line2D([], [], color=color[r], marker="o", markersize=3.5, label=f"rate {r:g}") for r in shown]
+    handles += [Line2D([], [], linestyle="", marker=MARKERS[k % len(MARKERS)], color="grey", markeredgecolor="black",
+                       markeredgewidth=0.4, label=m) for k, m in enumerate(others)]
+    axes[0][-1].legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    n_seeds = len({r["seed"] for r in rows})
+    fig.suptitle(f"{title}\n(rounds 0..R; other models at the right; mean ± std over {seeds_text(n_seeds)})",
+                 fontsize="medium")
+    return fig
+
+
+def plot_metric_vs_round(rows, path, *, key="test_acc", ylabel="test accuracy (%)", title="Test accuracy by round",
+                         dpi=110):
+    """Write :func:`make_metric_vs_round_figure` to ``path``; returns ``path``."""
+    return save_figure(make_metric_vs_round_figure(rows, key=key, ylabel=ylabel, title=title), path, dpi=dpi)
+
+
+def make_coverage_vs_rate_figure(rows, *, top_k=None):
+    """The teacher (round 0) on its training points vs noise rate, as a Figure.
+
+    Per dataset and noise kind one colour and two lines, each named in the legend: solid = share
+    of training points whose true label is among the teacher's top-k labels (band: ± std over
+    seeds); dotted = the teacher's top-1 training accuracy against the true labels. k is the
+    rows' ``top_k`` (or ``top_k=``; "k" when unknown).
+    """
+    rows = [r for r in rows if r["model"] == "round 0" and r.get("topk_coverage") is not None]
+    if not rows:
+        raise ValueError("rows hold no teacher (round 0) top-k coverage")
+    ks = sorted({int(r["top_k"]) for r in rows if r.get("top_k") is not None}) or ([int(top_k)] if top_k else [])
+    k = "/".join(map(str, ks)) or "k"
+    fig, axes = new_figure(figsize=(6.6, 4.2))
+    ax = axes[0][0]
+    stats = grouped_stats(rows, "topk_coverage")
+    acc = grouped_stats(rows, "train_acc")
+    for (ds, noise), by_rate in stats.items():
+        rates = list(by_rate)
+        mean = np.array([_nan(by_rate[r]["round 0"][0]) for r in rates]) * 100
+        std = np.array([_nan(by_rate[r]["round 0"][1]) for r in rates]) * 100
+        line, = ax.plot(rates, mean, "-o", markersize=4, label=f"{ds}, {noise}: true label in the top-{k}")
+        if not np.all(np.isnan(std)):
+            ax.fill_between(rates, mean - std, mean + std, color=line.get_color(), alpha=0.15, linewidth=0)
+        top1 = np.array([_nan(acc[(ds, noise)][r]["round 0"][0]) for r in rates]) * 100
+        ax.plot(rates, top1, ":", color=line.get_color(), label=f"{ds}, {noise}: top-1 is the true label")
+    ax.set_xlabel("noise rate")
+    ax.set_ylabel("share of the training points (%)")
+    n_seeds = len({r["seed"] for r in rows})
+    ax.set_title(f"Teacher (round 0) on its training points: true label in its top-{k} (solid)\n"
+                 f"or its top-1 (dotted); mean ± std over {seeds_text(n_seeds)}", fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small")
+    return fig
+
+
+def plot_coverage_vs_rate(rows, path, *, top_k=None, dpi=110):
+    """Write :func:`make_coverage_vs_rate_figure` to ``path``; returns ``path``."""
+    return save_figure(make_coverage_vs_rate_figure(rows, top_k=top_k), path, dpi=dpi)
+
+

@@ -15,7 +15,8 @@ import re
 
 import numpy as np
 
-__all__ = ["summary_table", "aggregate", "model_order", "noise_order", "mean_std", "seeds_text"]
+__all__ = ["summary_table", "aggregate", "grouped_stats", "unique_in_order", "model_order", "noise_order",
+           "mean_std", "seeds_text"]
 
 
 def _round_index(name: str):
@@ -54,6 +55,21 @@ def mean_std(values):
         return None, None, 0
     std = float(np.std(vals, ddof=1)) if vals.size > 1 else None
     return float(np.mean(vals)), std, int(vals.size)
+
+
+def unique_in_order(values) -> list:
+    """The distinct values in order of first appearance."""
+    return list(dict.fromkeys(values))
+
+
+def grouped_stats(rows, key) -> dict:
+    """{(dataset, noise): {rate: {model: (mean, std, n_seeds)}}} of ``key`` over seeds, rates sorted."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["noise"]), {}).setdefault(float(r["rate"]), {}).setdefault(
+            r["model"], []).append(r.get(key))
+    return {g: {rate: {m: mean_std(v) for m, v in by_m.items()} for rate, by_m in sorted(by_rate.items())}
+            for g, by_rate in groups.items()}
 
 
 def aggregate(rows, key: str = "test_acc") -> dict:
