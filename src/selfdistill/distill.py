@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_choice, check_features, check_int, check_labels, check_positive
+from .metrics import model_metrics, topk_coverage
 from .probe import _ChainCache, fit_linear_probe, fit_partial_label_probe
-from .targets import refine_targets, topk_mask
+from .targets import refine_targets
 
 __all__ = ["distill", "DistillResult", "PLL_LOSSES", "pll_model_names"]
 
@@ -96,10 +97,6 @@ def pll_model_names(pll_loss) -> list[str]:
     if isinstance(pll_loss, str):
         return ["pll"]
     return [f"pll-{loss}" for loss in pll_loss]
-
-
-def _accuracy(pred, truth):
-    return float(np.mean(pred == truth)) if truth is not None else None
 
 
 def distill(
@@ -232,33 +229,13 @@ def distill(
     if bar is not None:
         bar.close()
 
-    coverage = None
-    if y_true is not None:
-        cov_k = top_k if pll else 2
-        coverage = float(np.mean(topk_mask(teacher_probs, min(cov_k, K))[np.arange(n), y_true]))
-    clean = (y == y_true) if y_true is not None else None
-    metrics = []
-    for name, model in models.items():
-        pred = np.argmax(probs[name], axis=1)
-        right = pred == y_true if y_true is not None else None
-        metrics.append(
-            {
-                "model": name,
-                "test_acc": _accuracy(model.predict(X_test), y_test) if X_test is not None else None,
-                "train_acc": float(right.mean()) if right is not None else None,
-                "kept": float(right[clean].mean()) if right is not None and clean.any() else None,
-                "corrected": float(right[~clean].mean()) if right is not None and (~clean).any() else None,
-                "agree_given": float(np.mean(pred == y)),
-                "topk_coverage": coverage,
-                "n_iter": model.n_iter_,
-                "n_grad_evals": model.n_grad_evals_,
-                "n_hessp": model.n_hessp_,
-                "objective": model.objective_,
-                "grad_norm": model.grad_norm_,
-                "converged": model.converged_,
-                "seconds": model.seconds_,
-            }
-        )
+    coverage = topk_coverage(teacher_probs, y_true, top_k if pll else 2)
+    metrics = [
+        model_metrics(name, train_pred=np.argmax(probs[name], axis=1), y_given=y, y_true=y_true,
+                      test_pred=None if X_test is None else model.predict(X_test), y_test=y_test,
+                      coverage=coverage, probe=model)
+        for name, model in models.items()
+    ]
     config = {
         "reg": reg,
         "rounds": rounds,

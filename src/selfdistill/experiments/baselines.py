@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..metrics import model_metrics
+
 __all__ = ["BaselineContext", "run_baselines", "baseline_model_name", "check_baseline_dependencies"]
 
 
@@ -69,25 +71,11 @@ def check_baseline_dependencies(baselines) -> None:
 
 
 def metrics_from_predictions(name, ctx, train_pred, test_pred, probe=None, extra=None) -> dict:
-    right = train_pred == ctx.y_true
-    clean = ctx.y_noisy == ctx.y_true
-    m = {
-        "model": name,
-        "test_acc": float(np.mean(test_pred == ctx.y_test)),
-        "train_acc": float(right.mean()),
-        "kept": float(right[clean].mean()) if clean.any() else None,
-        "corrected": float(right[~clean].mean()) if (~clean).any() else None,
-        "agree_given": float(np.mean(train_pred == ctx.y_noisy)),
-        "topk_coverage": None,
-        "n_iter": None if probe is None else probe.n_iter_,
-        "objective": None if probe is None else probe.objective_,
-        "grad_norm": None if probe is None else probe.grad_norm_,
-        "converged": None if probe is None else bool(probe.converged_),
-        "seconds": None if probe is None else probe.seconds_,
-        "reg": ctx.reg,
-    }
-    if extra:
-        m.update(extra)
+    """A baseline's metrics (:func:`selfdistill.metrics.model_metrics`), its reg, and ``extra``."""
+    m = model_metrics(name, train_pred=train_pred, y_given=ctx.y_noisy, y_true=ctx.y_true, test_pred=test_pred,
+                      y_test=ctx.y_test, probe=probe)
+    m["reg"] = ctx.reg
+    m.update(extra or {})
     return m
 
 
