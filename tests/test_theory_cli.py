@@ -1,11 +1,11 @@
-"""selfdistill.theory.cli: the `selfdistill theory` options and run()."""
+"""selfdistill.cli.theory: the `selfdistill theory` options and run()."""
 
 import argparse
 import json
 
 import pytest
 
-from selfdistill.theory.cli import add_arguments, run
+from selfdistill.cli.theory import add_arguments, run
 
 FIGURES = {"accuracy_vs_round.png", "spectrum.png", "min_rounds_map.png", "pll_vs_sd_map.png"}
 

@@ -2,7 +2,7 @@
 
 Each subcommand has one function that adds its parser (``_add_<name>``) and one that runs it
 (``_cmd_<name>``), registered in :data:`SUBCOMMANDS`: run, sweep, report, extract, correlation,
-theory (from :mod:`selfdistill.theory.cli`, imported when the parser is built). Benchmarks run
+theory (:mod:`selfdistill.cli.theory`). Benchmarks run
 from a checkout: ``python -m benchmarks``.
 
 Exit codes: 0 success; 2 bad arguments or invalid settings (``selfdistill: error: ...``, no
@@ -20,7 +20,7 @@ import os
 import shlex
 import sys
 
-from ._argtypes import FRACTION, RATE, check_output_dir, check_output_file, int_at_least, output_errors
+from .argtypes import FRACTION, RATE, check_output_dir, check_output_file, int_at_least, output_errors
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
@@ -66,9 +66,9 @@ _RUN_OPTIONS = {
 
 
 def _add_run(sub):
-    from .distill import PLL_LOSSES
-    from .experiments import REG_RULE, ExperimentConfig
-    from .noise import CLUSTER_RULES, NOISE_KINDS
+    from ..distill import PLL_LOSSES
+    from ..experiments import REG_RULE, ExperimentConfig
+    from ..noise import CLUSTER_RULES, NOISE_KINDS
 
     d = ExperimentConfig(datasets=())
     p = sub.add_parser(
@@ -140,9 +140,9 @@ def _add_run(sub):
 
 
 def _cmd_run(args, parser) -> int:
-    from . import experiments
-    from .data import DATASETS
-    from .experiments import ConfigError, run_config
+    from .. import experiments
+    from ..data import DATASETS
+    from ..experiments import ConfigError, run_config
 
     if args.dataset not in DATASETS and not os.path.isfile(args.dataset):
         parser.error(
@@ -209,9 +209,9 @@ def _add_sweep(sub):
 def _cmd_sweep(args, parser) -> int:
     from pathlib import Path
 
-    from .experiments.config import ConfigError, load_sweep_config
-    from .experiments.store import StoreError
-    from .experiments.sweep import SweepError, run_sweep
+    from ..experiments.config import ConfigError, load_sweep_config
+    from ..experiments.store import StoreError
+    from ..experiments.sweep import SweepError, run_sweep
 
     db = args.db or (Path(args.config).stem + ".db")
     try:
@@ -259,8 +259,8 @@ def _add_report(sub):
 def _cmd_report(args, parser) -> int:
     from pathlib import Path
 
-    from .experiments.store import ResultStore, StoreError
-    from .report.sweep_report import write_report
+    from ..experiments.store import ResultStore, StoreError
+    from ..report.sweep_report import write_report
 
     if not os.path.isfile(args.db):
         print(f"{PROG}: error: no results database {args.db!r} (run 'selfdistill sweep CONFIG.toml' first)",
@@ -309,8 +309,8 @@ def _add_correlation(sub):
 def _cmd_correlation(args, parser) -> int:
     from pathlib import Path
 
-    from .data import DATASETS, load_dataset
-    from .report.correlation import class_correlation, format_clusters, plot_class_correlation
+    from ..data import DATASETS, load_dataset
+    from ..report.correlation import class_correlation, format_clusters, plot_class_correlation
 
     if args.features not in DATASETS and not os.path.isfile(args.features):
         print(f"{PROG}: error: no such feature file {args.features!r}", file=sys.stderr)
@@ -373,7 +373,7 @@ def _add_extract(sub):
 def _cmd_extract(args, parser) -> int:
     check_output_file(args.output, "--output")
     try:
-        from .data.extract import ExtractError, extract_features
+        from ..data.extract import ExtractError, extract_features
     except ImportError as exc:  # pragma: no cover - the module imports torch lazily
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -395,23 +395,10 @@ def _cmd_extract(args, parser) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------- theory (selfdistill.theory.cli)
+# ---------------------------------------------------------------------------- theory (cli/theory.py)
 def _add_theory(sub):
-    try:
-        from .theory import cli as theory_cli
-    except ImportError as exc:
-        # prefix_chars="+": every argument (even --help) is taken as-is, so any command line gets the message
-        p = sub.add_parser("theory", help="the theory engine (not installed)", add_help=False, prefix_chars="+",
-                           description="The theory engine (selfdistill.theory.cli) is not installed.")
-        p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    from . import theory as theory_cli
 
-        def _missing(args, parser, _why=str(exc)):
-            print(f"{PROG}: error: the theory engine is not installed (selfdistill.theory.cli could not be "
-                  f"imported: {_why})", file=sys.stderr)
-            return 2
-
-        p.set_defaults(func=_missing, parser=p)
-        return p
     p = sub.add_parser("theory", help="the theory engine: label averaging, the block model, checks",
                        description=(theory_cli.__doc__ or "The theory engine.").strip().splitlines()[0])
     theory_cli.add_arguments(p)
@@ -444,7 +431,7 @@ SUBCOMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``selfdistill`` parser with every subcommand of :data:`SUBCOMMANDS`."""
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog=PROG,

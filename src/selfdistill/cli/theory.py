@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-from .._argtypes import RATE as _rate
-from .._argtypes import finite_float as _float
-from .._argtypes import int_at_least as _int_at_least
-from .._argtypes import positive_float as _positive
+from .argtypes import RATE as _rate
+from .argtypes import finite_float as _float
+from .argtypes import int_at_least as _int_at_least
+from .argtypes import positive_float as _positive
 
 __all__ = ["add_arguments", "run"]
 
@@ -103,7 +103,7 @@ def _run_real_features(args, t_start) -> int:
     from .._io import ensure_output_dir, write_json
     from ..data import load_dataset
     from ..noise import make_noisy_labels
-    from .spectral import theory_vs_training
+    from ..theory.spectral import theory_vs_training
 
     ds = load_dataset(args.features)
     K = ds.n_classes
@@ -142,7 +142,7 @@ def run(args) -> int:
     """Run ``selfdistill theory`` with parsed ``args``; returns 0. Invalid settings raise ValueError."""
     from .._io import ensure_output_dir, write_json
     from ..noise import corrupt_labels, realised_rates, transition_matrix
-    from .block import BlockModel
+    from ..theory.block import BlockModel
 
     t_start = time.perf_counter()
     if os.path.exists(args.output) and not os.path.isdir(args.output):
@@ -282,7 +282,7 @@ def _figures(args, bm, spec, clusters, out, acc_cf, acc_ex, acc_tr, pll_cf, pll_
         plot_spectrum_filter,
         plot_theory_accuracy,
     )
-    from .block import phase_maps
+    from ..theory.block import phase_maps
 
     K, m, R = args.classes, args.per_class, args.rounds
     title = f"K={K}, m={m}, c={args.c:g}, d={args.d:g}, reg={args.reg:g}, {args.noise} noise {args.rate:g}"
