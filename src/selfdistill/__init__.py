@@ -12,7 +12,7 @@ from .noise import class_clusters, corrupt_labels, transition_matrix
 from .probe import ConvergenceWarning, LinearProbe, fit_linear_probe, fit_partial_label_probe
 from .targets import refine_targets, topk_mask
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ConvergenceWarning",

@@ -1,0 +1,75 @@
+"""Project habits that a reader relies on: the layers, the version in one place."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import sys
+from pathlib import Path
+
+import selfdistill
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "src" / "selfdistill"
+
+#: lowest first: a module may import only from its own layer or a lower one (docs/architecture.md)
+LAYERS = {"theory": 1, "data": 1, "report": 2, "experiments": 3, "cli": 4, "__main__": 4}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS.get(parts[1], 0) if len(parts) > 1 else 0
+
+
+def _imports(path: Path):
+    """(line, imported module) of every selfdistill import in ``path``, relative ones resolved."""
+    mod = _module_name(path)
+    package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("selfdistill"):
+                    yield node.lineno, a.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif node.module and node.module.startswith("selfdistill"):
+                target = node.module
+            else:
+                continue
+            names = [target + "." + a.name for a in node.names] if node.module is None else [target]
+            for t in names:
+                yield node.lineno, t
+
+
+def test_lower_layers_never_import_higher_ones():
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        if path == PKG / "__init__.py":  # the public API re-exports from every layer
+            continue
+        src = _module_name(path)
+        for line, target in _imports(path):
+            if _layer(target) > _layer(src):
+                bad.append(f"{path.relative_to(ROOT)}:{line}: {src} (layer {_layer(src)}) imports {target} "
+                           f"(layer {_layer(target)})")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_layer_check_sees_a_violation(tmp_path, monkeypatch):
+    fake = PKG / "report" / "x.py"  # not written: parse a string under that name
+    monkeypatch.setattr(Path, "read_text", lambda self: "from ..experiments import store\nfrom .. import probe\n")
+    assert [t for _, t in _imports(fake)] == ["selfdistill.experiments", "selfdistill.probe"]
+    assert _layer("selfdistill.experiments") > _layer(_module_name(fake)) > _layer("selfdistill.probe")
+
+
+def test_the_version_lives_in_one_place():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in text and "\nversion =" not in text.split("[project.optional")[0]
+    assert importlib.metadata.version("selfdistill") == selfdistill.__version__
+    assert sys.modules["selfdistill"].__version__.count(".") == 2
