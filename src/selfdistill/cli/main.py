@@ -66,11 +66,6 @@ _RUN_OPTIONS = {
 
 
 def _add_run(sub):
-    from ..distill import PLL_LOSSES
-    from ..experiments import REG_RULE, ExperimentConfig
-    from ..noise import CLUSTER_RULES, NOISE_KINDS
-
-    d = ExperimentConfig(datasets=())
     p = sub.add_parser(
         "run",
         help="the main job: distillation gain of SD rounds and PLL students vs label-noise rate",
@@ -85,6 +80,25 @@ def _add_run(sub):
             "tasks are not recomputed."
         ),
     )
+    _add_run_grid(p)
+    _add_run_models(p)
+    p.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
+                   help="worker processes (default: %(default)s: run in this process)")
+    p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="DIR",
+                   help="output folder, created if needed; rerunning the same command into the same folder resumes "
+                        "(default: ./%(default)s)")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="print nothing but errors (no progress bar, no table)")
+    p.set_defaults(func=_cmd_run, parser=p)
+    return p
+
+
+def _add_run_grid(p):
+    """run's data and grid options: dataset, noise kinds, rates, seeds, the noise's settings."""
+    from ..experiments import ExperimentConfig
+    from ..noise import CLUSTER_RULES, NOISE_KINDS
+
+    d = ExperimentConfig(datasets=())
     p.add_argument(
         "--dataset", default="digits", metavar="{digits,block,PATH.npz}",
         help="features and labels: 'digits' (scikit-learn's bundled 8x8 digits, 10 classes, 70/30 split), "
@@ -100,11 +114,29 @@ def _add_run(sub):
     p.add_argument("--rates", nargs="+", type=_rate, default=list(d.rates), metavar="RATE",
                    help="one or more noise rates in [0, 1], the probability that a label is changed (default: "
                         + " ".join(f"{r:g}" for r in d.rates) + ")")
-    p.add_argument("--rounds", type=_nonneg_int, default=d.rounds, metavar="R",
-                   help="self-distillation rounds after the teacher, >= 0: models round 0..R (default: %(default)s)")
     p.add_argument("--seeds", nargs="+", type=_nonneg_int, default=list(d.seeds), metavar="SEED",
                    help="one or more non-negative integer seeds (label noise and reg-selection split); "
                         "results are mean ± std over them (default: " + " ".join(map(str, d.seeds)) + ")")
+    p.add_argument("--exact-noise", action="store_true",
+                   help="flip exactly round(rate * n_k) labels of every class k (default: each label "
+                        "independently with probability rate, so the realised rate varies a little)")
+    p.add_argument("--cluster-rule", choices=CLUSTER_RULES, default=d.cluster_rule, dest="cluster_rule",
+                   help="class_cluster noise: how classes are clustered; 'library': complete linkage of "
+                        "1 - correlation of class-mean features; 'authors': the authors' code (linkage of the rows "
+                        "of 1 - their mean pairwise cosine map) (default: %(default)s)")
+    p.add_argument("--cluster-threshold", type=_fraction, default=None, metavar="T",
+                   help="class_cluster noise: cut the dendrogram of the classes at this fraction of its height, "
+                        "in [0, 1] (default: 0.7 for the library rule, 0.8 for the authors')")
+
+
+def _add_run_models(p):
+    """run's model options: rounds, reg, the PLL students."""
+    from ..distill import PLL_LOSSES
+    from ..experiments import REG_RULE, ExperimentConfig
+
+    d = ExperimentConfig(datasets=())
+    p.add_argument("--rounds", type=_nonneg_int, default=d.rounds, metavar="R",
+                   help="self-distillation rounds after the teacher, >= 0: models round 0..R (default: %(default)s)")
     p.add_argument("--reg", type=_reg, default="auto", metavar="{auto,FLOAT}",
                    help="L2 strength of every probe: a number > 0 used for every task, or "
                         + REG_RULE.replace("%", "%%") + " (default: %(default)s)")
@@ -118,25 +150,6 @@ def _add_run(sub):
     p.add_argument("--top-k", type=_top_k, default=d.top_k, metavar="K", dest="top_k",
                    help="candidate-set size of the PLL students: the teacher's top-k labels, 2 <= k <= classes-1 "
                         "(default: %(default)s)")
-    p.add_argument("--exact-noise", action="store_true",
-                   help="flip exactly round(rate * n_k) labels of every class k (default: each label "
-                        "independently with probability rate, so the realised rate varies a little)")
-    p.add_argument("--cluster-rule", choices=CLUSTER_RULES, default=d.cluster_rule, dest="cluster_rule",
-                   help="class_cluster noise: how classes are clustered; 'library': complete linkage of "
-                        "1 - correlation of class-mean features; 'authors': the authors' code (linkage of the rows "
-                        "of 1 - their mean pairwise cosine map) (default: %(default)s)")
-    p.add_argument("--cluster-threshold", type=_fraction, default=None, metavar="T",
-                   help="class_cluster noise: cut the dendrogram of the classes at this fraction of its height, "
-                        "in [0, 1] (default: 0.7 for the library rule, 0.8 for the authors')")
-    p.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
-                   help="worker processes (default: %(default)s: run in this process)")
-    p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="DIR",
-                   help="output folder, created if needed; rerunning the same command into the same folder resumes "
-                        "(default: ./%(default)s)")
-    p.add_argument("--quiet", "-q", action="store_true",
-                   help="print nothing but errors (no progress bar, no table)")
-    p.set_defaults(func=_cmd_run, parser=p)
-    return p
 
 
 def _cmd_run(args, parser) -> int:
