@@ -93,11 +93,12 @@ def test_run_results_can_be_reported(tmp_path, feats):
 
 def test_cli_errors_name_the_option_from_the_shared_constraints(tmp_path, capsys, feats):
     base = ["run", "--dataset", str(feats), "-o", str(tmp_path / "o"), "-q"]
-    assert main(base + ["--seeds", str(2**64)]) == 2  # beyond SQLite's integers
+    assert main(base + ["--seeds", str(2**64)]) == 2  # beyond SQLite's integers and scikit-learn's seeds
     err = capsys.readouterr().err
-    assert "argument --seeds" in err and "integers >= 0 and <= 9223372036854775807" in err
+    assert "argument --seeds" in err and "integers >= 0 and <= 4294967295" in err
+    assert main(base + ["--seeds", str(2**32)]) == 2
     toml = tmp_path / "bad.toml"
-    toml.write_text(textwrap.dedent(TOML.format(feats=feats)).replace("seeds = [0, 1]", f"seeds = [{2**64}]"))
+    toml.write_text(textwrap.dedent(TOML.format(feats=feats)).replace("seeds = [0, 1]", f"seeds = [0, {2**32}]"))
     with pytest.raises(ValueError, match=r"bad.toml:4: \[sweep\] seeds: expected integers >= 0"):
         load_sweep_config(toml)
     assert not (tmp_path / "o").exists()

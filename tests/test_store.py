@@ -78,3 +78,52 @@ def test_a_failed_write_leaves_no_row(tmp_path):
         assert st.count() == 0
         st.put(record())  # the connection is still usable (no transaction left open)
         assert st.count() == 1
+
+
+def _open_at_once(folder, trials, barrier, results):
+    """One of several processes: for each trial, wait for the others, then create/open the same new file."""
+    for trial in range(trials):
+        barrier.wait()
+        try:
+            ResultStore(f"{folder}/new{trial}.db").close()
+            results.put("ok")
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_creating_one_database_from_several_processes_at_once(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    n_proc, trials = 4, 15
+    barrier, results = ctx.Barrier(n_proc), ctx.Queue()
+    procs = [ctx.Process(target=_open_at_once, args=(str(tmp_path), trials, barrier, results)) for _ in range(n_proc)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=120) for _ in range(n_proc * trials)]
+    for p in procs:
+        p.join(timeout=60)
+    assert got == ["ok"] * (n_proc * trials), sorted(set(got))
+    for trial in range(trials):
+        with ResultStore(tmp_path / f"new{trial}.db", create=False) as st:
+            assert st.get_meta("schema_version") == SCHEMA_VERSION and st.count() == 0
+
+
+def test_wrong_columns_and_bad_json_are_named(tmp_path):
+    db = tmp_path / "cols.db"
+    ResultStore(db).close()
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE tasks RENAME COLUMN metrics TO scores")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match=r"cols.db'.*table 'tasks'.*missing \['metrics'\], unexpected \['scores'\]"):
+        ResultStore(db, create=False)
+    db = tmp_path / "json.db"
+    with ResultStore(db) as st:
+        st.put(record())
+        st.conn.execute("UPDATE tasks SET metrics = 'not json{'")
+        with pytest.raises(StoreError, match=r"json.db'.*task 'd/symmetric/0.5/0'.*column 'metrics': not JSON"):
+            st.rows()
+        st.conn.execute("UPDATE tasks SET metrics = '{\"a\": 1}'")
+        with pytest.raises(StoreError, match="column 'metrics': expected a JSON array of objects"):
+            st.records()

@@ -94,8 +94,9 @@ BASELINES = {
 }
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-#: Seeds are stored as SQLite integers (signed 64-bit).
-MAX_SEED = 2**63 - 1
+#: The largest seed: scikit-learn's ``random_state`` (the reg-selection split, the baselines' folds)
+#: takes integers in [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
 
 
 class ConfigError(ValueError):

@@ -71,34 +71,57 @@ class ResultStore:
         try:
             self.conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
             self.conn.execute("PRAGMA synchronous=FULL")
-            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if create:
+                with self._tx():  # one writer at a time: creating the schema is idempotent under concurrency
+                    if not self._tables():
+                        self._create()
+            tables = self._tables()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{str(self.path)!r} is not a selfdistill results database (not SQLite: {exc})") from None
-        if tables and not {"meta", "tasks"} <= tables:
             self.conn.close()
-            raise StoreError(f"{str(self.path)!r} is a SQLite file but not a selfdistill results database "
-                             f"(tables {sorted(tables)}); use another file name")
-        if not tables:
-            if not create:
-                raise StoreError(f"{str(self.path)!r} is an empty database, not selfdistill results")
-            from .. import __version__
+            raise StoreError(f"{str(self.path)!r} is not a selfdistill results database (not SQLite: {exc})") from None
+        try:
+            self._check(tables)
+        except StoreError:
+            self.conn.close()
+            raise
 
-            with self._tx():
-                for stmt in _SCHEMA.strip().split(";"):
-                    if stmt.strip():
-                        self.conn.execute(stmt)
-                self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                self.conn.execute("INSERT INTO meta VALUES ('created', ?)", (_now(),))
-                self.conn.execute("INSERT INTO meta VALUES ('library_version', ?)", (__version__,))
+    def _tables(self) -> dict:
+        """{table: [column names]} of the file."""
+        names = [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: [r[1] for r in self.conn.execute(f"PRAGMA table_info('{t}')")] for t in names}
+
+    def _create(self):
+        from .. import __version__
+
+        for stmt in _SCHEMA.strip().split(";"):
+            if stmt.strip():
+                self.conn.execute(stmt)
+        for key, value in (("schema_version", str(SCHEMA_VERSION)), ("created", _now()),
+                           ("library_version", __version__)):
+            self.conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+
+    def _check(self, tables):
+        """The file is a selfdistill results database of this schema version, with its columns."""
+        where = repr(str(self.path))
+        if not tables:
+            raise StoreError(f"{where} is an empty database, not selfdistill results")
+        if not {"meta", "tasks"} <= set(tables):
+            raise StoreError(f"{where} is a SQLite file but not a selfdistill results database "
+                             f"(tables {sorted(tables)}); use another file name")
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         version = None if row is None else row[0]
         if version != str(SCHEMA_VERSION):
-            self.conn.close()
             raise StoreError(
-                f"results database {str(self.path)!r} has schema version {version}, but this selfdistill reads "
+                f"results database {where} has schema version {version}, but this selfdistill reads "
                 f"and writes version {SCHEMA_VERSION}: write to a new file (or rerun the sweep that made it with "
-                "the selfdistill version that made it)"
-            )
+                "the selfdistill version that made it)")
+        for table, want in (("meta", ["key", "value"]), ("tasks", list(_COLUMNS))):
+            if tables[table] != want:
+                missing = [c for c in want if c not in tables[table]]
+                extra = [c for c in tables[table] if c not in want]
+                raise StoreError(f"results database {where}: table {table!r} has columns {tables[table]}, expected "
+                                 f"{want} (missing {missing}, unexpected {extra}); it was not written by this "
+                                 "selfdistill: write to a new file")
 
     # -- transactions
     def _tx(self):
@@ -161,13 +184,22 @@ class ResultStore:
     def records(self) -> list:
         """Every task row as a dict (JSON columns decoded), ordered by dataset, noise, rate, seed."""
         cur = self.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM tasks ORDER BY dataset, noise, rate, seed")
-        out = []
-        for values in cur:
-            rec = dict(zip(_COLUMNS, values))
-            for k in ("config", "metrics", "solver"):
+        return [self._decode(dict(zip(_COLUMNS, values))) for values in cur]
+
+    def _decode(self, rec):
+        """The JSON columns of a task row decoded and checked (StoreError naming the row and column)."""
+        kinds = {"config": dict, "metrics": list, "solver": dict}
+        for k, kind in kinds.items():
+            try:
                 rec[k] = json.loads(rec[k])
-            out.append(rec)
-        return out
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"results database {str(self.path)!r}: task {rec['task_id']!r}, column {k!r}: "
+                                 f"not JSON ({exc})") from None
+            if not isinstance(rec[k], kind) or (k == "metrics" and not all(isinstance(m, dict) for m in rec[k])):
+                raise StoreError(f"results database {str(self.path)!r}: task {rec['task_id']!r}, column {k!r}: "
+                                 f"expected a JSON {'array of objects' if kind is list else 'object'}, got "
+                                 f"{type(rec[k]).__name__}")
+        return rec
 
     def rows(self) -> list:
         """One dict per (task, model), the input of every table, CSV and figure: the task's axes
