@@ -423,3 +423,13 @@ def test_config_json_holds_every_tasks_chosen_regs(tmp_path):
             assert float(row[0]["reg"]) == reg
     fixed = json.loads((tmp_path / "fixed" / "config.json").read_text()) if main(tiny(tmp_path / "fixed")) == 0 else None
     assert all(set(e["reg"].values()) == {0.001} for e in fixed["chosen_reg"])
+
+
+def test_rerun_removes_the_temporaries_a_killed_run_left(run_copy):
+    stale = [run_copy / ".results.csv.k1ll9d.tmp", run_copy / ".config.json.x7.tmp"]
+    for p in stale:
+        p.write_text("half-written")
+    (run_copy / ".notes.txt.keep.tmp").write_text("not ours")
+    assert main(tiny(run_copy)) == 0
+    assert not any(p.exists() for p in stale)
+    assert (run_copy / ".notes.txt.keep.tmp").exists()

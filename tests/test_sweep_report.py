@@ -115,3 +115,21 @@ def test_names_from_the_data_cannot_leave_the_report_folder(tmp_path):
     assert all(p.parent == tmp_path / "rep" for p in written), written
     assert (tmp_path / "rep" / "gain_vs_rate_x_.._.._ESCAPED.png") in written
     assert files["html"].is_file()
+
+
+def test_a_failed_report_leaves_no_folder_and_no_temporary(tmp_path, monkeypatch):
+    from selfdistill.report import sweep_report
+
+    def boom(rows, **kw):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(sweep_report, "latex_tables", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_report(_rows(), tmp_path / "rep", title="x.db")
+    assert list(tmp_path.iterdir()) == []  # no report folder, no .rep.*.tmp
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    monkeypatch.undo()
+    files = write_report(_rows(), tmp_path / "mine", title="x.db")  # an existing folder keeps its files
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me" and files["html"].parent == tmp_path / "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]

@@ -33,6 +33,9 @@ __all__ = [
     "read_json",
     "to_jsonable",
     "ensure_output_dir",
+    "staged_dir",
+    "remove_stale_temporaries",
+    "safe_name",
 ]
 
 
@@ -180,6 +183,49 @@ def read_json(path):
     """Read a JSON file (the counterpart of :func:`write_json`)."""
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+@contextlib.contextmanager
+def staged_dir(path, *, name: str = "output_dir"):
+    """Yield a temporary folder whose files move into the folder ``path`` only when the block succeeds.
+
+    The files are written into ``.<name>.<random>.tmp`` beside ``path`` (the same file system),
+    then each is moved into ``path`` (created if needed) with ``os.replace``; other files already
+    in ``path`` are left alone. On any exception the temporary folder is removed and ``path`` is
+    left as it was (not created, if it did not exist): a failed report leaves no half-made folder.
+    """
+    import shutil
+
+    final = Path(os.fspath(path))
+    if final.exists() and not final.is_dir():
+        raise ValueError(f"{name}: output folder '{final}' is a file, expected a directory")
+    parent = final.absolute().parent
+    ensure_output_dir(parent, name=name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent))
+    try:
+        yield tmp
+        ensure_output_dir(final, name=name)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, final / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_temporaries(folder, names) -> list:
+    """Remove the ``.<name>.<random>.tmp`` files that :func:`atomic_open` left in ``folder`` for the
+    given file ``names`` when its process was killed (``kill -9``) mid-write; returns their paths.
+
+    Only this module's own temporary-file pattern for those names is touched. Call it at the start
+    of a job that owns ``folder`` (one job per folder at a time).
+    """
+    folder = Path(os.fspath(folder))
+    gone = []
+    for name in names:
+        for p in folder.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                gone.append(p)
+    return gone
 
 
 def ensure_output_dir(path, *, name: str = "output_dir") -> Path:

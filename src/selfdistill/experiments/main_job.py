@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_text, ensure_output_dir, to_jsonable, write_json
+from .._io import atomic_write_text, ensure_output_dir, remove_stale_temporaries, to_jsonable, write_json
 from .config import REG_RULE, ConfigError, ExperimentConfig, run_config
 from .runner import prepare_datasets
 from .store import ResultStore
@@ -40,6 +40,8 @@ __all__ = ["MainJobResult", "run_main_job", "DB_NAME"]
 
 #: The store of a run, inside its output folder.
 DB_NAME = "results.db"
+#: The files a run writes beside its store.
+OUTPUT_FILES = ("results.csv", "config.json", "summary.md", "gain_vs_rate.png", "accuracy_vs_round.png")
 
 
 @dataclass
@@ -203,6 +205,7 @@ def run_main_job(config: ExperimentConfig | None = None, output_dir="selfdistill
     payloads, data_warnings = _prepare(config, quiet)  # every check before anything is created
     payload = payloads[config.datasets[0].name]
     out = ensure_output_dir(output_dir)
+    remove_stale_temporaries(out, OUTPUT_FILES)  # left by a run killed while writing its files
     blas = _blas_threads(payload) if blas_threads == "auto" else blas_threads
     result = run_sweep(config, out / DB_NAME, jobs=jobs, quiet=quiet, blas_threads=blas, payloads=payloads,
                        desc="selfdistill run")

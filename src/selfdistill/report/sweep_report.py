@@ -24,8 +24,9 @@ Files written to the output folder (each atomically):
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from .._io import atomic_write_text, ensure_output_dir, safe_name
+from .._io import atomic_write_text, safe_name, staged_dir
 from .figures import plot_coverage_vs_rate, plot_gain_vs_rate, plot_metric_vs_round
 from .rows import write_results_csv
 from .tables import grouped_stats, model_order, seeds_text, unique_in_order
@@ -163,13 +164,18 @@ def write_report(rows, output_dir, *, title="results", config=None) -> dict:
     -------
     dict {name: path} of the files written.
     """
-    from .html import render_html
-
     rows = list(rows)
     if not rows:
         raise ValueError("rows must hold at least one finished task, got none: run 'selfdistill sweep' first")
-    meta_config = config
-    out = ensure_output_dir(output_dir, name="--output")
+    final = Path(output_dir)
+    with staged_dir(final, name="--output") as out:  # nothing appears in output_dir unless all succeeds
+        files = _write_report_files(rows, out, title, config)
+    return {k: final / p.name for k, p in files.items()}
+
+
+def _write_report_files(rows, out, title, config) -> dict:
+    from .html import render_html
+
     files = {}
     for noise in unique_in_order(r["noise"] for r in rows):
         gain = plot_gain_vs_rate(rows, out / f"gain_vs_rate_{safe_name(noise)}.png", noise=noise)
@@ -182,19 +188,16 @@ def write_report(rows, output_dir, *, title="results", config=None) -> dict:
             ylabel="wrong labels corrected (%)", title="Label-correction rate by round")
     if any(r["model"] == "round 0" and r.get("topk_coverage") is not None for r in rows):
         files["coverage"] = plot_coverage_vs_rate(rows, out / "coverage_vs_rate.png",
-                                                  top_k=(meta_config or {}).get("top_k"))
-    md = markdown_tables(rows)
-    atomic_write_text(out / "results.md", f"# selfdistill report: {title}\n\n" + md)
-    files["markdown"] = out / "results.md"
-    atomic_write_text(out / "results.tex", latex_tables(rows))
-    files["latex"] = out / "results.tex"
-    write_results_csv(out / "results.csv", rows)
-    files["csv"] = out / "results.csv"
+                                                  top_k=(config or {}).get("top_k"))
+    files["markdown"], files["latex"], files["csv"] = out / "results.md", out / "results.tex", out / "results.csv"
+    atomic_write_text(files["markdown"], f"# selfdistill report: {title}\n\n" + markdown_tables(rows))
+    atomic_write_text(files["latex"], latex_tables(rows))
+    write_results_csv(files["csv"], rows)
     figures = [(p, _caption(name)) for name, p in files.items() if str(p).endswith(".png")]
     html = render_html(f"selfdistill report: {title}", rows=rows, tables=accuracy_tables(rows),
-                       gain_tables=gain_tables(rows), figures=figures, config=meta_config)
-    atomic_write_text(out / "report.html", html)
+                       gain_tables=gain_tables(rows), figures=figures, config=config)
     files["html"] = out / "report.html"
+    atomic_write_text(files["html"], html)
     return files
 
 
