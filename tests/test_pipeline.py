@@ -102,3 +102,21 @@ def test_cli_errors_name_the_option_from_the_shared_constraints(tmp_path, capsys
     with pytest.raises(ValueError, match=r"bad.toml:4: \[sweep\] seeds: expected integers >= 0"):
         load_sweep_config(toml)
     assert not (tmp_path / "o").exists()
+
+
+def test_absurd_grids_are_refused_up_front_with_the_estimate(tmp_path, capsys, feats):
+    from selfdistill.experiments.runner import MAX_FITS, check_work
+
+    out = tmp_path / "o"
+    assert main(["run", "--dataset", str(feats), "--rounds", "1000000000", "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "probe fits" in err and "--allow-large" in err and "Traceback" not in err
+    assert not out.exists()
+    toml = tmp_path / "huge.toml"
+    seeds = ", ".join(str(s) for s in range(20_000))
+    toml.write_text(TOML.format(feats=feats).replace("seeds = [0, 1]", f"seeds = [{seeds}]"))
+    assert main(["sweep", str(toml), "--db", str(tmp_path / "h.db"), "-q"]) == 2
+    assert "80,000 tasks" in capsys.readouterr().err and not (tmp_path / "h.db").exists()
+    cfg = load_sweep_config(toml)
+    assert check_work(cfg, allow_large=True) > MAX_FITS  # the flag lets it through
+    assert check_work(run_config()) == 24 * 8 * 14  # the default run: 8 models x (7 grid chains + refits)

@@ -84,6 +84,7 @@ def _add_run(sub):
     _add_run_models(p)
     p.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
                    help="worker processes (default: %(default)s: run in this process)")
+    _add_allow_large(p)
     p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="DIR",
                    help="output folder, created if needed; rerunning the same command into the same folder resumes "
                         "(default: ./%(default)s)")
@@ -91,6 +92,14 @@ def _add_run(sub):
                    help="print nothing but errors (no progress bar, no table)")
     p.set_defaults(func=_cmd_run, parser=p)
     return p
+
+
+def _add_allow_large(p):
+    from ..experiments.runner import MAX_FITS
+
+    p.add_argument("--allow-large", action="store_true", dest="allow_large",
+                   help=f"run a grid that needs more than {MAX_FITS:,} probe fits (refused by default, with the "
+                        "estimate, as a guard against a mistyped rounds or grid)")
 
 
 def _add_run_grid(p):
@@ -174,8 +183,11 @@ def _cmd_run(args, parser) -> int:
         check_output_dir(args.output, "--output")
         with output_errors(args.output, "--output"):
             result = experiments.run_main_job(config, args.output, quiet=args.quiet, jobs=args.jobs,
-                                              command=shlex.join([PROG] + list(args.argv)))
+                                              command=shlex.join([PROG] + list(args.argv)),
+                                              allow_large=args.allow_large)
     except ConfigError as exc:
+        if exc.param == "allow_large":
+            parser.error(exc.reason)
         parser.error(f"argument {_RUN_OPTIONS.get(exc.param, '--dataset')}: {exc.reason}")
     except KeyboardInterrupt:
         print(
@@ -215,6 +227,7 @@ def _add_sweep(sub):
                    help="run the tasks on the Dask cluster of this scheduler (e.g. tcp://10.0.0.5:8786); needs "
                         "'pip install selfdistill[sweep]'. Each dataset is sent to the workers once")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_allow_large(p)
     p.set_defaults(func=_cmd_sweep, parser=p)
     return p
 
@@ -231,7 +244,8 @@ def _cmd_sweep(args, parser) -> int:
         config = load_sweep_config(args.config)
         check_output_file(db, "--db")
         with output_errors(db, "--db", is_dir=False):
-            result = run_sweep(config, db, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet)
+            result = run_sweep(config, db, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet,
+                               allow_large=args.allow_large)
     except (ConfigError, StoreError, ImportError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

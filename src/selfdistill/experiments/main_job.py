@@ -33,7 +33,7 @@ import numpy as np
 
 from .._io import atomic_write_text, ensure_output_dir, remove_stale_temporaries, to_jsonable, write_json
 from .config import REG_RULE, ConfigError, ExperimentConfig, run_config
-from .runner import prepare_datasets
+from .runner import check_work, prepare_datasets
 from .store import ResultStore
 
 __all__ = ["MainJobResult", "run_main_job", "DB_NAME"]
@@ -173,7 +173,7 @@ def _write_outputs(out, rows, meta_args):
 
 
 def run_main_job(config: ExperimentConfig | None = None, output_dir="selfdistill-output", *, quiet=False,
-                 command=None, blas_threads="auto", jobs=1):
+                 command=None, blas_threads="auto", jobs=1, allow_large=False):
     """Run the main job into ``output_dir`` and write its files (see the module docstring).
 
     Parameters
@@ -185,6 +185,7 @@ def run_main_job(config: ExperimentConfig | None = None, output_dir="selfdistill
     blas_threads : BLAS threads while tasks run: an int, None (leave it alone) or "auto" (1 for
         small data, see :func:`_blas_threads`). Changes only round-off.
     jobs : worker processes (1: this process).
+    allow_large : run a grid above :data:`~.runner.MAX_FITS` probe fits (else refused up front).
 
     Returns
     -------
@@ -202,13 +203,14 @@ def run_main_job(config: ExperimentConfig | None = None, output_dir="selfdistill
     if not isinstance(config, ExperimentConfig) or len(config.datasets) != 1:
         raise TypeError(f"config must be an ExperimentConfig with one dataset (run_config(...)), got {config!r}")
     t_start = time.perf_counter()
+    check_work(config, allow_large=allow_large)
     payloads, data_warnings = _prepare(config, quiet)  # every check before anything is created
     payload = payloads[config.datasets[0].name]
     out = ensure_output_dir(output_dir)
     remove_stale_temporaries(out, OUTPUT_FILES)  # left by a run killed while writing its files
     blas = _blas_threads(payload) if blas_threads == "auto" else blas_threads
     result = run_sweep(config, out / DB_NAME, jobs=jobs, quiet=quiet, blas_threads=blas, payloads=payloads,
-                       desc="selfdistill run")
+                       desc="selfdistill run", allow_large=allow_large)
     for msg in result.warnings:
         _say(quiet, f"selfdistill: warning (some tasks): {msg}")
     with ResultStore(out / DB_NAME, create=False) as store:

@@ -49,7 +49,12 @@ __all__ = [
     "label_key",
     "compute_task",
     "limit_blas",
+    "check_work",
+    "MAX_FITS",
 ]
+
+#: A grid needing more probe fits than this is refused unless ``allow_large`` (``--allow-large``).
+MAX_FITS = 100_000
 
 #: Bumped when a task's computation changes in a way that makes stored results stale.
 TASK_FORMAT = 2  # 2: PLL targets share tied candidate mass (results of format 1 are recomputed)
@@ -69,6 +74,30 @@ def noise_seed(seed: int, kind: str, rate: float) -> int:
     """
     entropy = [int(seed), zlib.crc32(str(kind).encode("utf-8")), int(round(float(rate) * 1_000_000))]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def fits_per_task(config: ExperimentConfig, reg) -> int:
+    """Probe fits one task needs at most: the chain once per reg of the grid plus the refits
+    (``reg = "auto"``), else once; plus the baselines' fits."""
+    models = config.rounds + 1 + len(config.pll_losses)
+    grid = len(config.reg_grid)
+    fits = models * (2 * grid if reg == "auto" else 1)  # auto: a chain per grid reg, refits at most one per reg
+    extra = {"tuned_teacher": grid + 1, "label_smoothing": 1, "cleanlab": config.cleanlab_folds + 1, "born_again": 0}
+    return fits + sum(extra[b] for b in config.baselines)
+
+
+def check_work(config: ExperimentConfig, *, allow_large=False) -> int:
+    """The number of probe fits the grid needs; a :class:`~.config.ConfigError` above :data:`MAX_FITS`
+    (the message gives the estimate and how to run it anyway) unless ``allow_large``."""
+    n_tasks = len(config.noise) * len(config.rates) * len(config.seeds)
+    total = sum(n_tasks * fits_per_task(config, spec.reg) for spec in config.datasets)
+    if total > MAX_FITS and not allow_large:
+        per = ", ".join(f"{spec.name}: {n_tasks:,} tasks x {fits_per_task(config, spec.reg):,} fits"
+                        for spec in config.datasets)
+        raise ConfigError(f"this grid needs about {total:,} probe fits ({per}), more than {MAX_FITS:,}: "
+                          "check rounds, rates, seeds and reg_grid, or pass --allow-large (allow_large=True) "
+                          "to run it anyway", param="allow_large")
+    return total
 
 
 def dataset_fingerprint(ds) -> str:

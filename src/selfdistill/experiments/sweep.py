@@ -36,7 +36,15 @@ from pathlib import Path
 
 
 from .config import ExperimentConfig, load_sweep_config
-from .runner import TASK_FORMAT, compute_task, label_key, prepare_datasets, task_config_hash, task_labels
+from .runner import (
+    TASK_FORMAT,
+    check_work,
+    compute_task,
+    label_key,
+    prepare_datasets,
+    task_config_hash,
+    task_labels,
+)
 from .store import ResultStore
 
 __all__ = ["run_sweep", "compute_task", "prepare_datasets", "SweepError", "SweepResult", "task_config_hash",
@@ -223,7 +231,7 @@ def _execute(todo, config, payloads, *, client, jobs, blas_threads, max_restarts
 
 
 def run_sweep(config, db_path, *, jobs=None, scheduler=None, quiet=False, blas_threads=1, max_restarts=3,
-              connect_timeout=5.0, payloads=None, desc="selfdistill sweep") -> SweepResult:
+              connect_timeout=5.0, payloads=None, desc="selfdistill sweep", allow_large=False) -> SweepResult:
     """Run every unfinished task of ``config`` into the results database ``db_path``.
 
     Parameters
@@ -238,6 +246,7 @@ def run_sweep(config, db_path, *, jobs=None, scheduler=None, quiet=False, blas_t
     connect_timeout : seconds to reach the scheduler.
     payloads : the datasets from :func:`~.runner.prepare_datasets`, if already loaded.
     desc : the progress bar's label.
+    allow_large : run a grid above :data:`~.runner.MAX_FITS` probe fits (else refused up front).
 
     Returns
     -------
@@ -250,6 +259,7 @@ def run_sweep(config, db_path, *, jobs=None, scheduler=None, quiet=False, blas_t
     t_start = time.perf_counter()
     if not isinstance(config, ExperimentConfig):
         config = load_sweep_config(config)
+    check_work(config, allow_large=allow_large)
     check_baseline_dependencies(config.baselines)
     client = connect_scheduler(scheduler, connect_timeout) if scheduler else None
     seconds, caught = [], []
