@@ -11,6 +11,7 @@ Schema (version :data:`SCHEMA_VERSION`)::
           metrics TEXT,                           -- JSON: one dict per model (the report's rows)
           solver TEXT,                            -- JSON: chosen regs, reg scores, noise, baselines' records, warnings
           seconds REAL, worker TEXT, library_version TEXT, finished_at TEXT)
+    claims(task_id TEXT PRIMARY KEY, owner TEXT, expires REAL)   -- leases of tasks being computed
 
 Safety: a task's row is written in one transaction (``INSERT OR REPLACE`` then ``COMMIT``) by
 the driver only, after the task has finished; SQLite's rollback journal (``synchronous=FULL``)
@@ -18,6 +19,13 @@ makes a commit all-or-nothing, so a process killed at any moment (``kill -9`` in
 either the whole row or none, and the next run recomputes exactly the missing tasks. A task is
 *done* when its row's ``config_hash`` matches the current settings; a row with another hash is
 recomputed and replaced.
+
+Sharing: several drivers may run on one database at once. A driver computes a task only after
+:meth:`ResultStore.claim` gave it a lease (``expires``, Unix seconds) on it; it renews its leases
+while it works (:meth:`ResultStore.renew`) and drops a task's lease in the transaction that stores
+the task. A driver that dies stops renewing: once its lease runs out another driver claims the
+task. Every task is thus computed by one driver at a time and stored once. (The ``claims`` table
+was added without a new schema version: it is created when a database is opened for writing.)
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     finished_at TEXT
 );
 """
+_CLAIMS = "CREATE TABLE IF NOT EXISTS claims (task_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL)"
+_SCHEMA += _CLAIMS + ";\n"
 
 _COLUMNS = ("task_id", "dataset", "noise", "rate", "seed", "config_hash", "config", "metrics", "solver", "seconds",
             "worker", "library_version", "finished_at")
@@ -73,8 +83,11 @@ class ResultStore:
             self.conn.execute("PRAGMA synchronous=FULL")
             if create:
                 with self._tx():  # one writer at a time: creating the schema is idempotent under concurrency
-                    if not self._tables():
+                    tables = self._tables()
+                    if not tables:
                         self._create()
+                    elif "tasks" in tables and "claims" not in tables:  # a database made before leases
+                        self.conn.execute(_CLAIMS)
             tables = self._tables()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
@@ -167,16 +180,51 @@ class ResultStore:
 
     def put(self, record: dict) -> None:
         """Write one finished task (one transaction; replaces a row with the same task_id)."""
+        self.put_many([record])
+
+    def put_many(self, records, *, owner=None) -> None:
+        """Write finished tasks in one transaction, dropping their leases (``owner``'s, or any)."""
         from .. import __version__
 
-        values = (
-            record["task_id"], record["dataset"], record["noise"], float(record["rate"]), int(record["seed"]),
-            record["config_hash"], _dumps(record["config"]), _dumps(record["metrics"]), _dumps(record["solver"]),
-            record.get("seconds"), record.get("worker"), record.get("library_version", __version__), _now(),
-        )
+        rows = [(r["task_id"], r["dataset"], r["noise"], float(r["rate"]), int(r["seed"]), r["config_hash"],
+                 _dumps(r["config"]), _dumps(r["metrics"]), _dumps(r["solver"]), r.get("seconds"), r.get("worker"),
+                 r.get("library_version", __version__), _now()) for r in records]
         with self._tx():
-            self.conn.execute(f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES "
-                              f"({', '.join('?' * len(_COLUMNS))})", values)
+            self.conn.executemany(f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES "
+                                  f"({', '.join('?' * len(_COLUMNS))})", rows)
+            self.conn.executemany("DELETE FROM claims WHERE task_id = ?", [(r[0],) for r in rows])
+
+    # -- leases
+    def claim(self, task_id: str, owner: str, config_hash: str, lease: float) -> str:
+        """Try to take a ``lease``-second lease on ``task_id`` for ``owner``.
+
+        Returns "claimed", "done" (the task is stored with ``config_hash``: nothing to compute) or
+        "held" (another owner's lease on it has not run out).
+        """
+        import time
+
+        now = time.time()
+        with self._tx():
+            row = self.conn.execute("SELECT config_hash FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+            if row is not None and row[0] == config_hash:
+                return "done"
+            held = self.conn.execute("SELECT owner, expires FROM claims WHERE task_id = ?", (task_id,)).fetchone()
+            if held is not None and held[0] != owner and held[1] > now:
+                return "held"
+            self.conn.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (task_id, owner, now + lease))
+        return "claimed"
+
+    def renew(self, owner: str, lease: float) -> None:
+        """Extend every lease of ``owner`` to ``lease`` seconds from now."""
+        import time
+
+        with self._tx():
+            self.conn.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + lease, owner))
+
+    def release(self, owner: str) -> None:
+        """Drop every lease of ``owner`` (a driver that stops hands its unfinished tasks on at once)."""
+        with self._tx():
+            self.conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0])

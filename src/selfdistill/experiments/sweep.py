@@ -9,15 +9,19 @@ Flow:
    hash, class clusters, the settings hash :func:`~.runner.task_config_hash` of its tasks).
 3. The results database (:class:`~.store.ResultStore`) is opened; tasks whose row carries the
    same hash are skipped; the others are computed.
-4. Tasks whose noisy labels coincide (rate 0 under every noise kind gives the clean labels, for
+4. Several drivers may share one database: each task is claimed with a lease before it is
+   computed (:meth:`~.store.ResultStore.claim`), so they split the work and store every task once;
+   a task whose holder died is taken over when its lease runs out.
+5. Tasks whose noisy labels coincide (rate 0 under every noise kind gives the clean labels, for
    the same seed) are computed once; the others get a copy of the record (``solver.reused_from``
    names the task computed, ``seconds`` is its time).
-5. Tasks run in this process (``jobs=1``), on ``jobs`` local worker processes (each gets the
+6. Tasks run in this process (``jobs=1``), on ``jobs`` local worker processes (each gets the
    datasets once, when it starts) or on a Dask cluster (each dataset is scattered to the workers
    once, ``broadcast=True``). The driver writes each task's row in its own transaction as soon as
    the task finishes. A local worker that dies (``kill -9``) is replaced and its unfinished
-   tasks are resubmitted (at most ``max_restarts`` times); Dask reschedules on its own.
-6. Every task computes with ``blas_threads`` BLAS threads (default 1: the parallelism is across
+   tasks are resubmitted (at most ``max_restarts`` times); Dask reschedules on its own. Local
+   workers watch the driver and exit when it dies.
+7. Every task computes with ``blas_threads`` BLAS threads (default 1: the parallelism is across
    tasks), so a task's numbers do not depend on where it ran.
 
 One task is :func:`~.runner.compute_task`, the same function everywhere.
@@ -25,11 +29,11 @@ One task is :func:`~.runner.compute_task`, the same function everywhere.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,12 +75,30 @@ class SweepResult:
 _WORKER = {}
 
 
-def _init_worker(config, payloads, blas_threads):
+def _init_worker(config, payloads, blas_threads, driver_pid):
     _WORKER["config"], _WORKER["data"], _WORKER["blas"] = config, payloads, blas_threads
     # the parent handles Ctrl-C; a worker just dies with its pool
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_driver(driver_pid)
+
+
+def _watch_driver(pid, every=0.5):
+    """Exit this worker within ``every`` seconds of the driver's death (``kill -9`` included)."""
+    import threading
+
+    def watch():
+        while True:
+            time.sleep(every)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # pragma: no cover - pid reused by another user's process
+                os._exit(1)
+
+    threading.Thread(target=watch, name="selfdistill-driver-watch", daemon=True).start()
 
 
 def _worker_task(task):
@@ -87,53 +109,68 @@ def _dask_task(task, config, data, blas_threads):
     return compute_task(task, config, data, blas_threads=blas_threads)
 
 
-def _run_inline(todo, config, payloads, blas_threads, on_done):
-    for task in todo:
+def _run_inline(claims, config, payloads, blas_threads, on_done):
+    while (task := claims.next()) is not None:
         on_done(compute_task(task, config, payloads[task.dataset], blas_threads=blas_threads))
 
 
-def _run_processes(todo, config, payloads, jobs, blas_threads, on_done, max_restarts):
+def _process_context():
     import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
 
-    remaining = {t.task_id: t for t in todo}
-    restarts = 0
     try:  # a server process imports the library once; workers (and replacements) fork from it quickly
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["selfdistill.experiments.sweep"])
+        return ctx
     except ValueError:  # pragma: no cover - platforms without fork (Windows)
-        ctx = mp.get_context("spawn")
-    while remaining:
-        pool = ProcessPoolExecutor(max_workers=min(jobs, len(remaining)), mp_context=ctx, initializer=_init_worker,
-                                   initargs=(config, payloads, blas_threads))
-        broken = False
-        try:
-            pending = {pool.submit(_worker_task, t): t for t in remaining.values()}
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    task = pending.pop(fut)
-                    try:
-                        rec = fut.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        continue
-                    except Exception as exc:
-                        raise SweepError(f"task {task.task_id} failed: {type(exc).__name__}: {exc}") from exc
-                    on_done(rec)
-                    remaining.pop(task.task_id, None)
-                if broken:
-                    break
-        finally:
-            pool.shutdown(wait=not broken, cancel_futures=True)
-        if broken:
-            restarts += 1
-            if restarts > max_restarts:
-                raise SweepError(f"worker processes died {restarts} times (killed, or out of memory?); "
-                                 f"{len(remaining)} task(s) left unfinished: rerun to resume")
-            print(f"selfdistill: a worker process died; restarting the pool and resubmitting "
-                  f"{len(remaining)} unfinished task(s)", file=sys.stderr)
+        return mp.get_context("spawn")
+
+
+def _run_processes(claims, config, payloads, jobs, blas_threads, on_done, max_restarts):
+    restarts = 0
+    while not _run_pool(claims, config, payloads, jobs, blas_threads, on_done):
+        restarts += 1
+        if restarts > max_restarts:
+            raise SweepError(f"worker processes died {restarts} times (killed, or out of memory?); "
+                             "unfinished tasks are left: rerun to resume")
+        print(f"selfdistill: a worker process died; restarting the pool and resubmitting "
+              f"{len(claims.owned)} unfinished task(s)", file=sys.stderr)
+
+
+def _run_pool(claims, config, payloads, jobs, blas_threads, on_done) -> bool:
+    """Keep ``jobs`` claimed tasks in flight on one pool; False when the pool broke (a worker died)."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_process_context(), initializer=_init_worker,
+                               initargs=(config, payloads, blas_threads, os.getpid()))
+    pending: dict = {}
+    broken = False
+    try:
+        while not broken:
+            while len(pending) < jobs and (task := claims.take()) is not None:
+                pending[pool.submit(_worker_task, task)] = task
+            if not pending:
+                if claims.finished():
+                    return True
+                claims.wait()
+                continue
+            finished, _ = wait(pending, timeout=claims.poll, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                task = pending.pop(fut)
+                try:
+                    rec = fut.result()
+                except BrokenProcessPool:
+                    broken = True
+                    claims.give_back(task)
+                    continue
+                except Exception as exc:
+                    raise SweepError(f"task {task.task_id} failed: {type(exc).__name__}: {exc}") from exc
+                on_done(rec)
+        for task in pending.values():
+            claims.give_back(task)
+        return False
+    finally:
+        pool.shutdown(wait=not broken, cancel_futures=True)
 
 
 def connect_scheduler(address, timeout=5.0):
@@ -152,21 +189,27 @@ def connect_scheduler(address, timeout=5.0):
                          f"('dask scheduler'), and is the address tcp://HOST:PORT?") from None
 
 
-def _run_dask(client, todo, config, payloads, blas_threads, on_done):
+def _run_dask(client, claims, config, payloads, blas_threads, on_done):
     from distributed import as_completed
 
     refs = {}
-    for name in {t.dataset for t in todo}:
+    for name in {spec.name for spec in config.datasets}:
         # a list of one: the dict travels as one object, to every worker, once
         refs[name] = client.scatter([payloads[name]], broadcast=True, hash=False)[0]
-    futs = {}
-    for t in todo:
-        f = client.submit(_dask_task, t, config, refs[t.dataset], blas_threads, pure=False,
-                          key=f"selfdistill-task-{t.task_id}-{payloads[t.dataset]['config_hash']}-{os.getpid()}")
-        futs[f] = t
+    futs: dict = {}
     try:
         with client.as_current():
-            _collect(futs, on_done, as_completed)
+            while True:
+                while (t := claims.take()) is not None:
+                    key = f"selfdistill-task-{t.task_id}-{payloads[t.dataset]['config_hash']}-{os.getpid()}"
+                    futs[client.submit(_dask_task, t, config, refs[t.dataset], blas_threads, pure=False, key=key)] = t
+                if not futs:
+                    if claims.finished():
+                        return
+                    claims.wait()
+                    continue
+                _collect(futs, on_done, as_completed)
+                futs.clear()
     finally:
         client.cancel(list(futs))
         for ref in refs.values():
@@ -217,21 +260,82 @@ def _copy_record(rec, task, config, payloads):
     return out
 
 
-def _execute(todo, config, payloads, *, client, jobs, blas_threads, max_restarts, on_done):
-    if not todo:
-        return
+class _Claims:
+    """The tasks this driver computes, each taken with a lease in the store, so that drivers sharing
+    one database share the work and compute every task once (see :mod:`.store`)."""
+
+    def __init__(self, store, tasks, hashes, *, lease, poll, on_done_elsewhere):
+        self.store, self.hashes, self.lease, self.poll = store, hashes, lease, poll
+        self.left = list(tasks)  # not claimed by this driver yet
+        self.owned: list = []  # claimed by this driver, to (re)submit
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.on_done_elsewhere = on_done_elsewhere
+
+    def take(self):
+        """A task now claimed by this driver, or None when none can be claimed at the moment."""
+        if self.owned:
+            return self.owned.pop(0)
+        for t in list(self.left):
+            status = self.store.claim(t.task_id, self.owner, self.hashes[t], self.lease)
+            if status == "held":
+                continue
+            self.left.remove(t)
+            if status == "claimed":
+                return t
+            self.on_done_elsewhere(t)
+        return None
+
+    def next(self):
+        """Like :meth:`take`, but waits while other drivers hold the tasks left; None when all are done."""
+        while (t := self.take()) is None and not self.finished():
+            self.wait()
+        return t
+
+    def give_back(self, task):
+        self.owned.append(task)  # still claimed: resubmit it
+
+    def finished(self) -> bool:
+        return not self.left and not self.owned
+
+    def wait(self):
+        time.sleep(self.poll)
+
+
+class _Renewer:
+    """A thread renewing the driver's leases every lease/3 seconds, on its own connection."""
+
+    def __init__(self, db_path, owner, lease):
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(db_path, owner, lease), daemon=True,
+                                        name="selfdistill-lease-renewal")
+        self._thread.start()
+
+    def _run(self, db_path, owner, lease):
+        with ResultStore(db_path, create=False) as store:
+            while not self._stop.wait(lease / 3):
+                store.renew(owner, lease)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
+def _execute(claims, config, payloads, *, client, jobs, blas_threads, max_restarts, on_done):
     if client is not None:
-        _run_dask(client, todo, config, payloads, blas_threads, on_done)
+        _run_dask(client, claims, config, payloads, blas_threads, on_done)
         return
     n_jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
-    if n_jobs <= 1 or len(todo) == 1:
-        _run_inline(todo, config, payloads, blas_threads, on_done)
+    if n_jobs <= 1 or len(claims.left) == 1:
+        _run_inline(claims, config, payloads, blas_threads, on_done)
     else:
-        _run_processes(todo, config, payloads, n_jobs, blas_threads, on_done, max_restarts)
+        _run_processes(claims, config, payloads, n_jobs, blas_threads, on_done, max_restarts)
 
 
 def run_sweep(config, db_path, *, jobs=None, scheduler=None, quiet=False, blas_threads=1, max_restarts=3,
-              connect_timeout=5.0, payloads=None, desc="selfdistill sweep", allow_large=False) -> SweepResult:
+              connect_timeout=5.0, payloads=None, desc="selfdistill sweep", allow_large=False,
+              lease_seconds=60.0) -> SweepResult:
     """Run every unfinished task of ``config`` into the results database ``db_path``.
 
     Parameters
@@ -247,6 +351,9 @@ def run_sweep(config, db_path, *, jobs=None, scheduler=None, quiet=False, blas_t
     payloads : the datasets from :func:`~.runner.prepare_datasets`, if already loaded.
     desc : the progress bar's label.
     allow_large : run a grid above :data:`~.runner.MAX_FITS` probe fits (else refused up front).
+    lease_seconds : how long a claim on a task lasts without renewal (renewed every third of it while
+        this driver lives): another driver on the same database takes a task over that long after
+        its holder died.
 
     Returns
     -------
@@ -271,17 +378,26 @@ def run_sweep(config, db_path, *, jobs=None, scheduler=None, quiet=False, blas_t
             groups = _group_by_labels(todo, config, payloads)
             bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), disable=quiet, unit="task",
                        desc=desc, dynamic_ncols=True, file=sys.stderr)
+            hashes = {t: payloads[t.dataset]["config_hash"] for t in groups}
+            claims = _Claims(store, list(groups), hashes, lease=lease_seconds, poll=min(2.0, lease_seconds / 4),
+                             on_done_elsewhere=lambda t: bar.update(len(groups[t])))
 
             def on_done(rec):
-                for task in groups[_task_of(rec)]:
-                    store.put(rec if task.task_id == rec["task_id"] else _copy_record(rec, task, config, payloads))
-                    bar.update()
+                group = groups[_task_of(rec)]
+                store.put_many([rec if t.task_id == rec["task_id"] else _copy_record(rec, t, config, payloads)
+                                for t in group])
+                bar.update(len(group))
                 seconds.append(rec["seconds"])
                 caught.extend(rec["solver"].get("warnings", []))
 
-            with bar:
-                _execute(list(groups), config, payloads, client=client, jobs=jobs, blas_threads=blas_threads,
-                         max_restarts=max_restarts, on_done=on_done)
+            renewer = _Renewer(db_path, claims.owner, lease_seconds)
+            try:
+                with bar:
+                    _execute(claims, config, payloads, client=client, jobs=jobs, blas_threads=blas_threads,
+                             max_restarts=max_restarts, on_done=on_done)
+            finally:
+                renewer.stop()
+                store.release(claims.owner)  # unfinished tasks (Ctrl-C, an error) go to other drivers at once
     finally:
         if client is not None:
             client.close()
