@@ -198,6 +198,22 @@ def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, feats, ca
     assert not db.exists()
 
 
+def test_bad_scheduler_addresses_exit_at_once_without_a_traceback(tmp_path, feats):
+    pytest.importorskip("distributed")
+    config = cfg(tmp_path, feats)
+    for address in (f"tcp://127.0.0.1:{_free_port()}", "not-an-address"):
+        code = ("import sys, time; from selfdistill.cli import main; rc = main(sys.argv[1:]); "
+                "print(repr(time.time())); sys.exit(rc)")
+        res = subprocess.run([sys.executable, "-c", code, "sweep", str(config), "--db", str(tmp_path / "d.db"), "-q",
+                              "--scheduler", address], capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, PYTHONPATH=SRC))
+        exit_delay = time.time() - float(res.stdout.strip())
+        assert res.returncode == 1 and "cannot reach the Dask scheduler" in res.stderr
+        assert "Traceback" not in res.stderr, res.stderr
+        assert exit_delay < 3.0  # no Client left to finalise at exit (it was: a traceback and ~10 s)
+    assert not (tmp_path / "d.db").exists()
+
+
 def test_dask_local_cluster_gives_identical_results(tmp_path, feats, monkeypatch):
     distributed = pytest.importorskip("distributed")
     config = cfg(tmp_path, feats, extra='baselines = ["born_again", "label_smoothing"]')

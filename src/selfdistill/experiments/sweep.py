@@ -173,20 +173,41 @@ def _run_pool(claims, config, payloads, jobs, blas_threads, on_done) -> bool:
         pool.shutdown(wait=not broken, cancel_futures=True)
 
 
+def _probe(address, timeout):
+    """Open and close a TCP connection to a ``tcp://HOST:PORT`` address; an OSError if nobody listens.
+
+    Done before a ``distributed.Client`` is made: a Client that fails to connect is finalised at
+    interpreter exit, which printed a traceback and kept the process alive for seconds more.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls") or not parts.hostname or parts.port is None:
+        raise ValueError(f"expected tcp://HOST:PORT, got {address!r}")
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout):
+        pass
+
+
 def connect_scheduler(address, timeout=5.0):
     """A ``distributed.Client`` on ``address``; SweepError within ~``timeout`` s if unreachable."""
     try:
         from distributed import Client
     except ImportError:
         raise SweepError("--scheduler needs dask.distributed: pip install 'selfdistill[sweep]'") from None
+    hint = ("nothing was run or written. Is the scheduler running ('dask scheduler'), and is the address "
+            "tcp://HOST:PORT?")
+    try:
+        _probe(address, timeout)
+    except (OSError, ValueError) as exc:
+        raise SweepError(f"cannot reach the Dask scheduler at {address!r} ({type(exc).__name__}: {exc}); "
+                         + hint) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return Client(address, timeout=f"{timeout}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise SweepError(f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s "
-                         f"({type(exc).__name__}: {exc}); nothing was run or written. Is the scheduler running "
-                         f"('dask scheduler'), and is the address tcp://HOST:PORT?") from None
+                         f"({type(exc).__name__}: {exc}); " + hint) from None
 
 
 def _run_dask(client, claims, config, payloads, blas_threads, on_done):
