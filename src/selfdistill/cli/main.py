@@ -153,7 +153,8 @@ def _add_run_models(p):
                    dest="pll_loss",
                    help="one PLL student per loss, of: uniform (cross-entropy to 1/k on each of the teacher's "
                         "top-k labels; the theory), candidate (-log of the top-k's total probability), gce "
-                        "(generalised cross-entropy, q=0.7, averaged over the top-k; the authors' code); 'none': no PLL "
+                        "(generalised cross-entropy, q=0.7, averaged over the top-k; the authors' code); 'none': "
+                        "no PLL "
                         "student (needed for 2-class data) (default: "
                         + " ".join(d.pll_losses) + ")")
     p.add_argument("--top-k", type=_top_k, default=d.top_k, metavar="K", dest="top_k",

@@ -126,7 +126,8 @@ def _cleanlab(ctx):
 
     from ..probe import fit_linear_probe
 
-    P, folds = out_of_fold_probabilities(ctx.X, ctx.y_noisy, ctx.reg, ctx.n_classes, ctx.config.cleanlab_folds, ctx.seed)
+    P, folds = out_of_fold_probabilities(ctx.X, ctx.y_noisy, ctx.reg, ctx.n_classes, ctx.config.cleanlab_folds,
+                                         ctx.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         issues = np.asarray(find_label_issues(labels=ctx.y_noisy, pred_probs=P), dtype=bool)

@@ -116,7 +116,7 @@ SweepConfigError = ConfigError
 
 
 # ------------------------------------------------------------------------------ constraints
-class _Bad(ValueError):
+class _BadValueError(ValueError):
     """A value that fails its constraint (message only; the caller adds where)."""
 
 
@@ -147,7 +147,7 @@ class Integer:
 
     def __call__(self, v, many=False):
         if not _is_int(v) or v < self.low or (self.high is not None and v > self.high):
-            raise _Bad(f"expected {self.describe(many)}, got {_tname(v)} {v!r}")
+            raise _BadValueError(f"expected {self.describe(many)}, got {_tname(v)} {v!r}")
         return int(v)
 
 
@@ -176,7 +176,7 @@ class Real:
             hi_ok = x <= self.high if self.closed == "both" else x < self.high
             ok = lo_ok and hi_ok
         if not ok:
-            raise _Bad(f"expected {self.describe(many)}, got {_tname(v)} {v!r}")
+            raise _BadValueError(f"expected {self.describe(many)}, got {_tname(v)} {v!r}")
         return float(v)
 
 
@@ -191,8 +191,8 @@ class OneOf:
     def __call__(self, v, many=False):
         if v not in self.options:
             if many:
-                raise _Bad(f"unknown {self.noun} {v!r} (expected some of {list(self.options)}{self.hint})")
-            raise _Bad(f"expected one of {list(self.options)}{self.hint}, got {_tname(v)} {v!r}")
+                raise _BadValueError(f"unknown {self.noun} {v!r} (expected some of {list(self.options)}{self.hint})")
+            raise _BadValueError(f"expected one of {list(self.options)}{self.hint}, got {_tname(v)} {v!r}")
         return v
 
 
@@ -200,7 +200,7 @@ class OneOf:
 class Boolean:
     def __call__(self, v, many=False):
         if not isinstance(v, bool):
-            raise _Bad(f"expected true or false, got {_tname(v)} {v!r}")
+            raise _BadValueError(f"expected true or false, got {_tname(v)} {v!r}")
         return v
 
 
@@ -211,7 +211,7 @@ class String:
 
     def __call__(self, v, many=False):
         if not isinstance(v, str) or not v or (self.pattern is not None and not self.pattern.match(v)):
-            raise _Bad(f"expected {self.what}, got {v!r}")
+            raise _BadValueError(f"expected {self.what}, got {v!r}")
         return v
 
 
@@ -227,9 +227,9 @@ class ArrayOf:
 
     def __call__(self, v, many=False):
         if not isinstance(v, (list, tuple)):
-            raise _Bad(f"expected an array of {self.what}, got {_tname(v)} ({v!r})")
+            raise _BadValueError(f"expected an array of {self.what}, got {_tname(v)} ({v!r})")
         if not v and not self.allow_empty:
-            raise _Bad("empty grid: give at least one value")
+            raise _BadValueError("empty grid: give at least one value")
         values = [self.item(x, True) for x in v]
         if self.order == "given":
             return tuple(dict.fromkeys(values))
@@ -244,9 +244,9 @@ class Reg:
         if isinstance(v, str):
             if v.strip().lower() == "auto":
                 return "auto"
-            raise _Bad(f"expected a number > 0 or \"auto\", got {v!r}")
+            raise _BadValueError(f"expected a number > 0 or \"auto\", got {v!r}")
         if not _is_num(v) or not 0 < float(v) < math.inf:
-            raise _Bad(f"expected a number > 0 or \"auto\", got {_tname(v)} {v!r}")
+            raise _BadValueError(f"expected a number > 0 or \"auto\", got {_tname(v)} {v!r}")
         return float(v)
 
 
@@ -448,7 +448,7 @@ class _Checker:
     def check(self, constraint, value, table, key, index=None):
         try:
             return constraint(value)
-        except _Bad as exc:
+        except _BadValueError as exc:
             self.fail(str(exc), table, key, index)
 
 
@@ -493,7 +493,8 @@ def _parse_datasets(ck, data, base) -> tuple:
         for key in _DATASET_REQUIRED:
             if key not in d:
                 ck.fail(f"missing key {key!r}", "datasets", None, i)
-        v = {k: ck.check(DATASET_CONSTRAINTS[k], d[k], "datasets", k, i) for k in ("name", "reg", "n_classes") if k in d}
+        v = {k: ck.check(DATASET_CONSTRAINTS[k], d[k], "datasets", k, i)
+             for k in ("name", "reg", "n_classes") if k in d}
         if v["name"] in seen:
             ck.fail(f"duplicate dataset name {v['name']!r}", "datasets", "name", i)
         seen.add(v["name"])

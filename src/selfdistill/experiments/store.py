@@ -30,6 +30,7 @@ was added without a new schema version: it is created when a database is opened 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -137,18 +138,16 @@ class ResultStore:
                                  "selfdistill: write to a new file")
 
     # -- transactions
+    @contextlib.contextmanager
     def _tx(self):
-        conn = self.conn
-
-        class _T:
-            def __enter__(self_):
-                conn.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self_, et, ev, tb):
-                conn.execute("COMMIT" if et is None else "ROLLBACK")
-                return False
-
-        return _T()
+        """One IMMEDIATE transaction (the write lock taken at its start): COMMIT, or ROLLBACK on error."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def close(self):
         self.conn.close()
@@ -232,7 +231,7 @@ class ResultStore:
     def records(self) -> list:
         """Every task row as a dict (JSON columns decoded), ordered by dataset, noise, rate, seed."""
         cur = self.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM tasks ORDER BY dataset, noise, rate, seed")
-        return [self._decode(dict(zip(_COLUMNS, values))) for values in cur]
+        return [self._decode(dict(zip(_COLUMNS, values, strict=True))) for values in cur]
 
     def _decode(self, rec):
         """The JSON columns of a task row decoded and checked (StoreError naming the row and column)."""

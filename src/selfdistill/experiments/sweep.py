@@ -38,7 +38,6 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from .config import ExperimentConfig, load_sweep_config
 from .runner import (
     TASK_FORMAT,
