@@ -45,12 +45,15 @@ import math
 import numbers
 import os
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-try:  # Python >= 3.11
+if sys.version_info >= (3, 11):
     import tomllib as _toml
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10: the 'tomli' backport
+else:  # pragma: no cover - Python 3.10: the 'tomli' backport
     import tomli as _toml
 
 from ..distill import PLL_LOSSES, pll_model_names
@@ -206,7 +209,9 @@ class Boolean:
 
 @dataclass(frozen=True)
 class String:
-    pattern: object = None
+    """A non-empty string (matching ``pattern``, if given)."""
+
+    pattern: re.Pattern | None = None
     what: str = "a string"
 
     def __call__(self, v, many=False):
@@ -220,7 +225,7 @@ class ArrayOf:
     """A non-empty (unless ``allow_empty``) array of ``item`` values; repeats are dropped and the
     result ordered by ``order``: "given" (first appearance), "ascending" or "descending"."""
 
-    item: object
+    item: Callable[..., Any]
     what: str
     allow_empty: bool = False
     order: str = "given"

@@ -71,7 +71,7 @@ class SweepResult:
 
 
 # ------------------------------------------------------------------------------------ local workers
-_WORKER = {}
+_WORKER: dict = {}
 
 
 def _init_worker(config, payloads, blas_threads, driver_pid):
