@@ -103,6 +103,15 @@ def _descendants(psutil, pid):
         return []
 
 
+def _short(proc) -> str:
+    try:
+        cmd = " ".join(proc.cmdline())
+    except Exception:  # noqa: BLE001 - gone or unreadable
+        return f"pid {proc.pid}"
+    return f"pid {proc.pid}: " + ("resource_tracker" if "resource_tracker" in cmd else
+                                  "forkserver/worker" if "forkserver" in cmd else cmd[:60])
+
+
 def _trial(psutil, rng, target, feats, config, out, clean_seconds):
     """Start, kill at a random moment, count survivors, rerun to the end; returns (orphans, rc)."""
     cmd = _command(target, feats, config, out)
@@ -122,8 +131,12 @@ def _trial(psutil, rng, target, feats, config, out, clean_seconds):
         victim.wait()
         _, alive = psutil.wait_procs(family, timeout=3.0)
         orphans = len(alive)
-        for p in alive:
-            p.kill()
+        if alive:
+            names = [_short(p) for p in alive]
+            _, still = psutil.wait_procs(alive, timeout=30.0)
+            print(f"  outlived the driver by 3 s: {names}; {len(still)} still alive 30 s later", file=sys.stderr)
+            for p in still:
+                p.kill()
     for p in procs:
         p.wait()
     rc = subprocess.run(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode
