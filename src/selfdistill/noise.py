@@ -42,6 +42,7 @@ Functions
 from __future__ import annotations
 
 import warnings
+from typing import Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -248,6 +249,28 @@ def transition_matrix(
 # --------------------------------------------------------------------------------------
 # corruption
 # --------------------------------------------------------------------------------------
+
+
+@overload
+def corrupt_labels(
+    y: ArrayLike,
+    matrix: ArrayLike,
+    seed: int | np.random.Generator | None,
+    exact: bool = ...,
+    *,
+    return_rates: Literal[False] = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def corrupt_labels(
+    y: ArrayLike,
+    matrix: ArrayLike,
+    seed: int | np.random.Generator | None,
+    exact: bool = ...,
+    *,
+    return_rates: Literal[True],
+) -> tuple[np.ndarray, dict]: ...
 
 
 def corrupt_labels(
