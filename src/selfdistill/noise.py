@@ -666,12 +666,12 @@ def make_noisy_labels(
         default threshold).
     clusters : array-like of int (K,), optional, keyword-only
         Cluster id per class for ``"class_cluster"``; ignored by the other kinds.
-    cluster_rule : {"library", "authors"}, default "library", keyword-only
-        The :func:`class_clusters` rule used when ``clusters`` is None.
     exact : bool, default False, keyword-only
         Exact per-class flip counts, see :func:`corrupt_labels`.
     n_classes : int, optional, keyword-only
         K; default ``y.max() + 1``, or the matrix size for a user-given matrix.
+    cluster_rule : {"library", "authors"}, default "library", keyword-only
+        The :func:`class_clusters` rule used when ``clusters`` is None.
 
     Returns
     -------
