@@ -12,8 +12,9 @@ For each module of :data:`MODULES`:
     * ``GL08`` -- no docstring at all;
     * ``SS01`` / ``SS03`` -- no one-line summary / a summary not ending in a period: the summary is
       what listings and ``help()`` show first;
-    * ``PR01`` / ``PR02`` -- a parameter of the signature not documented / a documented parameter
-      that the signature lacks: "one entry per parameter", and the docs cannot drift from the code;
+    * ``PR01`` / ``PR02`` / ``PR03`` -- a parameter of the signature not documented / a documented
+      parameter that the signature lacks / parameters documented in another order than the
+      signature's: "one entry per parameter", and the docs cannot drift from the code;
     * ``PR10`` -- ``name: type`` without the space numpydoc needs to parse the entry at all;
     * ``RT01`` -- a function that returns a value without a Returns section;
     * ``EX01`` -- no Examples section: every public function shows a call that (a) runs.
@@ -55,7 +56,7 @@ MODULES = (
 )
 
 #: The numpydoc validation codes that fail the test (see the module docstring for why these).
-CODES = ("GL08", "SS01", "SS03", "PR01", "PR02", "PR10", "RT01", "EX01")
+CODES = ("GL08", "SS01", "SS03", "PR01", "PR02", "PR03", "PR10", "RT01", "EX01")
 
 
 def _public_methods(cls):
