@@ -21,7 +21,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -48,8 +50,38 @@ def _target_mode(path: str) -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode: str = "wb", *, encoding: str | None = None):
-    """Yield a file object on a temporary file that replaces ``path`` when the block succeeds."""
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb", *, encoding: str | None = None) -> Iterator[IO[Any]]:
+    """Yield a file object on a temporary file that replaces ``path`` when the block succeeds.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination; its folder must exist.
+    mode : str, default "wb"
+        A writing mode of :func:`open` ("w" or "wb"); text mode writes newlines as given.
+    encoding : str, optional, keyword-only
+        Text encoding (text mode only).
+
+    Yields
+    ------
+    file object
+        Open on ``.<name>.<random>.tmp`` in the destination's folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder of ``path`` does not exist.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> with atomic_open(os.path.join(tmp.name, "a.bin"), "wb") as fh:
+    ...     _ = fh.write(b"abc")
+    >>> os.listdir(tmp.name)
+    ['a.bin']
+    >>> tmp.cleanup()
+    """
     path_str = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path_str))
     if not os.path.isdir(directory):
@@ -76,18 +108,51 @@ def atomic_open(path, mode: str = "wb", *, encoding: str | None = None):
             os.close(dir_fd)
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, replace)."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    r"""Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, replace).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination; its folder must exist.
+    data : bytes
+        The new content.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder of ``path`` does not exist.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> atomic_write_bytes(os.path.join(tmp.name, "a.bin"), b"\x00\x01")
+    >>> open(os.path.join(tmp.name, "a.bin"), "rb").read()
+    b'\x00\x01'
+    >>> tmp.cleanup()
+    """
     with atomic_open(path, "wb") as fh:
         fh.write(data)
 
 
-def safe_name(text) -> str:
-    """``text`` as one safe file-name component: characters other than letters, digits, ``_``, ``-``
-    and ``.`` become ``_``, and leading dots are dropped (no ``..``, no ``/``, no hidden file).
+def safe_name(text: object) -> str:
+    """Turn ``text`` into one safe file-name component.
 
-    Every name that comes from data (a noise kind read from a results database, a dataset name)
-    goes through it before it becomes part of a path.
+    Characters other than letters, digits, ``_``, ``-`` and ``.`` become ``_``, and leading dots
+    are dropped (no ``..``, no ``/``, no hidden file). Every name that comes from data (a noise
+    kind read from a results database, a dataset name) goes through it before it becomes part of
+    a path.
+
+    Parameters
+    ----------
+    text : object
+        Anything; ``str(text)`` is cleaned.
+
+    Returns
+    -------
+    str
+        A non-empty name (``"_"`` when nothing is left).
 
     Examples
     --------
@@ -101,17 +166,63 @@ def safe_name(text) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", str(text)).lstrip(".") or "_"
 
 
-def atomic_write_text(path, text: str, *, encoding: str = "utf-8") -> None:
-    """Write ``text`` to ``path`` atomically; newlines are written as given (no translation)."""
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
+    r"""Write ``text`` to ``path`` atomically; newlines are written as given (no translation).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination; its folder must exist.
+    text : str
+        The new content.
+    encoding : str, default "utf-8", keyword-only
+        Text encoding.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder of ``path`` does not exist.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> atomic_write_text(os.path.join(tmp.name, "a.txt"), "hello\n")
+    >>> open(os.path.join(tmp.name, "a.txt"), encoding="utf-8").read()
+    'hello\n'
+    >>> os.listdir(tmp.name)  # no temporary file left behind
+    ['a.txt']
+    >>> tmp.cleanup()
+    """
     with atomic_open(path, "w", encoding=encoding) as fh:
         fh.write(text)
 
 
-def atomic_savefig(fig, path, **kwargs) -> None:
-    """``fig.savefig`` to ``path`` atomically; the format comes from the suffix of ``path``.
+def atomic_savefig(fig: Any, path: str | os.PathLike[str], **kwargs: Any) -> None:
+    r"""Save a matplotlib figure to ``path`` atomically; the format comes from the suffix of ``path``.
 
-    Extra keyword arguments go to ``savefig`` (``dpi=``, ``bbox_inches=`` ...). If ``savefig``
-    raises, no temporary file is left and ``path`` is untouched.
+    If ``savefig`` raises, no temporary file is left and ``path`` is untouched.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or os.PathLike
+        The destination (``.png``, ``.pdf``, ``.svg`` ...; no suffix: PNG); its folder must exist.
+    **kwargs
+        Passed to ``fig.savefig`` (``dpi=``, ``bbox_inches=`` ...).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from matplotlib.figure import Figure
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> fig = Figure()
+    >>> _ = fig.subplots().plot([0, 1])
+    >>> atomic_savefig(fig, os.path.join(tmp.name, "f.png"), dpi=50)
+    >>> open(os.path.join(tmp.name, "f.png"), "rb").read(4)
+    b'\x89PNG'
+    >>> tmp.cleanup()
     """
     suffix = Path(os.fspath(path)).suffix.lstrip(".").lower()
     kwargs.setdefault("format", suffix or "png")
@@ -119,12 +230,36 @@ def atomic_savefig(fig, path, **kwargs) -> None:
         fig.savefig(fh, **kwargs)
 
 
-def save_figure(fig, path, *, dpi: int = 120):
-    """Lay out ``fig``, save it atomically to ``path`` and release it (also on error). Returns ``path``.
+def save_figure(fig: Any, path: Any, *, dpi: int = 120) -> Any:
+    """Lay out ``fig``, save it atomically to ``path`` and release it (also on error).
 
     Renders with an Agg canvas of the figure's own (one is attached when the figure has none):
     neither the matplotlib backend nor pyplot's list of figures is touched. A figure made by
     pyplot is closed there afterwards.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or os.PathLike
+        The destination; the format comes from its suffix.
+    dpi : int, default 120, keyword-only
+        Resolution.
+
+    Returns
+    -------
+    path : str or os.PathLike
+        ``path``, as given.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from matplotlib.figure import Figure
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = save_figure(Figure(), os.path.join(tmp.name, "f.png"), dpi=50)
+    >>> os.path.basename(p), os.path.getsize(p) > 0
+    ('f.png', True)
+    >>> tmp.cleanup()
     """
     import sys
 
@@ -143,11 +278,33 @@ def save_figure(fig, path, *, dpi: int = 120):
     return path
 
 
-def to_jsonable(obj):
+def to_jsonable(obj: Any) -> Any:
     """Return ``obj`` with NumPy scalars/arrays, tuples, sets and paths turned into JSON types.
 
     Non-finite floats (NaN, inf) become ``None`` so the output is strict JSON. Dict keys become
-    strings (as ``json`` would do for numbers).
+    strings (as ``json`` would do for numbers). Sets become lists sorted by ``repr``; objects
+    with a ``to_dict()`` method are converted through it.
+
+    Parameters
+    ----------
+    obj : object
+        None, bool, str, int, float, NumPy scalar or array, dict, list, tuple, set, path, or an
+        object with ``to_dict()``; containers are converted recursively.
+
+    Returns
+    -------
+    object
+        The same data made of None, bool, int, float, str, list and dict only.
+
+    Raises
+    ------
+    TypeError
+        A value of any other type (the message names it).
+
+    Examples
+    --------
+    >>> to_jsonable({"a": np.float64(0.5), 1: np.array([1, 2]), "b": float("nan"), "c": (True, np.bool_(False))})
+    {'a': 0.5, '1': [1, 2], 'b': None, 'c': [True, False]}
     """
     if obj is None or isinstance(obj, (bool, str)):
         return obj
@@ -173,26 +330,103 @@ def to_jsonable(obj):
     raise TypeError(f"cannot write a {type(obj).__name__} to JSON: {obj!r}")
 
 
-def write_json(path, obj, *, indent: int = 2) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically: sorted keys, NumPy types converted."""
+def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically: sorted keys, NumPy types converted.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination; its folder must exist.
+    obj : object
+        Anything :func:`to_jsonable` accepts (NaN and inf are written as null).
+    indent : int, default 2, keyword-only
+        Indentation of the JSON text.
+
+    Raises
+    ------
+    TypeError
+        ``obj`` holds a value JSON cannot represent.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = os.path.join(tmp.name, "config.json")
+    >>> write_json(p, {"rate": np.float64(0.2), "seeds": np.arange(3)})
+    >>> read_json(p)
+    {'rate': 0.2, 'seeds': [0, 1, 2]}
+    >>> tmp.cleanup()
+    """
     text = json.dumps(to_jsonable(obj), indent=indent, sort_keys=True, allow_nan=False)
     atomic_write_text(path, text + "\n")
 
 
-def read_json(path):
-    """Read a JSON file (the counterpart of :func:`write_json`)."""
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file (the counterpart of :func:`write_json`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A UTF-8 JSON file.
+
+    Returns
+    -------
+    object
+        The parsed JSON value (dict, list, str, int, float, bool or None).
+
+    Examples
+    --------
+    See :func:`write_json`.
+
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> write_json(os.path.join(tmp.name, "x.json"), [1, None])
+    >>> read_json(os.path.join(tmp.name, "x.json"))
+    [1, None]
+    >>> tmp.cleanup()
+    """
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
 
 
 @contextlib.contextmanager
-def staged_dir(path, *, name: str = "output_dir"):
-    """Yield a temporary folder whose files move into the folder ``path`` only when the block succeeds.
+def staged_dir(path: str | os.PathLike[str], *, name: str = "output_dir") -> Iterator[Path]:
+    r"""Yield a temporary folder whose files move into the folder ``path`` only when the block succeeds.
 
     The files are written into ``.<name>.<random>.tmp`` beside ``path`` (the same file system),
     then each is moved into ``path`` (created if needed) with ``os.replace``; other files already
     in ``path`` are left alone. On any exception the temporary folder is removed and ``path`` is
     left as it was (not created, if it did not exist): a failed report leaves no half-made folder.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final folder.
+    name : str, default "output_dir", keyword-only
+        The argument's name, for error messages.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary folder to write the files into (flat: only its files are moved).
+
+    Raises
+    ------
+    ValueError
+        ``path`` (or a parent) is a file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> out = os.path.join(tmp.name, "report")
+    >>> with staged_dir(out) as stage:
+    ...     atomic_write_text(stage / "a.md", "# a\n")
+    ...     os.path.exists(out)  # nothing there until the block succeeds
+    False
+    >>> os.listdir(out)
+    ['a.md']
+    >>> tmp.cleanup()
     """
     import shutil
 
@@ -211,12 +445,35 @@ def staged_dir(path, *, name: str = "output_dir"):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def remove_stale_temporaries(folder, names) -> list:
-    """Remove the ``.<name>.<random>.tmp`` files that :func:`atomic_open` left in ``folder`` for the
-    given file ``names`` when its process was killed (``kill -9``) mid-write; returns their paths.
+def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str]) -> list:
+    """Remove the temporary files a killed writer left in ``folder`` for the given file ``names``.
 
-    Only this module's own temporary-file pattern for those names is touched. Call it at the start
-    of a job that owns ``folder`` (one job per folder at a time).
+    These are the ``.<name>.<random>.tmp`` files of :func:`atomic_open` whose process was killed
+    (``kill -9``) mid-write. Only this module's own temporary-file pattern for those names is
+    touched. Call it at the start of a job that owns ``folder`` (one job per folder at a time).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The output folder.
+    names : iterable of str
+        The file names whose temporaries to remove (e.g. ``["results.csv"]``).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> atomic_write_text(os.path.join(tmp.name, ".results.csv.k3j2.tmp"), "half a fi")
+    >>> [p.name for p in remove_stale_temporaries(tmp.name, ["results.csv"])]
+    ['.results.csv.k3j2.tmp']
+    >>> os.listdir(tmp.name)
+    []
+    >>> tmp.cleanup()
     """
     folder = Path(os.fspath(folder))
     gone = []
@@ -228,11 +485,33 @@ def remove_stale_temporaries(folder, names) -> list:
     return gone
 
 
-def ensure_output_dir(path, *, name: str = "output_dir") -> Path:
+def ensure_output_dir(path: str | os.PathLike[str], *, name: str = "output_dir") -> Path:
     """Create the folder ``path`` (and its parents) if needed and return it as a ``Path``.
 
-    Raises ``ValueError`` naming the argument ``name`` when ``path`` (or one of its parents)
-    exists and is a file.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder.
+    name : str, default "output_dir", keyword-only
+        The argument's name, for error messages.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        ``path`` (or one of its parents) exists and is a file; the message names ``name``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ensure_output_dir(os.path.join(tmp.name, "a", "b")).is_dir()
+    True
+    >>> tmp.cleanup()
     """
     p = Path(os.fspath(path))
     if p.exists() and not p.is_dir():

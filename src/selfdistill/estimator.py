@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -24,41 +25,73 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    reg : float, default 1e-3. L2 strength of every probe (the objective is (1/n) sum CE +
-        (reg/2)||W||^2; scikit-learn's C = 1/(n reg)). Tune it like C (e.g. GridSearchCV).
-    rounds : int, default 4. SD rounds after the teacher (0: plain regularised softmax regression).
-    method : "sd" or "pll".
-    top_k : int, default 2. Candidate-set size of the PLL student (2 <= top_k < n_classes).
-    pll_loss : "uniform", "candidate" or "gce" (see :func:`selfdistill.distill`).
-    temperature : float, default 1. Softmax temperature of the SD targets.
-    mix : float, default 1. xi in T = xi * teacher + (1 - xi) * one_hot(y) for the SD rounds.
-    fit_intercept : bool, default False (the paper's probe has no bias).
-    tol, max_iter : solver tolerance and Newton iteration cap.
+    reg : float, default 1e-3
+        L2 strength of every probe (the objective is (1/n) sum CE + (reg/2)||W||^2;
+        scikit-learn's C = 1/(n reg)). Tune it like C (e.g. GridSearchCV).
+    rounds : int, default 4
+        SD rounds after the teacher (0: plain regularised softmax regression).
+    method : {"sd", "pll"}, default "sd"
+        Keep the last SD round, or train one PLL student on the teacher's top-k candidate sets.
+    top_k : int, default 2
+        Candidate-set size of the PLL student (2 <= top_k < n_classes).
+    pll_loss : {"uniform", "candidate", "gce"}, default "uniform"
+        The PLL student's loss (see :func:`selfdistill.distill`).
+    temperature : float, default 1.0
+        Softmax temperature of the SD targets.
+    mix : float, default 1.0
+        xi in T = xi * teacher + (1 - xi) * one_hot(y) for the SD rounds.
+    fit_intercept : bool, default False
+        Fit a bias per class (the paper's probe has none).
+    tol : float, default 1e-8
+        Solver tolerance on the gradient.
+    max_iter : int, optional
+        Newton iteration cap of the solver (None: its default).
 
     Attributes
     ----------
-    classes_ : (K,) the label values seen in fit (any hashable, sortable values).
-    n_features_in_ : d.
-    models_ : dict name -> fitted LinearProbe for every round ("round 0"... and "pll").
-    final_model_ : the name of the model used to predict.
-    result_ : the DistillResult (metrics, label_issues(), corrected_labels() on the training set;
-        those label indices refer to positions in classes_).
-    coef_ (K, d), intercept_ (K,) : the final model's weights.   n_iter_ : its Newton iterations.
+    classes_ : ndarray, shape (K,)
+        The label values seen in fit (any hashable, sortable values).
+    n_features_in_ : int
+        d.
+    models_ : dict of str to LinearProbe
+        Name -> fitted probe for every model of the chain ("round 0"... and "pll").
+    final_model_ : str
+        The name of the model used to predict.
+    result_ : DistillResult
+        Metrics, label_issues(), corrected_labels() on the training set; those label indices
+        refer to positions in classes_.
+    coef_ : ndarray, shape (K, d)
+        The final model's weights.
+    intercept_ : ndarray, shape (K,)
+        The final model's biases (zeros without ``fit_intercept``).
+    n_iter_ : int
+        The final model's Newton iterations.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
+    >>> y = np.repeat(["cat", "dog", "owl"], 10)
+    >>> clf = SelfDistillationClassifier(rounds=2).fit(X, y)
+    >>> clf.final_model_, sorted(clf.models_)
+    ('round 2', ['round 0', 'round 1', 'round 2'])
+    >>> clf.predict(np.eye(3))
+    array(['cat', 'dog', 'owl'], dtype='<U3')
     """
 
     def __init__(
         self,
-        reg=1e-3,
-        rounds=4,
-        method="sd",
-        top_k=2,
-        pll_loss="uniform",
-        temperature=1.0,
-        mix=1.0,
-        fit_intercept=False,
-        tol=1e-8,
-        max_iter=None,
-    ):
+        reg: float = 1e-3,
+        rounds: int = 4,
+        method: str = "sd",
+        top_k: int = 2,
+        pll_loss: str = "uniform",
+        temperature: float = 1.0,
+        mix: float = 1.0,
+        fit_intercept: bool = False,
+        tol: float = 1e-8,
+        max_iter: int | None = None,
+    ) -> None:
         self.reg = reg
         self.rounds = rounds
         self.method = method
@@ -70,8 +103,39 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.max_iter = max_iter
 
-    def fit(self, X, y):
-        """Run the chain on (X (n, d), y (n,)) and keep the final model. Returns self."""
+    def fit(self, X: ArrayLike, y: ArrayLike) -> SelfDistillationClassifier:
+        """Run the self-distillation chain on (X, y) and keep the final model.
+
+        The teacher is trained on one-hot y, each SD round on the previous round's soft outputs,
+        the PLL student (``method="pll"``) on the teacher's top-k candidate sets.
+
+        Parameters
+        ----------
+        X : array-like of float, shape (n, d)
+            Training features.
+        y : array-like, shape (n,)
+            The given (possibly noisy) labels: any hashable, sortable values, at least 2 classes
+            (3 for ``method="pll"``).
+
+        Returns
+        -------
+        self : SelfDistillationClassifier
+            The fitted classifier.
+
+        Raises
+        ------
+        ValueError
+            Unknown ``method``; invalid X or y; fewer than 2 classes (3 for ``"pll"``); invalid
+            hyper-parameters (as :func:`selfdistill.distill`).
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
+        >>> clf = SelfDistillationClassifier(method="pll").fit(X, np.repeat([0, 1, 2], 10))
+        >>> clf.final_model_, clf.coef_.shape
+        ('pll', (3, 3))
+        """
         check_choice(self.method, "method", ("sd", "pll"))
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
@@ -111,16 +175,102 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return X @ self.coef_.T + self.intercept_
 
-    def decision_function(self, X):
-        """Logits of the final model, (m, K); for K = 2 the scikit-learn convention, z_1 - z_0, (m,)."""
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
+        """Return the logits z = W x + b of the final model.
+
+        Parameters
+        ----------
+        X : array-like of float, shape (m, d)
+            Features.
+
+        Returns
+        -------
+        scores : ndarray of float64, shape (m, K), or (m,) when K = 2
+            The logits, columns in the order of ``classes_``; for K = 2 the scikit-learn
+            convention, z_1 - z_0.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
+        >>> clf = SelfDistillationClassifier().fit(X, np.repeat([0, 1, 2], 10))
+        >>> clf.decision_function(np.eye(3)).argmax(axis=1)
+        array([0, 1, 2])
+        """
         Z = self._logits(X)
         return Z[:, 1] - Z[:, 0] if Z.shape[1] == 2 else Z
 
-    def predict_proba(self, X):
-        """softmax(W x + b) of the final model, (m, K), columns in the order of classes_."""
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        """Return the final model's class probabilities softmax(W x + b).
+
+        Parameters
+        ----------
+        X : array-like of float, shape (m, d)
+            Features.
+
+        Returns
+        -------
+        probs : ndarray of float64, shape (m, K)
+            Rows sum to 1; columns in the order of ``classes_``.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
+        >>> clf = SelfDistillationClassifier().fit(X, np.repeat([0, 1, 2], 10))
+        >>> P = clf.predict_proba(np.eye(3))
+        >>> P.shape, bool(np.allclose(P.sum(axis=1), 1.0)), P.argmax(axis=1)
+        ((3, 3), True, array([0, 1, 2]))
+        """
         return softmax(self._logits(X))
 
-    def predict(self, X):
-        """The most probable class of the final model (a value from classes_), (m,)."""
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Predict the final model's most probable class of every row of X.
+
+        Parameters
+        ----------
+        X : array-like of float, shape (m, d)
+            Features.
+
+        Returns
+        -------
+        labels : ndarray, shape (m,)
+            Values from ``classes_``.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
+        >>> clf = SelfDistillationClassifier().fit(X, np.repeat(["cat", "dog", "owl"], 10))
+        >>> clf.predict(np.eye(3)).tolist()
+        ['cat', 'dog', 'owl']
+        """
         Z = self._logits(X)
         return self.classes_[np.argmax(Z, axis=1)]
+
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
+        """Return the accuracy of :meth:`predict` on (X, y), scikit-learn's ``ClassifierMixin.score``.
+
+        Parameters
+        ----------
+        X : array-like of float, shape (m, d)
+            Features.
+        y : array-like, shape (m,)
+            True labels (values of ``classes_``).
+        sample_weight : array-like of float, shape (m,), optional
+            Weights of the points; None weighs them equally.
+
+        Returns
+        -------
+        accuracy : float
+            The (weighted) fraction of points whose prediction equals ``y``, in [0, 1].
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
+        >>> clf = SelfDistillationClassifier().fit(X, np.repeat([0, 1, 2], 10))
+        >>> clf.score(np.eye(3), [0, 1, 1])
+        0.6666666666666666
+        """
+        return super().score(X, y, sample_weight=sample_weight)

@@ -16,15 +16,30 @@ What a model is scored on (all fractions in [0, 1]; None where the data it needs
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .targets import topk_mask
 
 __all__ = ["accuracy", "label_metrics", "topk_coverage", "solver_metrics", "model_metrics"]
 
 
-def accuracy(pred, truth):
-    """Fraction of ``pred`` (n,) equal to ``truth`` (n,); None when ``truth`` is None.
+def accuracy(pred: ArrayLike, truth: ArrayLike | None) -> float | None:
+    """Return the fraction of ``pred`` equal to ``truth``; None when ``truth`` is None.
+
+    Parameters
+    ----------
+    pred : array-like, shape (n,)
+        Predicted labels.
+    truth : array-like, shape (n,), or None
+        The labels to compare with (test labels, clean or given training labels).
+
+    Returns
+    -------
+    float or None
+        Accuracy in [0, 1]; None when ``truth`` is None (the data it needs is missing).
 
     Examples
     --------
@@ -34,10 +49,26 @@ def accuracy(pred, truth):
     return None if truth is None else float(np.mean(np.asarray(pred) == np.asarray(truth)))
 
 
-def label_metrics(train_pred, y_given, y_true=None) -> dict:
-    """train_acc, kept, corrected and agree_given of training predictions ``train_pred`` (n,).
+def label_metrics(train_pred: ArrayLike, y_given: ArrayLike, y_true: ArrayLike | None = None) -> dict:
+    """Score training predictions against the given and the clean labels: label correction.
 
-    ``y_given`` (n,) are the labels the model was trained from, ``y_true`` (n,) the clean ones.
+    Parameters
+    ----------
+    train_pred : array-like of int, shape (n,)
+        The model's predictions on its training points.
+    y_given : array-like of int, shape (n,)
+        The labels the model was trained from (possibly noisy).
+    y_true : array-like of int, shape (n,), optional
+        The clean labels; without them only ``agree_given`` is computed.
+
+    Returns
+    -------
+    dict
+        ``"train_acc"`` (accuracy against ``y_true``), ``"kept"`` (among points whose given
+        label is right, the fraction predicted right), ``"corrected"`` (among points whose given
+        label is wrong, the fraction predicted right: the label-correction rate),
+        ``"agree_given"`` (agreement with ``y_given``). Each a float in [0, 1], or None where
+        the data it needs is missing (no ``y_true``, no clean or no wrong label).
 
     Examples
     --------
@@ -56,9 +87,25 @@ def label_metrics(train_pred, y_given, y_true=None) -> dict:
     return out
 
 
-def topk_coverage(probs, y_true, k):
-    """Fraction of rows of ``probs`` (n, K) whose top-``k`` labels (ties shared, as the PLL targets)
-    hold ``y_true`` (n,); None when ``y_true`` is None.
+def topk_coverage(probs: ArrayLike, y_true: ArrayLike | None, k: int) -> float | None:
+    """Return the fraction of points whose teacher top-k candidate set holds the true label.
+
+    The candidate sets are those of the PLL targets (:func:`selfdistill.targets.topk_mask`, ties
+    included), so this is the share of points a PLL student can learn its true label from.
+
+    Parameters
+    ----------
+    probs : array-like of float, shape (n, K)
+        The teacher's softmax outputs on the training points.
+    y_true : array-like of int, shape (n,), or None
+        The clean labels.
+    k : int
+        Candidate-set size; values above K are taken as K.
+
+    Returns
+    -------
+    float or None
+        Coverage in [0, 1]; None when ``y_true`` is None.
 
     Examples
     --------
@@ -69,14 +116,36 @@ def topk_coverage(probs, y_true, k):
         return None
     probs = np.asarray(probs)
     k = min(int(k), probs.shape[1])
-    return float(np.mean(topk_mask(probs, k)[np.arange(probs.shape[0]), y_true]))
+    return float(np.mean(topk_mask(probs, k)[np.arange(probs.shape[0]), np.asarray(y_true)]))
 
 
 _SOLVER_FIELDS = ("n_iter", "n_grad_evals", "n_hessp", "objective", "grad_norm", "converged", "seconds")
 
 
-def solver_metrics(probe=None) -> dict:
-    """The fitted probe's solver record (``n_iter_`` ... ``seconds_``); every value None without one."""
+def solver_metrics(probe: Any = None) -> dict:
+    """Return the fitted probe's solver record (``n_iter_`` ... ``seconds_``).
+
+    Parameters
+    ----------
+    probe : LinearProbe, optional
+        A fitted probe; None (e.g. for an ensemble) gives every value None.
+
+    Returns
+    -------
+    dict
+        Keys ``n_iter``, ``n_grad_evals``, ``n_hessp``, ``objective``, ``grad_norm``,
+        ``converged`` (bool) and ``seconds``: the probe's attributes of those names with a
+        trailing underscore, None where missing.
+
+    Examples
+    --------
+    >>> solver_metrics()["n_iter"] is None
+    True
+    >>> from selfdistill.probe import fit_linear_probe
+    >>> probe = fit_linear_probe(np.eye(3), np.array([0, 1, 2]), 1e-2)
+    >>> sorted(solver_metrics(probe)), solver_metrics(probe)["converged"]
+    (['converged', 'grad_norm', 'n_grad_evals', 'n_hessp', 'n_iter', 'objective', 'seconds'], True)
+    """
     if probe is None:
         return dict.fromkeys(_SOLVER_FIELDS)
     out = {f: getattr(probe, f + "_", None) for f in _SOLVER_FIELDS}
@@ -84,20 +153,43 @@ def solver_metrics(probe=None) -> dict:
     return out
 
 
-def model_metrics(name, *, train_pred, y_given, y_true=None, test_pred=None, y_test=None, coverage=None,
-                  probe=None) -> dict:
-    """One model's metrics dict: ``model``, ``test_acc``, the :func:`label_metrics`,
-    ``topk_coverage`` (given) and the :func:`solver_metrics` of ``probe``.
+def model_metrics(
+    name: str,
+    *,
+    train_pred: ArrayLike,
+    y_given: ArrayLike,
+    y_true: ArrayLike | None = None,
+    test_pred: ArrayLike | None = None,
+    y_test: ArrayLike | None = None,
+    coverage: float | None = None,
+    probe: Any = None,
+) -> dict:
+    """Collect one model's metrics: test accuracy, label metrics, teacher coverage, solver record.
 
     Parameters
     ----------
-    name : the model's name ("round 0", "pll-uniform", a baseline's name).
-    train_pred : (n,) its predictions on the training points.
-    y_given : (n,) the given (possibly noisy) training labels.
-    y_true : (n,) the clean training labels, or None.
-    test_pred, y_test : (m,) its test predictions and the test labels, or None.
-    coverage : the task's teacher top-k coverage, or None.
-    probe : the fitted LinearProbe (for the solver's record), or None (an ensemble).
+    name : str
+        The model's name ("round 0", "pll-uniform", a baseline's name).
+    train_pred : array-like of int, shape (n,), keyword-only
+        Its predictions on the training points.
+    y_given : array-like of int, shape (n,), keyword-only
+        The given (possibly noisy) training labels.
+    y_true : array-like of int, shape (n,), optional, keyword-only
+        The clean training labels, or None.
+    test_pred : array-like of int, shape (m,), optional, keyword-only
+        Its test predictions, or None.
+    y_test : array-like of int, shape (m,), optional, keyword-only
+        The test labels, or None.
+    coverage : float, optional, keyword-only
+        The task's teacher top-k coverage (:func:`topk_coverage`), or None.
+    probe : LinearProbe, optional, keyword-only
+        The fitted probe (for the solver's record), or None (an ensemble).
+
+    Returns
+    -------
+    dict
+        ``model``, ``test_acc``, the :func:`label_metrics` keys, ``topk_coverage`` (=
+        ``coverage``) and the :func:`solver_metrics` keys.
 
     Examples
     --------

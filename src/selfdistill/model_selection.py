@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import check_features, check_labels, check_positive
 from .probe import fit_linear_probe
@@ -12,7 +16,15 @@ __all__ = ["select_reg", "select_reg_per_model", "DEFAULT_REG_GRID"]
 DEFAULT_REG_GRID = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
 
 
-def select_reg(X, y, *, grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=0, n_classes=None):
+def select_reg(
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    grid: Iterable[float] = DEFAULT_REG_GRID,
+    val_fraction: float = 0.2,
+    seed: int | None = 0,
+    n_classes: int | None = None,
+) -> tuple[float, dict[float, float]]:
     """Pick reg for the teacher by its accuracy on a held-out part of the *noisy* training labels.
 
     The rule (used by ``selfdistill run``): split (X, y) once, stratified by the given labels y,
@@ -22,7 +34,44 @@ def select_reg(X, y, *, grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=0, n_class
     whose diagonal dominates, accuracy on noisy labels ranks models like accuracy on clean ones in
     expectation, so no clean or test label is ever used.
 
-    Returns (reg, scores) with scores a dict reg -> held-out noisy accuracy.
+    Parameters
+    ----------
+    X : array-like of float, shape (n, d)
+        Training features.
+    y : array-like of int, shape (n,)
+        The given (possibly noisy) training labels in 0..K-1.
+    grid : iterable of float, default DEFAULT_REG_GRID, keyword-only
+        The reg values (> 0) to try; the objective is (1/n) sum CE + (reg/2) ||W||^2.
+    val_fraction : float, default 0.2, keyword-only
+        Share of the points held out for validation, in (0, 1).
+    seed : int or None, default 0, keyword-only
+        Seed of the split (``random_state`` of scikit-learn's ``train_test_split``).
+    n_classes : int, optional, keyword-only
+        K; default ``y.max() + 1``.
+
+    Returns
+    -------
+    reg : float
+        The chosen reg.
+    scores : dict of float to float
+        reg -> accuracy of the teacher on the held-out noisy labels.
+
+    Raises
+    ------
+    ValueError
+        Invalid ``X`` or ``y``; ``val_fraction`` outside (0, 1); an empty ``grid`` or a
+        non-positive entry.
+
+    Examples
+    --------
+    Three well-separated classes: every reg is perfect on the held-out part, and the tie goes to
+    the larger (stronger) reg.
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
+    >>> y = np.repeat([0, 1, 2], 10)
+    >>> select_reg(X, y, grid=(1e-1, 1e-3))
+    (0.1, {0.1: 1.0, 0.001: 1.0})
     """
     X = check_features(X)
     y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
@@ -51,7 +100,16 @@ def _split(y, val_fraction, seed):
     return train_test_split(np.arange(len(y)), test_size=val_fraction, random_state=seed, stratify=stratify)
 
 
-def select_reg_per_model(X, y, *, grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=0, n_classes=None, **distill_kwargs):
+def select_reg_per_model(
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    grid: Iterable[float] = DEFAULT_REG_GRID,
+    val_fraction: float = 0.2,
+    seed: int | None = 0,
+    n_classes: int | None = None,
+    **distill_kwargs: Any,
+) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
     """Pick reg separately for every model of the chain, by held-out accuracy on the *noisy* labels.
 
     The rule behind ``selfdistill run --reg auto``: split (X, y) once (stratified by the given
@@ -62,7 +120,46 @@ def select_reg_per_model(X, y, *, grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=
     best setting, and no clean or test label is used. (A chain shares one reg across its rounds,
     as in the paper: "round 3" at reg r is round 3 of the chain trained with reg r.)
 
-    Returns (best, scores): best maps model name -> reg; scores maps model name -> {reg: accuracy}.
+    Parameters
+    ----------
+    X : array-like of float, shape (n, d)
+        Training features.
+    y : array-like of int, shape (n,)
+        The given (possibly noisy) training labels in 0..K-1.
+    grid : iterable of float, default DEFAULT_REG_GRID, keyword-only
+        The reg values (> 0) to try (duplicates count once).
+    val_fraction : float, default 0.2, keyword-only
+        Share of the points held out for validation, in (0, 1).
+    seed : int or None, default 0, keyword-only
+        Seed of the split.
+    n_classes : int, optional, keyword-only
+        K; default ``y.max() + 1``.
+    **distill_kwargs
+        Passed to :func:`selfdistill.distill` (``rounds``, ``pll``, ``top_k``, ``pll_loss`` ...);
+        not ``reg``, ``n_classes``, ``X_test`` or ``y_test``, which this function sets.
+
+    Returns
+    -------
+    best : dict of str to float
+        Model name -> its chosen reg.
+    scores : dict of str to dict
+        Model name -> {reg: accuracy on the held-out noisy labels}.
+
+    Raises
+    ------
+    ValueError
+        As :func:`select_reg`, and as :func:`selfdistill.distill` for ``distill_kwargs``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
+    >>> y = np.repeat([0, 1, 2], 10)
+    >>> best, scores = select_reg_per_model(X, y, grid=(1e-1, 1e-3), rounds=1)
+    >>> best
+    {'round 0': 0.1, 'round 1': 0.1, 'pll': 0.1}
+    >>> scores["round 1"]
+    {0.1: 1.0, 0.001: 1.0}
     """
     from .distill import distill
 
@@ -75,7 +172,7 @@ def select_reg_per_model(X, y, *, grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=
         raise ValueError("grid must hold at least one reg value")
     K = n_classes if n_classes is not None else int(y.max()) + 1
     idx_fit, idx_val = _split(y, val_fraction, seed)
-    scores: dict = {}
+    scores: dict[str, dict[float, float]] = {}
     for reg in grid:
         res = distill(X[idx_fit], y[idx_fit], reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val], **distill_kwargs)
         for m in res.metrics:

@@ -42,8 +42,10 @@ Functions
 from __future__ import annotations
 
 import warnings
+from typing import Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import (
     check_choice,
@@ -80,6 +82,11 @@ def noise_kinds() -> tuple[str, ...]:
     tuple of str
         ``("symmetric", "asymmetric", "pairflip", "class_cluster")``. Each builds a K x K
         transition matrix with ``C[k, j] = P(observed j | true k)`` (rows are the true class).
+
+    Examples
+    --------
+    >>> noise_kinds()
+    ('symmetric', 'asymmetric', 'pairflip', 'class_cluster')
     """
     return NOISE_KINDS
 
@@ -123,7 +130,9 @@ def _relabel_by_first_appearance(ids: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def transition_matrix(kind, n_classes, rate, clusters=None) -> np.ndarray:
+def transition_matrix(
+    kind: str | ArrayLike, n_classes: int | None, rate: float, clusters: ArrayLike | None = None
+) -> np.ndarray:
     """Build a K x K label-noise transition matrix.
 
     Convention: rows are the true class, ``matrix[k, j] = P(observed j | true k)``; every
@@ -176,6 +185,14 @@ def transition_matrix(kind, n_classes, rate, clusters=None) -> np.ndarray:
     array([[0.8, 0.2, 0. ],
            [0. , 0.8, 0.2],
            [0.2, 0. , 0.8]])
+
+    Class-cluster noise with clusters {0, 1} and {2, 3}: a label moves only inside its cluster.
+
+    >>> transition_matrix("class_cluster", 4, 0.5, clusters=[0, 0, 1, 1])
+    array([[0.5, 0.5, 0. , 0. ],
+           [0.5, 0.5, 0. , 0. ],
+           [0. , 0. , 0.5, 0.5],
+           [0. , 0. , 0.5, 0.5]])
     """
     if not isinstance(kind, str):
         if n_classes is not None:
@@ -234,7 +251,36 @@ def transition_matrix(kind, n_classes, rate, clusters=None) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def corrupt_labels(y, matrix, seed, exact=False, *, return_rates=False):
+@overload
+def corrupt_labels(
+    y: ArrayLike,
+    matrix: ArrayLike,
+    seed: int | np.random.Generator | None,
+    exact: bool = ...,
+    *,
+    return_rates: Literal[False] = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def corrupt_labels(
+    y: ArrayLike,
+    matrix: ArrayLike,
+    seed: int | np.random.Generator | None,
+    exact: bool = ...,
+    *,
+    return_rates: Literal[True],
+) -> tuple[np.ndarray, dict]: ...
+
+
+def corrupt_labels(
+    y: ArrayLike,
+    matrix: ArrayLike,
+    seed: int | np.random.Generator | None,
+    exact: bool = False,
+    *,
+    return_rates: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict]:
     """Draw noisy labels from a transition matrix.
 
     Convention: rows are the true class, ``matrix[k, j] = P(observed j | true k)``.
@@ -273,6 +319,19 @@ def corrupt_labels(y, matrix, seed, exact=False, *, return_rates=False):
     ValueError
         ``y`` not 1-D integer labels, or labels >= K; ``matrix`` not a valid transition
         matrix; invalid ``seed``.
+
+    Examples
+    --------
+    With ``exact=True`` each class loses exactly ``round(eta * n_k)`` labels (here 1 of 4):
+
+    >>> y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    >>> y_noisy, rates = corrupt_labels(y, transition_matrix("symmetric", 2, 0.25), seed=0, exact=True,
+    ...                                 return_rates=True)
+    >>> rates["per_class"]
+    array([0.25, 0.25])
+    >>> rates["confusion"]
+    array([[3, 1],
+           [1, 3]])
     """
     C = check_transition_matrix(matrix, "matrix")
     K = C.shape[0]
@@ -309,8 +368,8 @@ def corrupt_labels(y, matrix, seed, exact=False, *, return_rates=False):
     return y_noisy
 
 
-def realised_rates(y_true, y_noisy, n_classes=None) -> dict:
-    """The label noise actually present in ``y_noisy``.
+def realised_rates(y_true: ArrayLike, y_noisy: ArrayLike, n_classes: int | None = None) -> dict:
+    """Measure the label noise actually present in ``y_noisy``.
 
     Convention: rows are the true class; ``confusion[k, j]`` counts true-k points observed as
     j, so ``confusion / confusion.sum(axis=1, keepdims=True)`` estimates
@@ -339,6 +398,15 @@ def realised_rates(y_true, y_noisy, n_classes=None) -> dict:
     ------
     ValueError
         Labels not 1-D integers, lengths differ, or labels >= ``n_classes``.
+
+    Examples
+    --------
+    >>> r = realised_rates([0, 0, 1, 1], [0, 1, 1, 1])
+    >>> r["overall"], r["per_class"]
+    (0.25, array([0.5, 0. ]))
+    >>> r["confusion"]
+    array([[1, 1],
+           [0, 2]])
     """
     if n_classes is not None:
         n_classes = check_int(n_classes, "n_classes", low=1)
@@ -367,7 +435,7 @@ def realised_rates(y_true, y_noisy, n_classes=None) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def class_mean_correlation(X, y, n_classes):
+def class_mean_correlation(X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     """Correlation matrix R (K, K) between the class-mean features of X (n, d) under labels y (n,).
 
     Every class in 0..K-1 must have points (the caller checks). A class mean that is constant
@@ -383,7 +451,7 @@ def class_mean_correlation(X, y, n_classes):
     return np.where(np.isfinite(R), R, 0.0)
 
 
-def correlation_distance(R):
+def correlation_distance(R: np.ndarray) -> np.ndarray:
     """The symmetric distance 1 - R (clipped to [0, 2], zero diagonal) that class clustering uses."""
     D = np.clip(1.0 - R, 0.0, 2.0)
     D = 0.5 * (D + D.T)
@@ -391,14 +459,40 @@ def correlation_distance(R):
     return D
 
 
-def class_pair_correlation(X, y, n_classes):
-    """The authors' class correlation map R (K, K): mean cosine similarity between points of two classes.
+def class_pair_correlation(X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Compute the authors' class correlation map: mean cosine similarity between points of two classes.
 
+    The map that ``class_clusters(..., rule="authors")`` clusters into confusable classes.
     Features are centred by their overall mean and scaled to unit L2 norm (a zero row stays zero),
     x'_i = (x_i - mean) / max(||x_i - mean||, 1e-12); then
     R[a, b] = mean over i in a, j in b of <x'_i, x'_j> (for a = b over pairs i != j). Computed from
     the per-class sums s_a = sum_{i in a} x'_i in O(n d): R[a, b] = <s_a, s_b> / (n_a n_b) and
-    R[a, a] = (||s_a||^2 - sum_{i in a} ||x'_i||^2) / (n_a (n_a - 1)). Every class needs >= 2 points.
+    R[a, a] = (||s_a||^2 - sum_{i in a} ||x'_i||^2) / (n_a (n_a - 1)).
+
+    Parameters
+    ----------
+    X : ndarray of float, shape (n, d)
+        Features (already validated: finite, 2-D).
+    y : ndarray of int, shape (n,)
+        Labels in 0..K-1; every class needs at least 2 points (the caller checks).
+    n_classes : int
+        K.
+
+    Returns
+    -------
+    R : ndarray of float64, shape (K, K)
+        Symmetric; ``R[a, b]`` in [-1, 1] is the mean cosine similarity of a point of class a
+        and a (distinct) point of class b.
+
+    Examples
+    --------
+    Two classes pointing in opposite directions: within a class every pair has cosine 1, across
+    the classes -1.
+
+    >>> X = np.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]])
+    >>> class_pair_correlation(X, np.array([0, 0, 1, 1]), 2)
+    array([[ 1., -1.],
+           [-1.,  1.]])
     """
     Xc = X - X.mean(axis=0)
     norms = np.linalg.norm(Xc, axis=1)
@@ -419,7 +513,14 @@ CLUSTER_RULES = ("library", "authors")
 CLUSTER_THRESHOLDS = {"library": 0.7, "authors": 0.8}
 
 
-def class_clusters(X, y, *, threshold=None, n_classes=None, rule="library") -> np.ndarray:
+def class_clusters(
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    threshold: float | None = None,
+    n_classes: int | None = None,
+    rule: str = "library",
+) -> np.ndarray:
     """Group classes into clusters of confusable classes by the similarity of their features.
 
     Used to build ``"class_cluster"`` noise (rows are the true class,
@@ -461,7 +562,8 @@ def class_clusters(X, y, *, threshold=None, n_classes=None, rule="library") -> n
         ("authors").
     n_classes : int, optional, keyword-only
         K; default ``y.max() + 1``.
-    rule : {"library", "authors"}, keyword-only
+    rule : {"library", "authors"}, default "library", keyword-only
+        Which similarity and linkage input to use (see above).
 
     Returns
     -------
@@ -476,6 +578,19 @@ def class_clusters(X, y, *, threshold=None, n_classes=None, rule="library") -> n
         X invalid or with fewer than 2 features, y invalid or of another length, a class in
         0..K-1 absent from y (or with one point under ``rule="authors"``), fewer than 2
         classes, ``threshold`` outside [0, 1], an unknown ``rule``.
+
+    Examples
+    --------
+    Classes 0 and 1 have nearly the same mean features, class 2 other ones:
+
+    >>> X = np.array([[4.0, 1.0, 0.0, 0.0], [4.0, 1.0, 0.0, 0.0],
+    ...               [4.0, 1.5, 0.0, 0.5], [4.0, 1.5, 0.0, 0.5],
+    ...               [0.0, 0.0, 4.0, 1.0], [0.0, 0.0, 4.0, 1.0]])
+    >>> y = np.array([0, 0, 1, 1, 2, 2])
+    >>> class_clusters(X, y)
+    array([0, 0, 1])
+    >>> class_clusters(X, y, rule="authors")
+    array([0, 0, 1])
     """
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
@@ -519,7 +634,18 @@ def class_clusters(X, y, *, threshold=None, n_classes=None, rule="library") -> n
 # --------------------------------------------------------------------------------------
 
 
-def make_noisy_labels(y, kind, rate, seed, *, X=None, clusters=None, exact=False, n_classes=None, cluster_rule="library"):
+def make_noisy_labels(
+    y: ArrayLike,
+    kind: str | ArrayLike,
+    rate: float,
+    seed: int | np.random.Generator | None,
+    *,
+    X: ArrayLike | None = None,
+    clusters: ArrayLike | None = None,
+    exact: bool = False,
+    n_classes: int | None = None,
+    cluster_rule: str = "library",
+) -> tuple[np.ndarray, dict]:
     """Build a noise model and corrupt ``y`` with it, in one call.
 
     Convention: rows are the true class, ``matrix[k, j] = P(observed j | true k)``.
@@ -540,16 +666,17 @@ def make_noisy_labels(y, kind, rate, seed, *, X=None, clusters=None, exact=False
         default threshold).
     clusters : array-like of int (K,), optional, keyword-only
         Cluster id per class for ``"class_cluster"``; ignored by the other kinds.
-    cluster_rule : {"library", "authors"}, keyword-only
-        The :func:`class_clusters` rule used when ``clusters`` is None.
     exact : bool, default False, keyword-only
         Exact per-class flip counts, see :func:`corrupt_labels`.
     n_classes : int, optional, keyword-only
         K; default ``y.max() + 1``, or the matrix size for a user-given matrix.
+    cluster_rule : {"library", "authors"}, default "library", keyword-only
+        The :func:`class_clusters` rule used when ``clusters`` is None.
 
     Returns
     -------
     y_noisy : ndarray of int64, shape (n,)
+        Observed labels in 0..K-1.
     info : dict
         ``"matrix"`` (K, K) the transition matrix used; ``"clusters"`` (K,) the cluster ids
         for ``"class_cluster"``, else None; ``"rates"`` the :func:`realised_rates` output.
@@ -559,6 +686,21 @@ def make_noisy_labels(y, kind, rate, seed, *, X=None, clusters=None, exact=False
     ValueError
         As the functions it calls; ``X`` missing for ``"class_cluster"`` without
         ``clusters``.
+
+    Examples
+    --------
+    Class-cluster noise with clusters {0, 1} and {2, 3}: exactly 2 of the 5 labels of every class
+    move, and only to the other class of its cluster.
+
+    >>> y = np.repeat([0, 1, 2, 3], 5)
+    >>> y_noisy, info = make_noisy_labels(y, "class_cluster", 0.4, seed=0, clusters=[0, 0, 1, 1], exact=True)
+    >>> info["rates"]["per_class"]
+    array([0.4, 0.4, 0.4, 0.4])
+    >>> info["rates"]["confusion"]
+    array([[3, 2, 0, 0],
+           [2, 3, 0, 0],
+           [0, 0, 3, 2],
+           [0, 0, 2, 3]])
     """
     y = check_labels(y, "y", n_classes=n_classes)
     used_clusters = None

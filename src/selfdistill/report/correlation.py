@@ -10,9 +10,14 @@ order of the complete-linkage dendrogram's leaves). :func:`make_class_correlatio
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["ClassCorrelation", "class_correlation", "plot_class_correlation", "make_class_correlation_figure",
            "format_clusters"]
@@ -20,6 +25,35 @@ __all__ = ["ClassCorrelation", "class_correlation", "plot_class_correlation", "m
 
 @dataclass
 class ClassCorrelation:
+    """The class-mean feature correlation of a dataset and its clusters of confusable classes.
+
+    What :func:`class_correlation` returns and :func:`make_class_correlation_figure` draws: the
+    classes whose labels ``"class_cluster"`` noise moves among each other
+    (:func:`selfdistill.noise.class_clusters`, ``rule="library"``).
+
+    Parameters
+    ----------
+    corr : ndarray of float, shape (K, K)
+        Pearson correlation of the class-mean training features, classes in label order.
+    clusters : ndarray of int, shape (K,)
+        Cluster id of each class.
+    order : ndarray of int, shape (K,)
+        A permutation of the classes that keeps each cluster contiguous.
+    class_names : tuple of str, length K
+        Names of the classes.
+    threshold : float
+        The cut of the dendrogram, a fraction of its largest merge height.
+    name : str, default ""
+        The dataset's name.
+
+    Examples
+    --------
+    >>> cc = ClassCorrelation(corr=np.eye(2), clusters=np.array([0, 1]), order=np.array([0, 1]),
+    ...                       class_names=("a", "b"), threshold=0.7)
+    >>> cc.clusters.tolist()
+    [0, 1]
+    """
+
     corr: np.ndarray  # (K, K) correlation of the class-mean features, class order
     clusters: np.ndarray  # (K,) cluster id per class (selfdistill.noise.class_clusters)
     order: np.ndarray  # (K,) a permutation of the classes, clusters contiguous
@@ -28,8 +62,46 @@ class ClassCorrelation:
     name: str = ""
 
 
-def class_correlation(dataset, *, threshold=0.7) -> ClassCorrelation:
-    """Class-mean correlation and class clusters of a :class:`selfdistill.data.Dataset`'s training part."""
+def class_correlation(dataset: Any, *, threshold: float = 0.7) -> ClassCorrelation:
+    """Compute the class-mean correlation and the clusters of confusable classes of a dataset.
+
+    On the training part of a :class:`selfdistill.data.Dataset`: the correlation R (K, K) between
+    the class-mean features, the clusters that ``class_clusters(X, y, threshold=threshold)``
+    (``rule="library"``) cuts from the complete-linkage tree on 1 - R, and a class order that
+    keeps each cluster contiguous (clusters in order of their first class; inside a cluster, the
+    order of the dendrogram's leaves).
+
+    Parameters
+    ----------
+    dataset : selfdistill.data.Dataset
+        Its ``X_train`` (n, d), ``y_train`` (n,), ``n_classes``, ``class_names`` and ``name``
+        are read; every class needs training points.
+    threshold : float, default 0.7, keyword-only
+        Cut height as a fraction of the largest merge height, in [0, 1].
+
+    Returns
+    -------
+    ClassCorrelation
+        Correlation, clusters, order, names, threshold and the dataset's name.
+
+    Raises
+    ------
+    ValueError
+        As :func:`selfdistill.noise.class_clusters` (a class without points, fewer than 2
+        features, ``threshold`` outside [0, 1]).
+
+    Examples
+    --------
+    Classes "cat" and "dog" have nearly the same mean features:
+
+    >>> from selfdistill.data import Dataset
+    >>> X = np.array([[4.0, 1.0, 0.0, 0.0], [4.0, 1.0, 0.0, 0.0], [4.0, 1.5, 0.0, 0.5],
+    ...               [4.0, 1.5, 0.0, 0.5], [0.0, 0.0, 4.0, 1.0], [0.0, 0.0, 4.0, 1.0]])
+    >>> ds = Dataset(X, np.array([0, 0, 1, 1, 2, 2]), X[:0], np.array([], dtype=int), ("cat", "dog", "owl"), name="toy")
+    >>> cc = class_correlation(ds)
+    >>> cc.clusters, cc.order
+    (array([0, 0, 1]), array([0, 1, 2]))
+    """
     from scipy.cluster.hierarchy import leaves_list, linkage
     from scipy.spatial.distance import squareform
 
@@ -48,7 +120,32 @@ def class_correlation(dataset, *, threshold=0.7) -> ClassCorrelation:
 
 
 def format_clusters(cc: ClassCorrelation) -> str:
-    """The clusters as text: one line per cluster of two or more classes, then the singletons."""
+    """Describe the clusters as text: one line per cluster of two or more classes, then the singletons.
+
+    Parameters
+    ----------
+    cc : ClassCorrelation
+        The output of :func:`class_correlation`.
+
+    Returns
+    -------
+    str
+        A header line (classes, clusters, threshold), then a line per cluster of 2+ classes
+        ("name (label)" in ``cc.order``), then the classes alone in their cluster, whose labels
+        ``"class_cluster"`` noise never changes.
+
+    Examples
+    --------
+    >>> from selfdistill.data import Dataset
+    >>> X = np.array([[4.0, 1.0, 0.0, 0.0], [4.0, 1.0, 0.0, 0.0], [4.0, 1.5, 0.0, 0.5],
+    ...               [4.0, 1.5, 0.0, 0.5], [0.0, 0.0, 4.0, 1.0], [0.0, 0.0, 4.0, 1.0]])
+    >>> ds = Dataset(X, np.array([0, 0, 1, 1, 2, 2]), X[:0], np.array([], dtype=int), ("cat", "dog", "owl"), name="toy")
+    >>> cc = class_correlation(ds)
+    >>> print(format_clusters(cc))
+    3 classes, 2 clusters at threshold 0.7 (1 with 2+ classes; class_cluster noise moves labels only inside those):
+      cluster 0: cat (0), dog (1)
+      alone (labels never changed by class_cluster noise): owl (2)
+    """
     K = len(cc.class_names)
     ids = np.unique(cc.clusters)
     multi = [c for c in ids if np.sum(cc.clusters == c) > 1]
@@ -64,11 +161,32 @@ def format_clusters(cc: ClassCorrelation) -> str:
     return "\n".join(lines)
 
 
-def make_class_correlation_figure(cc: ClassCorrelation):
-    """Heat map of the class-mean correlation (RdBu_r, -1..1, colour bar), as a Figure.
+def make_class_correlation_figure(cc: ClassCorrelation) -> Figure:
+    """Draw the heat map of the class-mean correlation (RdBu_r, -1..1, colour bar), as a Figure.
 
     Classes in ``cc.order`` (clusters contiguous); each cluster of two or more classes outlined by a
     black box on the diagonal; class names as ticks when K <= 60.
+
+    Parameters
+    ----------
+    cc : ClassCorrelation
+        The output of :func:`class_correlation`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (the map and its colour bar).
+
+    Examples
+    --------
+    >>> from selfdistill.data import Dataset
+    >>> X = np.array([[4.0, 1.0, 0.0, 0.0], [4.0, 1.0, 0.0, 0.0], [4.0, 1.5, 0.0, 0.5],
+    ...               [4.0, 1.5, 0.0, 0.5], [0.0, 0.0, 4.0, 1.0], [0.0, 0.0, 4.0, 1.0]])
+    >>> ds = Dataset(X, np.array([0, 0, 1, 1, 2, 2]), X[:0], np.array([], dtype=int), ("cat", "dog", "owl"), name="toy")
+    >>> cc = class_correlation(ds)
+    >>> fig = make_class_correlation_figure(cc)
+    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()], len(fig.axes[0].patches)  # one box: {cat, dog}
+    (['cat', 'dog', 'owl'], 1)
     """
     from matplotlib.patches import Rectangle
 
@@ -101,8 +219,34 @@ def make_class_correlation_figure(cc: ClassCorrelation):
     return fig
 
 
-def plot_class_correlation(cc: ClassCorrelation, path, *, dpi=120):
-    """Write :func:`make_class_correlation_figure` to ``path`` atomically; returns ``path``."""
+def plot_class_correlation(cc: ClassCorrelation, path: str | os.PathLike[str], *, dpi: int = 120) -> str | os.PathLike[str]:
+    """Write :func:`make_class_correlation_figure` (the class-correlation heat map) to ``path`` atomically.
+
+    Parameters
+    ----------
+    cc : ClassCorrelation
+        The output of :func:`class_correlation`.
+    path : str or os.PathLike
+        The image file; the format comes from its suffix.
+    dpi : int, default 120, keyword-only
+        Resolution.
+
+    Returns
+    -------
+    str or os.PathLike
+        ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> cc = ClassCorrelation(corr=np.eye(2), clusters=np.array([0, 1]), order=np.array([0, 1]),
+    ...                       class_names=("a", "b"), threshold=0.7)
+    >>> p = plot_class_correlation(cc, os.path.join(tmp.name, "corr.png"), dpi=40)
+    >>> os.path.getsize(p) > 0
+    True
+    >>> tmp.cleanup()
+    """
     from .._io import save_figure
 
     return save_figure(make_class_correlation_figure(cc), path, dpi=dpi)

@@ -16,10 +16,20 @@ plotting never switches the caller's matplotlib backend nor opens pyplot figures
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .._io import save_figure
 from .tables import _round_index, grouped_stats, model_order, seeds_text, unique_in_order
+
+if TYPE_CHECKING:
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
+
+_Rows = Iterable[Mapping[str, Any]]
 
 __all__ = [
     "plot_gain_vs_rate",
@@ -41,11 +51,36 @@ __all__ = [
 MARKERS = ("s", "^", "D", "v", "P", "X", "*", "h")
 
 
-def new_figure(nrows=1, ncols=1, *, figsize, **subplot_kw):
-    """(Figure, 2-D array of axes): a grid of panels on a Figure with its own Agg canvas.
+def new_figure(
+    nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **subplot_kw: Any
+) -> tuple[Figure, np.ndarray]:
+    """Make a grid of panels on a Figure with its own Agg canvas.
 
     The one place figures are made: no pyplot, so no global figure and no backend change.
-    ``subplot_kw`` goes to :meth:`Figure.subplots` (``sharey=`` ...).
+
+    Parameters
+    ----------
+    nrows : int, default 1
+        _Rows of panels.
+    ncols : int, default 1
+        Columns of panels.
+    figsize : (float, float), keyword-only
+        Width and height in inches.
+    **subplot_kw
+        Passed to :meth:`matplotlib.figure.Figure.subplots` (``sharey=`` ...).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    axes : ndarray of Axes, shape (nrows, ncols)
+        Always 2-D, also for one panel.
+
+    Examples
+    --------
+    >>> fig, axes = new_figure(1, 2, figsize=(6, 3))
+    >>> type(fig).__name__, axes.shape
+    ('Figure', (1, 2))
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -56,22 +91,77 @@ def new_figure(nrows=1, ncols=1, *, figsize, **subplot_kw):
     return fig, axes
 
 
-def colormap(name):
-    """The registered colormap ``name`` (no pyplot)."""
+def colormap(name: str) -> Colormap:
+    """Return the registered matplotlib colormap ``name`` (no pyplot).
+
+    Parameters
+    ----------
+    name : str
+        A colormap name ("viridis", "Blues" ...).
+
+    Returns
+    -------
+    matplotlib.colors.Colormap
+        The colormap.
+
+    Examples
+    --------
+    >>> colormap("viridis").name
+    'viridis'
+    """
     import matplotlib
 
     return matplotlib.colormaps[name]
 
 
-def rate_colors(rates) -> dict:
-    """{rate: RGBA}: the sorted distinct rates spread over viridis (0 .. 0.9). Every figure uses it."""
+def rate_colors(rates: Iterable[float]) -> dict:
+    """Give each noise rate its colour: the sorted distinct rates spread over viridis (0 .. 0.9).
+
+    Every figure uses it, so a rate has the same colour in all of them.
+
+    Parameters
+    ----------
+    rates : iterable of float
+        Noise rates (repeats allowed).
+
+    Returns
+    -------
+    dict of float to tuple
+        {rate: RGBA}, rates sorted.
+
+    Examples
+    --------
+    >>> colors = rate_colors([0.4, 0.0, 0.2, 0.4])
+    >>> list(colors), colors[0.0] == colormap("viridis")(0.0)
+    ([0.0, 0.2, 0.4], True)
+    """
     rates = sorted({float(r) for r in rates})
     cmap = colormap("viridis")
     return {r: cmap(0.9 * i / max(len(rates) - 1, 1)) for i, r in enumerate(rates)}
 
 
-def dodge(n, *, spread=0.5):
-    """``n`` horizontal offsets centred on 0, at most ``spread`` apart end to end (0 for one)."""
+def dodge(n: int, *, spread: float = 0.5) -> np.ndarray:
+    """Return ``n`` horizontal offsets centred on 0, at most ``spread`` apart end to end (0 for one).
+
+    Parameters
+    ----------
+    n : int
+        Number of markers to set side by side.
+    spread : float, default 0.5, keyword-only
+        Distance between the first and the last offset.
+
+    Returns
+    -------
+    ndarray of float, shape (n,)
+        Evenly spaced offsets (empty for ``n <= 0``).
+
+    Examples
+    --------
+    >>> dodge(3)
+    array([-0.25,  0.  ,  0.25])
+    >>> dodge(1)
+    array([0.])
+    """
     if n <= 1:
         return np.zeros(max(n, 0))
     return np.linspace(-spread / 2, spread / 2, n)
@@ -115,8 +205,8 @@ def _gain_bars(ax, by_rate, models, colors, hatches):
     ax.grid(axis="y", alpha=0.3)
 
 
-def make_gain_vs_rate_figure(rows, *, noise=None):
-    """The paper's Figure 2 as a Figure; None when no model but round 0 (nothing to compare).
+def make_gain_vs_rate_figure(rows: _Rows, *, noise: str | None = None) -> Figure | None:
+    """Draw the paper's Figure 2, the distillation gain over round 0 vs noise rate, as a Figure.
 
     One panel per (dataset, noise kind) of the rows (``noise``: only that kind), at most three
     per row, all sharing one y range; grouped bars per noise rate: rounds 1..R (blues, darker =
@@ -124,6 +214,33 @@ def make_gain_vs_rate_figure(rows, *, noise=None):
     round 0 (percentage points), error bars = sample std over seeds (none with one seed); a zero
     line; legend "model" outside the last panel of the first row; the title names the seed
     count. Baselines are left out (they are in the tables).
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows with ``dataset``, ``noise``, ``rate``, ``seed``, ``model`` and ``gain``.
+    noise : str, optional, keyword-only
+        Only this noise kind; None: all.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None when no model but round 0 (nothing to compare).
+
+    Raises
+    ------
+    ValueError
+        No round or PLL row (of that noise kind).
+
+    Examples
+    --------
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> fig = make_gain_vs_rate_figure(rows)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['noise: symmetric']
+    >>> make_gain_vs_rate_figure([r for r in rows if r["model"] == "round 0"]) is None
+    True
     """
     rows = [r for r in rows if r.get("kind", "round" if _round_index(r["model"]) is not None else "pll") != "baseline"]
     if noise is not None:
@@ -157,35 +274,138 @@ def make_gain_vs_rate_figure(rows, *, noise=None):
     return fig
 
 
-def plot_gain_vs_rate(rows, path, *, noise=None, dpi: int = 120):
-    """Write :func:`make_gain_vs_rate_figure` to ``path`` atomically; returns ``path``.
+def plot_gain_vs_rate(rows: _Rows, path: str | os.PathLike[str], *, noise: str | None = None,
+                      dpi: int = 120) -> str | os.PathLike[str] | None:
+    """Write :func:`make_gain_vs_rate_figure` (the paper's Figure 2) to ``path`` atomically.
 
-    Returns None and writes nothing when the rows hold no model but round 0 (``--rounds 0``
-    without PLL students): there is no gain to show.
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows (see :func:`make_gain_vs_rate_figure`).
+    path : str or os.PathLike
+        The image file; the format comes from its suffix.
+    noise : str, optional, keyword-only
+        Only this noise kind; None: all.
+    dpi : int, default 120, keyword-only
+        Resolution.
+
+    Returns
+    -------
+    str or os.PathLike or None
+        ``path``; None, with nothing written, when the rows hold no model but round 0
+        (``--rounds 0`` without PLL students): there is no gain to show.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> p = plot_gain_vs_rate(rows, os.path.join(tmp.name, "gain.png"), dpi=40)
+    >>> os.path.basename(p), os.path.getsize(p) > 0
+    ('gain.png', True)
+    >>> tmp.cleanup()
     """
     fig = make_gain_vs_rate_figure(rows, noise=noise)
     return None if fig is None else save_figure(fig, path, dpi=dpi)
 
 
-def make_accuracy_vs_round_figure(rows):
-    """Test accuracy vs round: :func:`make_metric_vs_round_figure` with ``key="test_acc"``."""
+def make_accuracy_vs_round_figure(rows: _Rows) -> Figure:
+    """Draw test accuracy vs round: :func:`make_metric_vs_round_figure` with ``key="test_acc"``.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows with ``dataset``, ``noise``, ``rate``, ``seed``, ``model`` and ``test_acc``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A row of panels per dataset, a panel per noise kind, a line per rate.
+
+    Examples
+    --------
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> fig = make_accuracy_vs_round_figure(rows)
+    >>> [(ax.get_title(), ax.get_ylabel()) for ax in fig.axes]
+    [('digits — symmetric', 'test accuracy (%)')]
+    """
     return make_metric_vs_round_figure(rows)
 
 
-def plot_accuracy_vs_round(rows, path, *, dpi: int = 120):
-    """Write :func:`make_accuracy_vs_round_figure` to ``path`` atomically; returns ``path``."""
+def plot_accuracy_vs_round(rows: _Rows, path: str | os.PathLike[str], *, dpi: int = 120) -> str | os.PathLike[str]:
+    """Write :func:`make_accuracy_vs_round_figure` to ``path`` atomically.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows.
+    path : str or os.PathLike
+        The image file; the format comes from its suffix.
+    dpi : int, default 120, keyword-only
+        Resolution.
+
+    Returns
+    -------
+    str or os.PathLike
+        ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> p = plot_accuracy_vs_round(rows, os.path.join(tmp.name, "acc.png"), dpi=40)
+    >>> os.path.getsize(p) > 0
+    True
+    >>> tmp.cleanup()
+    """
     return save_figure(make_accuracy_vs_round_figure(rows), path, dpi=dpi)
 
 
-def make_metric_vs_round_figure(rows, *, key="test_acc", ylabel="test accuracy (%)", title="Test accuracy by round"):
-    """``key`` (x 100) vs round as a Figure: a row of panels per dataset (sharing a y range), a panel
-    per noise kind, a line per rate.
+def make_metric_vs_round_figure(
+    rows: _Rows, *, key: str = "test_acc", ylabel: str = "test accuracy (%)", title: str = "Test accuracy by round"
+) -> Figure:
+    """Draw a metric (x 100) vs round as a Figure: a panel per dataset and noise kind, a line per rate.
+
+    A row of panels per dataset (sharing a y range), a panel per noise kind, a line per rate.
 
     Rounds 0..R are joined by lines (band: ± sample std over seeds); the other models (PLL
     students, baselines) are markers to the right of round R, each rate's marker dodged
     sideways. A rate has the colour :func:`rate_colors` gives it among all the rates of
     ``rows``, so it matches across figures even where ``key`` is None at some rates (e.g.
     ``corrected`` at rate 0). Models whose ``key`` is None everywhere are skipped.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows with ``dataset``, ``noise``, ``rate``, ``seed``, ``model`` and ``key``.
+    key : str, default "test_acc", keyword-only
+        The metric (a fraction; drawn in percent), e.g. ``"corrected"``.
+    ylabel : str, default "test accuracy (%)", keyword-only
+        Label of the y axis.
+    title : str, default "Test accuracy by round", keyword-only
+        First line of the figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    ValueError
+        No row holds a value of ``key``.
+
+    Examples
+    --------
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> fig = make_metric_vs_round_figure(rows, key="gain", ylabel="gain (points)", title="Gain by round")
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['gain (points)']
     """
     from matplotlib.lines import Line2D
 
@@ -246,19 +466,79 @@ def make_metric_vs_round_figure(rows, *, key="test_acc", ylabel="test accuracy (
     return fig
 
 
-def plot_metric_vs_round(rows, path, *, key="test_acc", ylabel="test accuracy (%)", title="Test accuracy by round",
-                         dpi=110):
-    """Write :func:`make_metric_vs_round_figure` to ``path``; returns ``path``."""
+def plot_metric_vs_round(rows: _Rows, path: str | os.PathLike[str], *, key: str = "test_acc",
+                         ylabel: str = "test accuracy (%)", title: str = "Test accuracy by round",
+                         dpi: int = 110) -> str | os.PathLike[str]:
+    """Write :func:`make_metric_vs_round_figure` to ``path`` atomically.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows.
+    path : str or os.PathLike
+        The image file; the format comes from its suffix.
+    key : str, default "test_acc", keyword-only
+        The metric.
+    ylabel : str, default "test accuracy (%)", keyword-only
+        Label of the y axis.
+    title : str, default "Test accuracy by round", keyword-only
+        First line of the figure's title.
+    dpi : int, default 110, keyword-only
+        Resolution.
+
+    Returns
+    -------
+    str or os.PathLike
+        ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> p = plot_metric_vs_round(rows, os.path.join(tmp.name, "gain.png"), key="gain", dpi=40)
+    >>> os.path.getsize(p) > 0
+    True
+    >>> tmp.cleanup()
+    """
     return save_figure(make_metric_vs_round_figure(rows, key=key, ylabel=ylabel, title=title), path, dpi=dpi)
 
 
-def make_coverage_vs_rate_figure(rows, *, top_k=None):
-    """The teacher (round 0) on its training points vs noise rate, as a Figure.
+def make_coverage_vs_rate_figure(rows: _Rows, *, top_k: int | None = None) -> Figure:
+    """Draw the teacher's top-k coverage of the true label and its top-1 accuracy vs noise rate.
+
+    The teacher (round 0) on its training points, as a Figure: where the PLL student can help.
 
     Per dataset and noise kind one colour and two lines, each named in the legend: solid = share
     of training points whose true label is among the teacher's top-k labels (band: ± std over
     seeds); dotted = the teacher's top-1 training accuracy against the true labels. k is the
     rows' ``top_k`` (or ``top_k=``; "k" when unknown).
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows; those of round 0 with ``topk_coverage`` are drawn (with ``train_acc``).
+    top_k : int, optional, keyword-only
+        k for the legend when the rows hold no ``top_k``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    ValueError
+        No round 0 row with a ``topk_coverage``.
+
+    Examples
+    --------
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=r, seed=0, model="round 0", top_k=2,
+    ...              topk_coverage=c, train_acc=a) for r, c, a in ((0.2, 0.95, 0.8), (0.4, 0.9, 0.6))]
+    >>> fig = make_coverage_vs_rate_figure(rows)
+    >>> [line.get_label() for line in fig.axes[0].get_lines()]
+    ['digits, symmetric: true label in the top-2', 'digits, symmetric: top-1 is the true label']
     """
     rows = [r for r in rows if r["model"] == "round 0" and r.get("topk_coverage") is not None]
     if not rows:
@@ -288,8 +568,37 @@ def make_coverage_vs_rate_figure(rows, *, top_k=None):
     return fig
 
 
-def plot_coverage_vs_rate(rows, path, *, top_k=None, dpi=110):
-    """Write :func:`make_coverage_vs_rate_figure` to ``path``; returns ``path``."""
+def plot_coverage_vs_rate(rows: _Rows, path: str | os.PathLike[str], *, top_k: int | None = None,
+                          dpi: int = 110) -> str | os.PathLike[str]:
+    """Write :func:`make_coverage_vs_rate_figure` to ``path`` atomically.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows (see :func:`make_coverage_vs_rate_figure`).
+    path : str or os.PathLike
+        The image file; the format comes from its suffix.
+    top_k : int, optional, keyword-only
+        k for the legend when the rows hold no ``top_k``.
+    dpi : int, default 110, keyword-only
+        Resolution.
+
+    Returns
+    -------
+    str or os.PathLike
+        ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=r, seed=0, model="round 0", top_k=2,
+    ...              topk_coverage=c, train_acc=a) for r, c, a in ((0.2, 0.95, 0.8), (0.4, 0.9, 0.6))]
+    >>> p = plot_coverage_vs_rate(rows, os.path.join(tmp.name, "coverage.png"), dpi=40)
+    >>> os.path.getsize(p) > 0
+    True
+    >>> tmp.cleanup()
+    """
     return save_figure(make_coverage_vs_rate_figure(rows, top_k=top_k), path, dpi=dpi)
 
 

@@ -6,7 +6,10 @@ import base64
 import datetime as _dt
 import html
 import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["render_html", "embed_png"]
 
@@ -23,8 +26,29 @@ figcaption { font-size: 0.9em; color: #555; } pre { background: #f7f7f7; padding
 """
 
 
-def embed_png(path) -> str:
-    """A ``data:image/png;base64,...`` URI of the PNG file ``path``."""
+def embed_png(path: str | os.PathLike[str]) -> str:
+    r"""Return a ``data:image/png;base64,...`` URI of the PNG file ``path``, to embed in a page.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A PNG file (its bytes are encoded as they are).
+
+    Returns
+    -------
+    str
+        The data URI.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = os.path.join(tmp.name, "f.png")
+    >>> _ = open(p, "wb").write(b"\x89PNG")
+    >>> embed_png(p)
+    'data:image/png;base64,iVBORw=='
+    >>> tmp.cleanup()
+    """
     data = Path(path).read_bytes()
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
@@ -47,13 +71,49 @@ def _table(models, lines, *, signed=False):
     return "".join(parts)
 
 
-def render_html(title, *, rows, tables, figures, config=None, gain_tables=()) -> str:
-    """The page: a summary, per dataset and noise kind the accuracy table (best per row in bold) and
-    the gain table (as in results.md), the figures, the config.
+def render_html(
+    title: str,
+    *,
+    rows: Sequence[Mapping[str, Any]],
+    tables: Iterable[tuple],
+    figures: Iterable[tuple[Any, str]],
+    config: Mapping[str, Any] | None = None,
+    gain_tables: Iterable[tuple] = (),
+) -> str:
+    """Render the report as one self-contained HTML page.
 
-    ``tables``: :func:`selfdistill.report.sweep_report.accuracy_tables` output; ``gain_tables``:
-    :func:`selfdistill.report.sweep_report.gain_tables` output (signed points); ``figures``:
-    [(png path, caption)].
+    The page: a summary, per dataset and noise kind the accuracy table (best per row in bold) and
+    the gain table (as in results.md), the figures (embedded, :func:`embed_png`), the config.
+    Every text from the data is HTML-escaped.
+
+    Parameters
+    ----------
+    title : str
+        Page title and heading.
+    rows : sequence of dict, keyword-only
+        The result rows (for the summary: tasks, datasets, seeds).
+    tables : iterable of tuple, keyword-only
+        :func:`selfdistill.report.sweep_report.accuracy_tables` output.
+    figures : iterable of (path, str), keyword-only
+        PNG files and their captions.
+    config : dict, optional, keyword-only
+        The sweep config, shown as JSON; None leaves the section out.
+    gain_tables : iterable of tuple, default (), keyword-only
+        :func:`selfdistill.report.sweep_report.gain_tables` output (signed points).
+
+    Returns
+    -------
+    str
+        The HTML text.
+
+    Examples
+    --------
+    >>> from selfdistill.report.sweep_report import accuracy_tables
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> page = render_html("demo", rows=rows, tables=accuracy_tables(rows), figures=[])
+    >>> page.startswith("<!DOCTYPE html>"), "<td class='best'>75.0 ± 25.0</td>" in page
+    (True, True)
     """
     e = html.escape
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .._io import atomic_write_text
 
@@ -33,21 +36,29 @@ def _cell(v):
     return repr(v) if isinstance(v, float) else str(v)
 
 
-def write_results_csv(path, rows) -> None:
-    """Write ``rows`` to ``path`` atomically (temporary file, then rename).
+def write_results_csv(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write result rows to ``path`` as ``results.csv``, atomically (temporary file, then rename).
+
+    Columns: :data:`CSV_COLUMNS` in that order, then the rows' other keys, sorted; a missing
+    value is an empty cell; floats are written as their shortest repr.
 
     Parameters
     ----------
-    path : the file to write.
-    rows : iterable of dicts, one per task and model.
+    path : str or os.PathLike
+        The file to write; its folder must exist.
+    rows : iterable of dict
+        One dict per task and model (``dataset``, ``noise``, ``rate``, ``seed``, ``model``,
+        ``test_acc`` ...).
 
     Examples
     --------
     >>> import os, tempfile
-    >>> p = os.path.join(tempfile.mkdtemp(), "r.csv")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = os.path.join(tmp.name, "r.csv")
     >>> write_results_csv(p, [{"dataset": "d", "model": "round 0", "test_acc": 0.5}])
     >>> read_results_csv(p)[0]["test_acc"]
     0.5
+    >>> tmp.cleanup()
     """
     rows = list(rows)
     cols = list(CSV_COLUMNS) + sorted({k for r in rows for k in r} - set(CSV_COLUMNS))
@@ -74,12 +85,33 @@ def _typed(k, v):
         return v
 
 
-def read_results_csv(path) -> list:
+def read_results_csv(path: str | os.PathLike[str]) -> list:
     """Read a ``results.csv`` back into rows with Python types (empty cells become None).
+
+    Text columns (dataset, noise, reg_rule, model, kind) stay strings; seed, rounds, top_k and
+    the solver's counts become int; exact_noise and converged bool; the others float where
+    they parse as one.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`write_results_csv`.
+
+    Returns
+    -------
+    list of dict
+        One dict per row, every column a key.
 
     Examples
     --------
-    See :func:`write_results_csv`.
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = os.path.join(tmp.name, "results.csv")
+    >>> write_results_csv(p, [{"dataset": "d", "seed": 3, "model": "pll", "test_acc": 0.1, "converged": True}])
+    >>> row = read_results_csv(p)[0]
+    >>> row["seed"], row["model"], row["test_acc"], row["converged"], row["gain"]
+    (3, 'pll', 0.1, True, None)
+    >>> tmp.cleanup()
     """
     with open(path, newline="", encoding="utf-8") as fh:
         return [{k: _typed(k, v) for k, v in rec.items()} for rec in csv.DictReader(fh)]

@@ -24,7 +24,10 @@ Files written to the output folder (each atomically):
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from .._io import atomic_write_text, safe_name, staged_dir
 from .figures import plot_coverage_vs_rate, plot_gain_vs_rate, plot_metric_vs_round
@@ -41,8 +44,31 @@ __all__ = [
 
 
 
-def accuracy_tables(rows, key="test_acc"):
-    """[(dataset, noise, models, [(rate, [(mean, std, n) per model], best index set)])], for rendering."""
+def accuracy_tables(rows: Iterable[Mapping[str, Any]], key: str = "test_acc") -> list:
+    """Aggregate ``key`` over seeds into one table per dataset and noise kind, for rendering.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows with ``dataset``, ``noise``, ``rate``, ``seed``, ``model`` and ``key``.
+    key : str, default "test_acc"
+        The metric.
+
+    Returns
+    -------
+    list of tuple
+        ``[(dataset, noise, models, lines)]`` with ``models`` the columns (models present for
+        that dataset and noise, in :func:`~selfdistill.report.tables.model_order`) and
+        ``lines = [(rate, cells, bold)]``: ``cells`` one ``(mean, std, n_seeds)`` per model,
+        ``bold`` the set of column indices holding the row's best mean.
+
+    Examples
+    --------
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> accuracy_tables(rows)
+    [('digits', 'symmetric', ['round 0', 'round 1'], [(0.2, [(0.5, 0.0, 3), (0.75, 0.25, 3)], {1})])]
+    """
     rows = list(rows)
     models = model_order(rows)
     stats = grouped_stats(rows, key)
@@ -63,9 +89,28 @@ def accuracy_tables(rows, key="test_acc"):
     return out
 
 
-def gain_tables(rows):
-    """Like :func:`accuracy_tables` for the gain over round 0, without the round 0 column and bold."""
-    out = []
+def gain_tables(rows: Iterable[Mapping[str, Any]]) -> list:
+    """Aggregate the gain over round 0 like :func:`accuracy_tables`, without the round 0 column and bold.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows with ``gain`` (test accuracy minus the same seed's round 0).
+
+    Returns
+    -------
+    list of tuple
+        ``[(dataset, noise, models, lines)]`` as :func:`accuracy_tables`, every ``bold`` empty;
+        a dataset and noise kind with no model but round 0 is left out.
+
+    Examples
+    --------
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> gain_tables(rows)
+    [('digits', 'symmetric', ['round 1'], [(0.2, [(0.25, 0.25, 3)], set())])]
+    """
+    out: list = []
     for ds, noise, models, lines in accuracy_tables(rows, "gain"):
         keep = [i for i, m in enumerate(models) if m != "round 0"]
         if keep:
@@ -82,8 +127,44 @@ def _fmt(stats, signed=False, digits=1):
     return m, (None if std is None else f"{100 * std:.{digits}f}")
 
 
-def markdown_tables(rows, *, digits=1) -> str:
-    """Markdown: per dataset and noise kind, test accuracy (best per row in bold) and gain tables."""
+def markdown_tables(rows: Iterable[Mapping[str, Any]], *, digits: int = 1) -> str:
+    """Write the Markdown tables of a report: per dataset and noise kind, test accuracy and gain.
+
+    Cells are ``mean ± std`` over seeds in percent (sample std; the mean only with one seed); the
+    best mean of each row of the accuracy table in bold.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows.
+    digits : int, default 1, keyword-only
+        Decimals of the percentages.
+
+    Returns
+    -------
+    str
+        The Markdown text ("No results." for no rows).
+
+    Examples
+    --------
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> print(markdown_tables(rows))
+    Test accuracy (%), mean ± std over 3 seeds [0, 1, 2]; **bold**: best mean in the row. Gain: test accuracy minus round 0 of the same seed (percentage points).
+    <BLANKLINE>
+    ### digits — noise: symmetric
+    <BLANKLINE>
+    | rate | round 0 | round 1 |
+    |---:|---:|---:|
+    | 0.2 | 50.0 ± 0.0 | **75.0 ± 25.0** |
+    <BLANKLINE>
+    Gain over round 0 (digits, symmetric), points:
+    <BLANKLINE>
+    | rate | round 1 |
+    |---:|---:|
+    | 0.2 | +25.0 ± 25.0 |
+    <BLANKLINE>
+    """
     rows = list(rows)
     if not rows:
         return "No results.\n"
@@ -123,8 +204,32 @@ def _tex(s: str) -> str:
     return "".join(out)
 
 
-def latex_tables(rows, *, digits=1) -> str:
-    """LaTeX (booktabs): one table per dataset and noise kind; best mean per row in \\textbf."""
+def latex_tables(rows: Iterable[Mapping[str, Any]], *, digits: int = 1) -> str:
+    r"""Write the LaTeX (booktabs) test-accuracy tables: one per dataset and noise kind.
+
+    Cells are ``$mean \pm std$`` over seeds in percent; the best mean of each row in
+    ``\mathbf``; names are escaped for LaTeX.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows.
+    digits : int, default 1, keyword-only
+        Decimals of the percentages.
+
+    Returns
+    -------
+    str
+        The LaTeX text (needs ``\usepackage{booktabs}``).
+
+    Examples
+    --------
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> tex = latex_tables(rows)
+    >>> print(tex.splitlines()[9])
+    0.2 & $50.0 \pm 0.0$ & $\mathbf{75.0} \pm 25.0$ \\
+    """
     rows = list(rows)
     out = ["% selfdistill report: test accuracy (%), mean $\\pm$ std over seeds; needs \\usepackage{booktabs}"]
     for ds, noise, models, lines in accuracy_tables(rows):
@@ -149,20 +254,50 @@ def latex_tables(rows, *, digits=1) -> str:
 
 
 # ------------------------------------------------------------------------------------ all of it
-def write_report(rows, output_dir, *, title="results", config=None) -> dict:
+def write_report(
+    rows: Iterable[Mapping[str, Any]],
+    output_dir: str | os.PathLike[str],
+    *,
+    title: str = "results",
+    config: Mapping[str, Any] | None = None,
+) -> dict:
     """Write every figure and table of ``rows`` to ``output_dir`` (created).
+
+    The files (see the module docstring) are made in a temporary folder and moved in only when
+    all of them are written: a failed report leaves ``output_dir`` as it was.
 
     Parameters
     ----------
-    rows : the result rows (one dict per task and model, e.g. ``ResultStore.rows()``).
-    output_dir : the report folder.
-    title : shown in the headings (e.g. the database's file name).
-    config : the experiment config as a dict (its ``top_k`` labels the coverage figure; the HTML
-        page shows it), or None.
+    rows : iterable of dict
+        The result rows (one dict per task and model, e.g. ``ResultStore.rows()``).
+    output_dir : str or os.PathLike
+        The report folder.
+    title : str, default "results", keyword-only
+        Shown in the headings (e.g. the database's file name).
+    config : dict, optional, keyword-only
+        The experiment config (its ``top_k`` labels the coverage figure; the HTML page shows
+        it), or None.
 
     Returns
     -------
-    dict {name: path} of the files written.
+    dict of str to pathlib.Path
+        {name: path} of the files written.
+
+    Raises
+    ------
+    ValueError
+        No rows; ``output_dir`` is a file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> files = write_report(rows, os.path.join(tmp.name, "report"))
+    >>> sorted(p.name for p in files.values())
+    ['accuracy_vs_round.png', 'gain_vs_rate_symmetric.png', 'report.html', 'results.csv', 'results.md', 'results.tex']
+    >>> tmp.cleanup()
     """
     rows = list(rows)
     if not rows:

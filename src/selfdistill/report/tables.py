@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +26,25 @@ def _round_index(name: str):
     return int(m.group(1)) if m else None
 
 
-def model_order(rows) -> list:
-    """Model names in display order: rounds by number, then the PLL students as first seen."""
+def model_order(rows: Iterable[Mapping[str, Any]]) -> list:
+    """Return the model names in display order: rounds by number, then the PLL students as first seen.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows; only their ``"model"`` is read.
+
+    Returns
+    -------
+    list of str
+        "round 0", "round 1", ... sorted by number, then the other models (PLL students,
+        baselines) in order of first appearance.
+
+    Examples
+    --------
+    >>> model_order([{"model": "pll"}, {"model": "round 10"}, {"model": "round 2"}])
+    ['round 2', 'round 10', 'pll']
+    """
     seen = []
     for r in rows:
         if r["model"] not in seen:
@@ -34,8 +53,24 @@ def model_order(rows) -> list:
     return rounds + [m for m in seen if _round_index(m) is None]
 
 
-def noise_order(rows) -> list:
-    """Noise kinds in order of first appearance."""
+def noise_order(rows: Iterable[Mapping[str, Any]]) -> list:
+    """Return the noise kinds of the rows in order of first appearance.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows; only their ``"noise"`` is read.
+
+    Returns
+    -------
+    list of str
+        The distinct noise kinds.
+
+    Examples
+    --------
+    >>> noise_order([{"noise": "pairflip"}, {"noise": "symmetric"}, {"noise": "pairflip"}])
+    ['pairflip', 'symmetric']
+    """
     seen = []
     for r in rows:
         if r["noise"] not in seen:
@@ -43,13 +78,53 @@ def noise_order(rows) -> list:
     return seen
 
 
-def seeds_text(n) -> str:
-    """'1 seed', '3 seeds'."""
+def seeds_text(n: int) -> str:
+    """Return "1 seed" or "<n> seeds", for captions and titles.
+
+    Parameters
+    ----------
+    n : int
+        Number of seeds.
+
+    Returns
+    -------
+    str
+        The count with the noun in the right number.
+
+    Examples
+    --------
+    >>> seeds_text(1), seeds_text(3)
+    ('1 seed', '3 seeds')
+    """
     return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
-def mean_std(values):
-    """(mean, sample std with ddof=1 or None for one value, count) of the non-None values."""
+def mean_std(values: Iterable[Any]) -> tuple[float | None, float | None, int]:
+    """Return the mean, the sample standard deviation and the count of the values present.
+
+    None and NaN values are left out (a missing metric, e.g. ``corrected`` at rate 0).
+
+    Parameters
+    ----------
+    values : iterable of float or None
+        One value per seed.
+
+    Returns
+    -------
+    mean : float or None
+        Their mean; None when no value is present.
+    std : float or None
+        Their sample standard deviation (ddof=1); None for fewer than two values.
+    count : int
+        How many values are present.
+
+    Examples
+    --------
+    >>> mean_std([0.25, 0.5, 0.75, None])
+    (0.5, 0.25, 3)
+    >>> mean_std([0.5])
+    (0.5, None, 1)
+    """
     vals = np.array([float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))])
     if vals.size == 0:
         return None, None, 0
@@ -57,13 +132,50 @@ def mean_std(values):
     return float(np.mean(vals)), std, int(vals.size)
 
 
-def unique_in_order(values) -> list:
-    """The distinct values in order of first appearance."""
+def unique_in_order(values: Iterable[Any]) -> list:
+    """Return the distinct values in order of first appearance.
+
+    Parameters
+    ----------
+    values : iterable of hashable
+        Any values.
+
+    Returns
+    -------
+    list
+        Each value once.
+
+    Examples
+    --------
+    >>> unique_in_order(["b", "a", "b", "c"])
+    ['b', 'a', 'c']
+    """
     return list(dict.fromkeys(values))
 
 
-def grouped_stats(rows, key) -> dict:
-    """{(dataset, noise): {rate: {model: (mean, std, n_seeds)}}} of ``key`` over seeds, rates sorted."""
+def grouped_stats(rows: Iterable[Mapping[str, Any]], key: str) -> dict:
+    """Aggregate ``key`` over seeds, per dataset, noise kind, rate and model.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows with ``dataset``, ``noise``, ``rate``, ``model`` and ``key``.
+    key : str
+        The metric, e.g. ``"test_acc"``, ``"gain"``, ``"corrected"``.
+
+    Returns
+    -------
+    dict
+        {(dataset, noise): {rate: {model: (mean, std, n_seeds)}}} (see :func:`mean_std`), rates
+        sorted.
+
+    Examples
+    --------
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> grouped_stats(rows, "test_acc")
+    {('digits', 'symmetric'): {0.2: {'round 0': (0.5, 0.0, 3), 'round 1': (0.75, 0.25, 3)}}}
+    """
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["noise"]), {}).setdefault(float(r["rate"]), {}).setdefault(
@@ -72,9 +184,29 @@ def grouped_stats(rows, key) -> dict:
             for g, by_rate in groups.items()}
 
 
-def aggregate(rows, key: str = "test_acc") -> dict:
-    """{noise: {rate: {model: (mean, std, n_seeds)}}} of ``key`` over seeds."""
-    groups = {}
+def aggregate(rows: Iterable[Mapping[str, Any]], key: str = "test_acc") -> dict:
+    """Aggregate ``key`` over seeds, per noise kind, rate and model (one dataset's rows).
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows with ``noise``, ``rate``, ``model`` and ``key``.
+    key : str, default "test_acc"
+        The metric.
+
+    Returns
+    -------
+    dict
+        {noise: {rate: {model: (mean, std, n_seeds)}}} (see :func:`mean_std`), rates sorted.
+
+    Examples
+    --------
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> aggregate(rows, "gain")
+    {'symmetric': {0.2: {'round 0': (0.0, 0.0, 3), 'round 1': (0.25, 0.25, 3)}}}
+    """
+    groups: dict = {}
     for r in rows:
         groups.setdefault(r["noise"], {}).setdefault(float(r["rate"]), {}).setdefault(r["model"], []).append(r.get(key))
     return {
@@ -114,8 +246,8 @@ def _fmt_reg(v):
     return f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e+")
 
 
-def summary_table(rows, *, digits: int = 2) -> str:
-    """Markdown summary: per noise kind, test accuracy and gain over round 0 by rate and model.
+def summary_table(rows: Iterable[Mapping[str, Any]], *, digits: int = 2) -> str:
+    """Write the Markdown summary of a run: per noise kind, test accuracy and gain over round 0.
 
     For each noise kind two tables, rows = noise rate, columns = models (round 0..R, then the
     PLL students):
@@ -125,6 +257,43 @@ def summary_table(rows, *, digits: int = 2) -> str:
        first model (round 0) over the seeds (every model's reg is in results.csv) and the
        realised noise rate;
     2. gain over round 0, percentage points (``test_acc`` minus the same seed's round 0), signed.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows with ``dataset``, ``noise``, ``rate``, ``seed``, ``model``, ``test_acc``,
+        ``gain`` and optionally ``reg`` and ``realised_rate``.
+    digits : int, default 2, keyword-only
+        Decimals of the percentages.
+
+    Returns
+    -------
+    str
+        The Markdown text ("No results." for no rows).
+
+    Examples
+    --------
+    >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
+    ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
+    >>> print(summary_table(rows))
+    # selfdistill run: digits
+    <BLANKLINE>
+    Test accuracy (%) and gain over round 0 (percentage points): mean ± std over 3 seeds [0, 1, 2] (sample std over seeds). Bold: best mean in the row.
+    <BLANKLINE>
+    ## noise: symmetric
+    <BLANKLINE>
+    Test accuracy (%):
+    <BLANKLINE>
+    | rate | round 0 | round 1 | reg (round 0) | realised |
+    |---:|---:|---:|---:|---:|
+    | 0.2 | 50.00 ± 0.00 | **75.00 ± 25.00** | – | – |
+    <BLANKLINE>
+    Gain over round 0 (percentage points):
+    <BLANKLINE>
+    | rate | round 1 |
+    |---:|---:|
+    | 0.2 | +25.00 ± 25.00 |
+    <BLANKLINE>
     """
     rows = list(rows)
     if not rows:

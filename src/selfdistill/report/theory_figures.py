@@ -14,10 +14,18 @@ Nothing is computed here beyond plotting: every function takes arrays produced b
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._io import save_figure
 from .figures import colormap, new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "plot_theory_accuracy",
@@ -37,13 +45,46 @@ __all__ = [
 VERDICTS = ("both", "PLL only", "SD only", "neither")
 
 
-def make_theory_accuracy_figure(curves, *, pll=None, title="", ylabel="training accuracy (%)"):
-    """Accuracy vs round, one line per source (own colour, line style and marker), as a Figure.
+def make_theory_accuracy_figure(
+    curves: Mapping[str, Any],
+    *,
+    pll: Mapping[str, float | None] | None = None,
+    title: str = "",
+    ylabel: str = "training accuracy (%)",
+) -> Figure:
+    """Draw accuracy vs SD round, one line per source (own colour, line style and marker), as a Figure.
 
-    curves : dict label -> (rounds+1,) accuracies in [0, 1] (e.g. "closed form", "exact", "trained");
+    Parameters
+    ----------
+    curves : dict of str to array-like of shape (rounds + 1,)
+        Label -> accuracies in [0, 1] at rounds 0..R (e.g. "closed form", "exact", "trained");
         None values are skipped.
-    pll : optional dict label -> accuracy of the PLL student, drawn as stars right of the last round
-        (x tick "PLL", past a dotted line), in the colour of the curve of the same label.
+    pll : dict of str to float, optional, keyword-only
+        Label -> accuracy of the PLL student, drawn as stars right of the last round (x tick
+        "PLL", past a dotted line), in the colour of the curve of the same label.
+    title : str, default "", keyword-only
+        Title (none when empty).
+    ylabel : str, default "training accuracy (%)", keyword-only
+        Label of the y axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    ValueError
+        No curve.
+
+    Examples
+    --------
+    >>> fig = make_theory_accuracy_figure({"closed form": [0.5, 0.75, 1.0], "trained": [0.5, 0.7, 0.9]},
+    ...                                   pll={"trained": 1.0})
+    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    ['0', '1', '2', 'PLL']
+    >>> fig.axes[0].get_legend_handles_labels()[1]
+    ['closed form', 'trained', 'PLL student (trained)']
     """
     curves = {k: np.asarray(v, dtype=float) for k, v in curves.items() if v is not None}
     if not curves:
@@ -73,17 +114,91 @@ def make_theory_accuracy_figure(curves, *, pll=None, title="", ylabel="training 
     return fig
 
 
-def plot_theory_accuracy(curves, path, *, pll=None, title="", ylabel="training accuracy (%)", dpi=120):
-    """Write :func:`make_theory_accuracy_figure` to ``path``; returns ``path``."""
+def plot_theory_accuracy(
+    curves: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    *,
+    pll: Mapping[str, float | None] | None = None,
+    title: str = "",
+    ylabel: str = "training accuracy (%)",
+    dpi: int = 120,
+) -> str | os.PathLike[str]:
+    """Write :func:`make_theory_accuracy_figure` (accuracy vs round) to ``path`` atomically.
+
+    Parameters
+    ----------
+    curves : dict of str to array-like of shape (rounds + 1,)
+        Label -> accuracies in [0, 1] at rounds 0..R.
+    path : str or os.PathLike
+        The image file; the format comes from its suffix.
+    pll : dict of str to float, optional, keyword-only
+        Label -> accuracy of the PLL student.
+    title : str, default "", keyword-only
+        Title (none when empty).
+    ylabel : str, default "training accuracy (%)", keyword-only
+        Label of the y axis.
+    dpi : int, default 120, keyword-only
+        Resolution.
+
+    Returns
+    -------
+    str or os.PathLike
+        ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = plot_theory_accuracy({"exact": [0.5, 0.75]}, os.path.join(tmp.name, "acc.png"), dpi=40)
+    >>> os.path.getsize(p) > 0
+    True
+    >>> tmp.cleanup()
+    """
     return save_figure(make_theory_accuracy_figure(curves, pll=pll, title=title, ylabel=ylabel), path, dpi=dpi)
 
 
-def make_spectrum_filter_figure(values, multiplicities, names, shrinkage, *, rounds=(0, 1, 3, 10)):
-    """The Gram eigenvalues (distinct values with multiplicities) and the filter (mu/(mu+lam))^(t+1).
+def make_spectrum_filter_figure(
+    values: ArrayLike,
+    multiplicities: ArrayLike,
+    names: Sequence[str],
+    shrinkage: float,
+    *,
+    rounds: Iterable[int] = (0, 1, 3, 10),
+) -> Figure:
+    """Draw the Gram eigenvalues and the spectral filter (mu/(mu+lam))^(t+1) of SD round t.
 
     Filter curves over a log grid of mu, one per round t in ``rounds`` (viridis, later = lighter),
     and the filter value at each eigenvalue (markers). Eigenvalues are grey dashed vertical lines
     labelled with name and multiplicity; lam is a red dotted line.
+
+    Parameters
+    ----------
+    values : array-like of float, shape (p,)
+        The distinct eigenvalues mu of the Gram matrix G; those <= 0 are not drawn.
+    multiplicities : array-like of int, shape (p,)
+        The multiplicity of each.
+    names : sequence of str, length p
+        A name for each (e.g. "within class", "class contrasts").
+    shrinkage : float
+        lam = K n reg.
+    rounds : iterable of int, default (0, 1, 3, 10), keyword-only
+        The rounds t whose filter is drawn.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    ValueError
+        No positive eigenvalue.
+
+    Examples
+    --------
+    >>> fig = make_spectrum_filter_figure([4.0, 1.0, 0.0], [1, 2, 3], ["top", "mid", "null"], 1.0, rounds=(0, 1))
+    >>> fig.axes[0].get_legend_handles_labels()[1]
+    ['round 0: (mu/(mu+lam))^1', 'round 1: (mu/(mu+lam))^2', 'lam = K n reg = 1']
     """
     values = np.asarray(values, dtype=float)
     mult = np.asarray(multiplicities)
@@ -118,18 +233,87 @@ def make_spectrum_filter_figure(values, multiplicities, names, shrinkage, *, rou
     return fig
 
 
-def plot_spectrum_filter(values, multiplicities, names, shrinkage, path, *, rounds=(0, 1, 3, 10), dpi=120):
-    """Write :func:`make_spectrum_filter_figure` to ``path``; returns ``path``."""
+def plot_spectrum_filter(
+    values: ArrayLike,
+    multiplicities: ArrayLike,
+    names: Sequence[str],
+    shrinkage: float,
+    path: str | os.PathLike[str],
+    *,
+    rounds: Iterable[int] = (0, 1, 3, 10),
+    dpi: int = 120,
+) -> str | os.PathLike[str]:
+    """Write :func:`make_spectrum_filter_figure` (eigenvalues and spectral filter) to ``path`` atomically.
+
+    Parameters
+    ----------
+    values : array-like of float, shape (p,)
+        The distinct eigenvalues of the Gram matrix.
+    multiplicities : array-like of int, shape (p,)
+        The multiplicity of each.
+    names : sequence of str, length p
+        A name for each.
+    shrinkage : float
+        lam = K n reg.
+    path : str or os.PathLike
+        The image file; the format comes from its suffix.
+    rounds : iterable of int, default (0, 1, 3, 10), keyword-only
+        The rounds t whose filter is drawn.
+    dpi : int, default 120, keyword-only
+        Resolution.
+
+    Returns
+    -------
+    str or os.PathLike
+        ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = plot_spectrum_filter([4.0, 1.0], [1, 2], ["a", "b"], 1.0, os.path.join(tmp.name, "s.png"), dpi=40)
+    >>> os.path.getsize(p) > 0
+    True
+    >>> tmp.cleanup()
+    """
     return save_figure(make_spectrum_filter_figure(values, multiplicities, names, shrinkage, rounds=rounds), path,
                        dpi=dpi)
 
 
-def make_min_rounds_map_figure(rates, gaps, min_rounds, *, title=""):
-    """Heat map of t* over noise rate (x) and c - d (y), as a Figure; NaN cells (never 100%) grey.
+def make_min_rounds_map_figure(rates: ArrayLike, gaps: ArrayLike, min_rounds: ArrayLike, *, title: str = "") -> Figure:
+    """Draw the heat map of t*, the fewest SD rounds reaching 100% training accuracy, over noise rate and c - d.
 
-    min_rounds : (len(gaps), len(rates)) array of t* (whole numbers as floats, NaN for never).
-    t* is a count, so the colours are discrete: one colour per integer 0..max (a BoundaryNorm with
-    edges at the half-integers), and the colour bar is ticked at integers only.
+    Noise rate on x, c - d (within-class minus between-class feature correlation of the block
+    model) on y; NaN cells (never 100%) grey. t* is a count, so the colours are discrete: one
+    colour per integer 0..max (a BoundaryNorm with edges at the half-integers), and the colour bar
+    is ticked at integers only.
+
+    Parameters
+    ----------
+    rates : array-like of float, shape (R,)
+        Noise rates, sorted (cell centres on x).
+    gaps : array-like of float, shape (G,)
+        Values of c - d, sorted (cell centres on y).
+    min_rounds : array-like of float, shape (G, R)
+        t* (whole numbers as floats, NaN for never), e.g. ``phase_maps(...)["min_rounds"]``.
+    title : str, default "", keyword-only
+        Title (none when empty).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (the map and its colour bar).
+
+    Raises
+    ------
+    ValueError
+        ``min_rounds`` not of shape (len(gaps), len(rates)).
+
+    Examples
+    --------
+    >>> fig = make_min_rounds_map_figure([0.1, 0.2], [0.5, 1.0], [[1, 3], [0, np.nan]])
+    >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel(), fig.axes[1].get_ylabel()
+    ('noise rate', 'c - d', 'minimum rounds t* (grey: never 100%)')
     """
     from matplotlib.colors import BoundaryNorm
     from matplotlib.ticker import MaxNLocator
@@ -156,16 +340,82 @@ def make_min_rounds_map_figure(rates, gaps, min_rounds, *, title=""):
     return fig
 
 
-def plot_min_rounds_map(rates, gaps, min_rounds, path, *, title="", dpi=120):
-    """Write :func:`make_min_rounds_map_figure` to ``path``; returns ``path``."""
+def plot_min_rounds_map(
+    rates: ArrayLike,
+    gaps: ArrayLike,
+    min_rounds: ArrayLike,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    dpi: int = 120,
+) -> str | os.PathLike[str]:
+    """Write :func:`make_min_rounds_map_figure` (the t* heat map) to ``path`` atomically.
+
+    Parameters
+    ----------
+    rates : array-like of float, shape (R,)
+        Noise rates.
+    gaps : array-like of float, shape (G,)
+        Values of c - d.
+    min_rounds : array-like of float, shape (G, R)
+        t* (NaN for never).
+    path : str or os.PathLike
+        The image file; the format comes from its suffix.
+    title : str, default "", keyword-only
+        Title (none when empty).
+    dpi : int, default 120, keyword-only
+        Resolution.
+
+    Returns
+    -------
+    str or os.PathLike
+        ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = plot_min_rounds_map([0.1, 0.2], [0.5], [[1, 2]], os.path.join(tmp.name, "t.png"), dpi=40)
+    >>> os.path.getsize(p) > 0
+    True
+    >>> tmp.cleanup()
+    """
     return save_figure(make_min_rounds_map_figure(rates, gaps, min_rounds, title=title), path, dpi=dpi)
 
 
-def make_pll_vs_sd_map_figure(rates, gaps, verdicts, *, title=""):
-    """Region map over noise rate (x) and c - d (y), as a Figure: which of PLL / SD reaches 100%.
+def make_pll_vs_sd_map_figure(rates: ArrayLike, gaps: ArrayLike, verdicts: ArrayLike, *, title: str = "") -> Figure:
+    """Draw the region map of which of PLL (one round) / SD (some round) reaches 100% training accuracy.
 
-    One colour per verdict of :data:`VERDICTS`; the legend ("reaches 100%") lists all four and
-    sits outside the axes, right of the map, so it hides no cell.
+    Noise rate on x, c - d on y. One colour per verdict of :data:`VERDICTS`; the legend
+    ("reaches 100%") lists all four and sits outside the axes, right of the map, so it hides no
+    cell.
+
+    Parameters
+    ----------
+    rates : array-like of float, shape (R,)
+        Noise rates, sorted.
+    gaps : array-like of float, shape (G,)
+        Values of c - d, sorted.
+    verdicts : array-like of str, shape (G, R)
+        One of :data:`VERDICTS` per cell, e.g. ``phase_maps(...)["verdict"]``.
+    title : str, default "", keyword-only
+        Title (none when empty).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    ValueError
+        ``verdicts`` of the wrong shape or holding a value not in :data:`VERDICTS`.
+
+    Examples
+    --------
+    >>> fig = make_pll_vs_sd_map_figure([0.1, 0.2], [0.5, 1.0], [["both", "PLL only"], ["SD only", "neither"]])
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['both', 'PLL only', 'SD only', 'neither']
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -191,17 +441,80 @@ def make_pll_vs_sd_map_figure(rates, gaps, verdicts, *, title=""):
     return fig
 
 
-def plot_pll_vs_sd_map(rates, gaps, verdicts, path, *, title="", dpi=120):
-    """Write :func:`make_pll_vs_sd_map_figure` to ``path``; returns ``path``."""
+def plot_pll_vs_sd_map(
+    rates: ArrayLike,
+    gaps: ArrayLike,
+    verdicts: ArrayLike,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    dpi: int = 120,
+) -> str | os.PathLike[str]:
+    """Write :func:`make_pll_vs_sd_map_figure` (PLL vs SD regions) to ``path`` atomically.
+
+    Parameters
+    ----------
+    rates : array-like of float, shape (R,)
+        Noise rates.
+    gaps : array-like of float, shape (G,)
+        Values of c - d.
+    verdicts : array-like of str, shape (G, R)
+        One of :data:`VERDICTS` per cell.
+    path : str or os.PathLike
+        The image file; the format comes from its suffix.
+    title : str, default "", keyword-only
+        Title (none when empty).
+    dpi : int, default 120, keyword-only
+        Resolution.
+
+    Returns
+    -------
+    str or os.PathLike
+        ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = plot_pll_vs_sd_map([0.1], [0.5], [["both"]], os.path.join(tmp.name, "v.png"), dpi=40)
+    >>> os.path.getsize(p) > 0
+    True
+    >>> tmp.cleanup()
+    """
     return save_figure(make_pll_vs_sd_map_figure(rates, gaps, verdicts, title=title), path, dpi=dpi)
 
 
-def make_theory_vs_training_figure(rows, *, title=""):
-    """Label averaging vs the trained chain on real features, as a Figure: test accuracy vs round,
-    one panel per reg (shared y range), two lines each; the panel title gives the mean agreement.
+def make_theory_vs_training_figure(rows: Iterable[Mapping[str, Any]], *, title: str = "") -> Figure:
+    """Draw label averaging (the linearised theory) vs the trained SD chain on real features.
 
-    rows : the output of :func:`selfdistill.theory.theory_vs_training` (keys reg, round,
+    Test accuracy vs round, one panel per reg (shared y range), two lines each; the panel title
+    gives the mean agreement of the two predictions.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        The output of :func:`selfdistill.theory.theory_vs_training` (keys reg, round,
         theory_test_acc, trained_test_acc, test_agreement).
+    title : str, default "", keyword-only
+        Figure title (none when empty).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    ValueError
+        No row.
+
+    Examples
+    --------
+    >>> rows = [dict(reg=r, round=t, theory_test_acc=a, trained_test_acc=a, test_agreement=1.0)
+    ...         for r in (1e-2, 1e-3) for t, a in ((0, 0.5), (1, 0.75))]
+    >>> fig = make_theory_vs_training_figure(rows)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['reg = 0.001  (agreement 100.0%)', 'reg = 0.01  (agreement 100.0%)']
     """
     rows = list(rows)
     if not rows:
@@ -225,8 +538,38 @@ def make_theory_vs_training_figure(rows, *, title=""):
     return fig
 
 
-def plot_theory_vs_training(rows, path, *, title="", dpi=120):
-    """Write :func:`make_theory_vs_training_figure` to ``path``; returns ``path``."""
+def plot_theory_vs_training(
+    rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str], *, title: str = "", dpi: int = 120
+) -> str | os.PathLike[str]:
+    """Write :func:`make_theory_vs_training_figure` (label averaging vs training) to ``path`` atomically.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        The output of :func:`selfdistill.theory.theory_vs_training`.
+    path : str or os.PathLike
+        The image file; the format comes from its suffix.
+    title : str, default "", keyword-only
+        Title (none when empty).
+    dpi : int, default 120, keyword-only
+        Resolution.
+
+    Returns
+    -------
+    str or os.PathLike
+        ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> rows = [dict(reg=r, round=t, theory_test_acc=a, trained_test_acc=a, test_agreement=1.0)
+    ...         for r in (1e-2, 1e-3) for t, a in ((0, 0.5), (1, 0.75))]
+    >>> p = plot_theory_vs_training(rows, os.path.join(tmp.name, "tvt.png"), dpi=40)
+    >>> os.path.getsize(p) > 0
+    True
+    >>> tmp.cleanup()
+    """
     return save_figure(make_theory_vs_training_figure(rows, title=title), path, dpi=dpi)
 
 
