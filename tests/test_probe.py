@@ -97,9 +97,9 @@ def test_finite_difference_gradient_soft_targets():
     T = rng.dirichlet(np.ones(3), size=50)
     reg = 0.1
     W = rng.normal(size=(3, 4))
-    from selfdistill.probe import _CrossEntropy
+    from selfdistill.losses import CrossEntropy
 
-    loss = _CrossEntropy(T)
+    loss = CrossEntropy(T)
 
     def f(W):
         return _objective(X, T, W, 0.0, reg)
@@ -111,7 +111,7 @@ def test_finite_difference_gradient_soft_targets():
 
 @pytest.mark.parametrize("kind", ["ce", "candidate", "gce"])
 def test_hessian_vector_products_match_finite_differences(kind):
-    from selfdistill.probe import _GCE, _Candidate, _CrossEntropy
+    from selfdistill.losses import GCE, Candidate, CrossEntropy
 
     rng = np.random.default_rng(2)
     Z = rng.normal(size=(30, 5))
@@ -119,7 +119,7 @@ def test_hessian_vector_products_match_finite_differences(kind):
     mask = np.zeros((30, 5), bool)
     mask[np.arange(30), rng.integers(0, 5, 30)] = True
     mask[np.arange(30), (np.argmax(mask, 1) + 1) % 5] = True
-    loss = {"ce": lambda: _CrossEntropy(rng.dirichlet(np.ones(5), 30)), "candidate": lambda: _Candidate(mask), "gce": lambda: _GCE(mask)}[kind]()
+    loss = {"ce": lambda: CrossEntropy(rng.dirichlet(np.ones(5), 30)), "candidate": lambda: Candidate(mask), "gce": lambda: GCE(mask)}[kind]()
     h = 1e-6
     v0, G = loss.value_grad(Z)
     HV = loss.hessp(V)

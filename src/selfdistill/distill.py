@@ -193,7 +193,7 @@ def distill(
     if y_true is not None:
         y_true = check_labels(y_true, "y_true", n_samples=n, n_classes=K)
 
-    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype, _feature_eig=_ChainCache())
+    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype, _cache=_ChainCache())
     pll_names = pll_model_names(pll_loss) if pll else []
     bar = None
     if progress:
