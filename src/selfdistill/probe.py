@@ -266,7 +266,7 @@ def _check_sample_weight(sample_weight, n) -> np.ndarray | None:
     bad = ~np.isfinite(w) | (w < 0)
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"sample_weight must be finite and >= 0, got {w[i]!r} at index {i}")
+        raise ValueError(f"sample_weight must be finite and >= 0, got {float(w[i])!r} at index {i}")
     if not w.sum() > 0:
         raise ValueError("sample_weight must have a positive sum (some weight > 0), got all zeros")
     return w
