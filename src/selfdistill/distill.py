@@ -16,7 +16,7 @@ from ._validation import check_choice, check_features, check_int, check_labels, 
 from .probe import _ChainCache, fit_linear_probe, fit_partial_label_probe
 from .targets import refine_targets, topk_mask
 
-__all__ = ["distill", "DistillResult", "PLL_LOSSES", "pll_model_names"]
+__all__ = ["distill", "DistillResult", "PLL_LOSSES", "pll_model_names", "run_chain", "pll_round", "ChainRound"]
 
 PLL_LOSSES = ("uniform", "candidate", "gce")
 
@@ -73,6 +73,68 @@ class DistillResult:
         """One metric of one model, e.g. ``result.metric("round 2", "test_acc")``."""
         self._check_name(name)
         return next(m[key] for m in self.metrics if m["model"] == name)
+
+
+@dataclass
+class ChainRound:
+    """One fitted round of a chain: the ``targets`` it was fitted on, the ``model`` its fit
+    returned, and its outputs ``probs`` (n, K) on the training points."""
+
+    targets: object
+    model: object
+    probs: np.ndarray
+
+
+def run_chain(fit, targets, rounds, *, refine=None) -> list:
+    """The self-distillation chain: fit round 0 on ``targets``, then hand each round's outputs on.
+
+    Round t >= 1 is fitted on ``refine(probs of round t-1)`` (default: the outputs themselves,
+    the paper's SD). The one place where this loop lives: :func:`distill` (fits on features),
+    :func:`selfdistill.theory.exact_chain` (fixed points from a Gram matrix) and
+    :meth:`selfdistill.theory.BlockModel.exact_probs` (the block model's group probe) each pass
+    their own ``fit``.
+
+    Parameters
+    ----------
+    fit : callable (targets, chain) -> (model, probs (n, K)); ``chain`` is the list of earlier
+        :class:`ChainRound` (empty for the teacher), for warm starts.
+    targets : round 0's targets: (n,) labels or (n, K) rows summing to 1, as ``fit`` takes them.
+    rounds : R >= 0 SD rounds after the teacher.
+    refine : callable probs (n, K) -> the next round's targets, or None.
+
+    Returns
+    -------
+    list of R + 1 :class:`ChainRound`, round 0 (the teacher) first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill import fit_linear_probe
+    >>> from selfdistill.distill import run_chain
+    >>> X = np.random.default_rng(0).normal(size=(40, 3)); y = np.argmax(X, axis=1)
+    >>> def fit(T, chain):
+    ...     m = fit_linear_probe(X, T, 1e-2, n_classes=3, init=chain[-1].model if chain else None)
+    ...     return m, m.predict_proba(X)
+    >>> chain = run_chain(fit, y, 2)
+    >>> len(chain), chain[1].targets is chain[0].probs
+    (3, True)
+    """
+    chain = []
+    for t in range(rounds + 1):
+        if t:
+            targets = chain[-1].probs if refine is None else refine(chain[-1].probs)
+        model, probs = fit(targets, chain)
+        chain.append(ChainRound(targets, model, probs))
+    return chain
+
+
+def pll_round(fit, chain, top_k) -> ChainRound:
+    """The PLL student of a chain: ``fit`` on the teacher's top-k targets (1/k each, ties shared:
+    :func:`selfdistill.refine_targets`), warm-started from the teacher (``fit`` sees
+    ``chain[:1]``). Returns its :class:`ChainRound`."""
+    targets = refine_targets(chain[0].probs, "topk", top_k=top_k)
+    model, probs = fit(targets, chain[:1])
+    return ChainRound(targets, model, probs)
 
 
 def student_warm_start(prev, prev2=None) -> dict:
@@ -201,23 +263,19 @@ def distill(
 
         bar = tqdm(total=rounds + 1 + len(pll_names), desc="distill", unit="model")
 
-    models, probs = {}, {}
-    prev = None
-    for t in range(rounds + 1):
-        if t == 0:
-            targets, allow_neg = y, False
-        else:
-            targets = refine_targets(probs[prev], "soft", temperature=temperature, mix=mix, given=y)
-            allow_neg = mix > 1
-        name = f"round {t}"
-        warm = student_warm_start(models[prev], models.get(f"round {t - 2}")) if t >= 1 else {}
-        models[name] = fit_linear_probe(
-            X, targets, reg, n_classes=K, allow_negative_targets=allow_neg, **warm, **solver
-        )
-        probs[name] = models[name].predict_proba(X)
-        prev = name
+    def fit_round(targets, chain):
+        t = len(chain)
+        warm = student_warm_start(chain[-1].model, chain[-2].model if t >= 2 else None) if t else {}
+        model = fit_linear_probe(X, targets, reg, n_classes=K, allow_negative_targets=t > 0 and mix > 1, **warm, **solver)
         if bar is not None:
             bar.update()
+        return model, model.predict_proba(X)
+
+    chain = run_chain(
+        fit_round, y, rounds, refine=lambda P: refine_targets(P, "soft", temperature=temperature, mix=mix, given=y)
+    )
+    models = {f"round {t}": r.model for t, r in enumerate(chain)}
+    probs = {f"round {t}": r.probs for t, r in enumerate(chain)}
 
     teacher_probs = probs["round 0"]
     T_pll = refine_targets(teacher_probs, "topk", top_k=top_k) if pll else None  # ties shared, see refine_targets
