@@ -164,6 +164,71 @@ def _accuracy(pred, truth):
     return float(np.mean(pred == truth)) if truth is not None else None
 
 
+def _check_pll(pll, pll_loss, top_k, K):
+    """(list of PLL losses, checked top_k) of distill's PLL arguments."""
+    losses = [pll_loss] if isinstance(pll_loss, str) else list(pll_loss)
+    if not pll:
+        return losses, top_k
+    if not losses:
+        raise ValueError("pll_loss must name at least one loss")
+    for loss in losses:
+        check_choice(loss, "pll_loss", PLL_LOSSES)
+    if K < 3:
+        raise ValueError(f"top_k must be >= 2 and < K; with K={K} classes there is no PLL student (pass pll=False)")
+    return losses, check_int(top_k, "top_k", low=2, high=K - 1)
+
+
+def _check_eval_sets(X, X_test, y_test, y_true, K):
+    """(X_test, y_test, y_true) checked against X (n, d) and K."""
+    if (X_test is None) != (y_test is None):
+        raise ValueError("X_test and y_test must be given together")
+    if X_test is not None:
+        X_test = check_features(X_test, "X_test", stream=True)
+        if X_test.shape[1] != X.shape[1]:
+            raise ValueError(f"X_test has {X_test.shape[1]} features but X has {X.shape[1]}")
+        y_test = check_labels(y_test, "y_test", n_samples=X_test.shape[0], n_classes=K)
+    if y_true is not None:
+        y_true = check_labels(y_true, "y_true", n_samples=X.shape[0], n_classes=K)
+    return X_test, y_test, y_true
+
+
+def _fit_pll_students(X, reg, K, top_k, losses, models, probs, solver, bar):
+    """Fit one PLL student per (name, loss) of ``losses`` on the teacher's top-k targets (ties
+    shared, see refine_targets), from the teacher's weights; adds them to models and probs."""
+    T_pll = refine_targets(probs["round 0"], "topk", top_k=top_k)
+    for name, loss in losses.items():
+        if loss == "uniform":
+            models[name] = fit_linear_probe(X, T_pll, reg, n_classes=K, init=models["round 0"], **solver)
+        else:
+            models[name] = fit_partial_label_probe(X, T_pll, reg, loss=loss, init=models["round 0"], **solver)
+        probs[name] = models[name].predict_proba(X)
+        if bar is not None:
+            bar.update()
+
+
+def _model_metrics(name, model, P, y, y_true, X_test, y_test, coverage) -> dict:
+    """One ``DistillResult.metrics`` entry of a model with training outputs P (n, K)."""
+    pred = np.argmax(P, axis=1)
+    right = pred == y_true if y_true is not None else None
+    clean = (y == y_true) if y_true is not None else None
+    return {
+        "model": name,
+        "test_acc": _accuracy(model.predict(X_test), y_test) if X_test is not None else None,
+        "train_acc": float(right.mean()) if right is not None else None,
+        "kept": float(right[clean].mean()) if right is not None and clean.any() else None,
+        "corrected": float(right[~clean].mean()) if right is not None and (~clean).any() else None,
+        "agree_given": float(np.mean(pred == y)),
+        "topk_coverage": coverage,
+        "n_iter": model.n_iter_,
+        "n_grad_evals": model.n_grad_evals_,
+        "n_hessp": model.n_hessp_,
+        "objective": model.objective_,
+        "grad_norm": model.grad_norm_,
+        "converged": model.converged_,
+        "seconds": model.seconds_,
+    }
+
+
 def distill(
     X,
     y,
@@ -234,26 +299,10 @@ def distill(
         raise ValueError(f"y must hold at least 2 classes, got a single class {np.unique(y).tolist()}")
     reg = check_positive(reg, "reg")
     rounds = check_int(rounds, "rounds", low=0)
-    losses = [pll_loss] if isinstance(pll_loss, str) else list(pll_loss)
-    if pll:
-        if not losses:
-            raise ValueError("pll_loss must name at least one loss")
-        for loss in losses:
-            check_choice(loss, "pll_loss", PLL_LOSSES)
-        if K < 3:
-            raise ValueError(f"top_k must be >= 2 and < K; with K={K} classes there is no PLL student (pass pll=False)")
-        top_k = check_int(top_k, "top_k", low=2, high=K - 1)
+    losses, top_k = _check_pll(pll, pll_loss, top_k, K)
     temperature = check_positive(temperature, "temperature")
     mix = check_positive(mix, "mix", strict=False)
-    if (X_test is None) != (y_test is None):
-        raise ValueError("X_test and y_test must be given together")
-    if X_test is not None:
-        X_test = check_features(X_test, "X_test", stream=True)
-        if X_test.shape[1] != X.shape[1]:
-            raise ValueError(f"X_test has {X_test.shape[1]} features but X has {X.shape[1]}")
-        y_test = check_labels(y_test, "y_test", n_samples=X_test.shape[0], n_classes=K)
-    if y_true is not None:
-        y_true = check_labels(y_true, "y_true", n_samples=n, n_classes=K)
+    X_test, y_test, y_true = _check_eval_sets(X, X_test, y_test, y_true, K)
 
     solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype, _cache=_ChainCache())
     pll_names = pll_model_names(pll_loss) if pll else []
@@ -276,47 +325,15 @@ def distill(
     )
     models = {f"round {t}": r.model for t, r in enumerate(chain)}
     probs = {f"round {t}": r.probs for t, r in enumerate(chain)}
-
-    teacher_probs = probs["round 0"]
-    T_pll = refine_targets(teacher_probs, "topk", top_k=top_k) if pll else None  # ties shared, see refine_targets
-    for name, loss in zip(pll_names, losses if pll else []):
-        if loss == "uniform":
-            models[name] = fit_linear_probe(X, T_pll, reg, n_classes=K, init=models["round 0"], **solver)
-        else:
-            models[name] = fit_partial_label_probe(X, T_pll, reg, loss=loss, init=models["round 0"], **solver)
-        probs[name] = models[name].predict_proba(X)
-        if bar is not None:
-            bar.update()
+    if pll:
+        _fit_pll_students(X, reg, K, top_k, dict(zip(pll_names, losses)), models, probs, solver, bar)
     if bar is not None:
         bar.close()
 
     coverage = None
     if y_true is not None:
-        cov_k = top_k if pll else 2
-        coverage = float(np.mean(topk_mask(teacher_probs, min(cov_k, K))[np.arange(n), y_true]))
-    clean = (y == y_true) if y_true is not None else None
-    metrics = []
-    for name, model in models.items():
-        pred = np.argmax(probs[name], axis=1)
-        right = pred == y_true if y_true is not None else None
-        metrics.append(
-            {
-                "model": name,
-                "test_acc": _accuracy(model.predict(X_test), y_test) if X_test is not None else None,
-                "train_acc": float(right.mean()) if right is not None else None,
-                "kept": float(right[clean].mean()) if right is not None and clean.any() else None,
-                "corrected": float(right[~clean].mean()) if right is not None and (~clean).any() else None,
-                "agree_given": float(np.mean(pred == y)),
-                "topk_coverage": coverage,
-                "n_iter": model.n_iter_,
-                "n_grad_evals": model.n_grad_evals_,
-                "n_hessp": model.n_hessp_,
-                "objective": model.objective_,
-                "grad_norm": model.grad_norm_,
-                "converged": model.converged_,
-                "seconds": model.seconds_,
-            }
-        )
+        coverage = float(np.mean(topk_mask(probs["round 0"], min(top_k if pll else 2, K))[np.arange(n), y_true]))
+    metrics = [_model_metrics(name, model, probs[name], y, y_true, X_test, y_test, coverage) for name, model in models.items()]
     config = {
         "reg": reg,
         "rounds": rounds,
