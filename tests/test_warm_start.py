@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from selfdistill import distill, fit_linear_probe
-from selfdistill.distill import student_warm_start
 from selfdistill._backend import Features, make_ops
 from selfdistill._newton import Objective, line_min
+from selfdistill.distill import student_warm_start
 from selfdistill.losses import CrossEntropy, log_softmax
 
 from conftest import make_classes

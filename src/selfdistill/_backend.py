@@ -1,9 +1,9 @@
 """Array backends for the probe solver: NumPy (the default) and PyTorch (optional; CPU or CUDA).
 
-The solver (``probe.py``) is written once against the small interface below. Its heavy work is
-two kinds of pass over the feature matrix, ``forward`` (Z = X W^T, n x K) and ``backward``
-(G^T X, K x d), plus row-wise softmax arithmetic on n x K arrays; everything K x d or smaller
-(weights, gradients, CG vectors, the preconditioner) is cheap.
+The solver (``_newton.py``, behind ``probe.py``) is written once against the small interface
+below. Its heavy work is two kinds of pass over the feature matrix, ``forward`` (Z = X W^T,
+n x K) and ``backward`` (G^T X, K x d), plus row-wise softmax arithmetic on n x K arrays;
+everything K x d or smaller (weights, gradients, CG vectors, the preconditioner) is cheap.
 
 Precision: a :class:`Features` holds the features in a *working* precision (float64, or float32
 for speed) and can always evaluate a pass in float64 (from a float64 copy, or by upcasting row

@@ -12,11 +12,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_choice, check_features, check_int, check_labels, check_positive
+from ._validation import (
+    check_choice,
+    check_features,
+    check_int,
+    check_labels,
+    check_positive,
+)
 from .probe import _ChainCache, fit_linear_probe, fit_partial_label_probe
 from .targets import refine_targets, topk_mask
 
-__all__ = ["distill", "DistillResult", "PLL_LOSSES", "pll_model_names", "run_chain", "pll_round", "ChainRound"]
+__all__ = ["PLL_LOSSES", "ChainRound", "DistillResult", "distill", "pll_model_names", "pll_round", "run_chain"]
 
 PLL_LOSSES = ("uniform", "candidate", "gce")
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._backend import NumpyOps
 
-__all__ = ["softmax", "log_softmax", "CrossEntropy", "Candidate", "GCE", "GCE_Q"]
+__all__ = ["GCE", "GCE_Q", "Candidate", "CrossEntropy", "log_softmax", "softmax"]
 
 GCE_Q = 0.7
 NUMPY = NumpyOps()

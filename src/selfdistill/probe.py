@@ -43,10 +43,16 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._backend import Features, check_backend, import_torch, make_ops
 from ._newton import Objective, line_min, newton_cg
-from ._validation import check_features, check_int, check_labels, check_positive, check_targets
-from .losses import NUMPY, GCE, Candidate, CrossEntropy, log_softmax, softmax
+from ._validation import (
+    check_features,
+    check_int,
+    check_labels,
+    check_positive,
+    check_targets,
+)
+from .losses import GCE, NUMPY, Candidate, CrossEntropy, log_softmax, softmax
 
-__all__ = ["LinearProbe", "fit_linear_probe", "fit_partial_label_probe", "softmax", "log_softmax", "ConvergenceWarning"]
+__all__ = ["ConvergenceWarning", "LinearProbe", "fit_linear_probe", "fit_partial_label_probe", "log_softmax", "softmax"]
 
 
 # ---------------------------------------------------------------- the fitted probe

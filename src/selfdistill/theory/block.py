@@ -48,7 +48,12 @@ from ..data._checks import _check_counts
 from ..data.block import _check_block_params, block_gram
 from ..noise import NOISE_KINDS, corrupt_labels, realised_rates, transition_matrix
 from . import block_exact, block_linear, block_rounds
-from .block_spectrum import BlockSpectrum, block_spectrum, class_correlations, class_level_eigh
+from .block_spectrum import (
+    BlockSpectrum,
+    block_spectrum,
+    class_correlations,
+    class_level_eigh,
+)
 
 __all__ = ["BlockModel", "BlockSpectrum", "agreement_grid", "phase_maps"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BlockSpectrum", "block_spectrum", "class_level_eigh", "class_correlations"]
+__all__ = ["BlockSpectrum", "block_spectrum", "class_correlations", "class_level_eigh"]
 
 
 def class_correlations(K, c, d, superclasses=None, c_super=None) -> np.ndarray:
