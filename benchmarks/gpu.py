@@ -70,7 +70,7 @@ def run_chain(name, X, yn, y, K, reg, *, device, dtype, rounds=4, budget_s=None,
     from selfdistill.probe import _ChainCache, fit_linear_probe
 
     cache = _ChainCache()
-    kw = dict(n_classes=K, backend="torch", device=device, dtype=dtype, _feature_eig=cache)
+    kw = dict(n_classes=K, backend="torch", device=device, dtype=dtype, _cache=cache)
     t_start = time.perf_counter()
     models, probs = {}, {}
     order = [f"round {t}" for t in range(rounds + 1)] + ["pll"]
@@ -96,9 +96,8 @@ def run_chain(name, X, yn, y, K, reg, *, device, dtype, rounds=4, budget_s=None,
         if mname.startswith("round") and int(mname.split()[1]) >= 2:  # keep the teacher's (PLL) and the last
             probs.pop(f"round {int(mname.split()[1]) - 1}")
         acc = float((probs[mname].argmax(1) == y).double().mean())
-        c = getattr(m, "_counts", {})
         row = dict(case=name, dtype=np.dtype(dtype).name, model=mname, seconds=secs, newton=m.n_iter_, grads=m.n_grad_evals_,
-                   grads_f32=c.get("grad_lo", 0), hvps=m.n_hessp_, grad_norm=m.grad_norm_, objective=m.objective_,
+                   grads_f32=m.n_grad_evals_f32_, hvps=m.n_hessp_, grad_norm=m.grad_norm_, objective=m.objective_,
                    converged=bool(m.converged_), train_acc_true=acc)
         if str(device).startswith("cuda"):
             row["max_mem_GB"] = torch.cuda.max_memory_allocated() / 2**30

@@ -132,7 +132,7 @@ def run_case(name, spec, *, sgd_epochs=200):
     for dt in spec["dtypes"]:
         dtype = np.dtype(dt)
         cache = _ChainCache()
-        kw = dict(n_classes=K, dtype=dtype, _feature_eig=cache)
+        kw = dict(n_classes=K, dtype=dtype, _cache=cache)
         models, probs = {}, {}
         chain_t0 = time.perf_counter()
         chain_peak = 0
@@ -152,8 +152,7 @@ def run_case(name, spec, *, sgd_epochs=200):
             probs[mname] = m.predict_proba(X)
             chain_targets.setdefault(mname, T)
             chain_peak = max(chain_peak, mem.extra)
-            c = getattr(m, "_counts", {})
-            n_lo = c.get("grad_lo", 0) + (m.n_hessp_ if dtype == np.float32 else 0)
+            n_lo = m.n_grad_evals_f32_ + (m.n_hessp_ if dtype == np.float32 else 0)
             n_hi = m.n_grad_evals_ + m.n_hessp_ - n_lo
             out["rows"].append(
                 {
@@ -179,8 +178,7 @@ def run_case(name, spec, *, sgd_epochs=200):
         t32 = min(t32, _eval_seconds(X, K, np.float32))
         out["eval_s"] = {"float64": t64, "float32": t32}
         for r, m in zip([r for r in out["rows"] if r["dtype"] == dt], models.values()):
-            c = getattr(m, "_counts", {})
-            n_lo = c.get("grad_lo", 0) + (m.n_hessp_ if dtype == np.float32 else 0)
+            n_lo = m.n_grad_evals_f32_ + (m.n_hessp_ if dtype == np.float32 else 0)
             r["floor_s"] = n_lo * t32 + (m.n_grad_evals_ + m.n_hessp_ - n_lo) * t64
             r["history"] = [list(h) for h in m.history_]
         rows = [r for r in out["rows"] if r["dtype"] == dt]

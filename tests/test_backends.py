@@ -157,3 +157,28 @@ def test_torch_cuda_matches_numpy():
         b = fit_linear_probe(X, y, 1e-3, backend="torch", device="cuda", dtype=dtype)
         np.testing.assert_array_equal(a.predict(X), b.predict(X))
         np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(dtype=np.float32),
+        dict(chunk_rows=37),
+        pytest.param(dict(backend="torch"), marks=requires_torch),
+        pytest.param(dict(backend="torch", dtype=np.float32, fit_intercept=True), marks=requires_torch),
+    ],
+    ids=["numpy-float32", "numpy-chunked", "torch-float64", "torch-float32-intercept"],
+)
+@pytest.mark.parametrize("soft", [False, True])
+def test_sample_weight_same_answer_on_every_backend(kw, soft):
+    X, y = _problem()
+    T = np.random.default_rng(0).dirichlet(np.ones(5), size=X.shape[0]) if soft else y
+    w = np.random.default_rng(1).uniform(0.0, 2.0, size=X.shape[0])
+    fi = kw.get("fit_intercept", False)
+    a = fit_linear_probe(X, T, 1e-3, sample_weight=w, fit_intercept=fi)
+    b = fit_linear_probe(X, T, 1e-3, sample_weight=w, **kw)
+    assert b.converged_
+    np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), atol=1e-5, rtol=0)
+    # torch float32 keeps only a float32 copy of X: its float64 passes see X rounded to float32
+    rel = 1e-7 if kw.get("backend") == "torch" and kw.get("dtype") == np.float32 else 1e-9
+    assert b.objective_ == pytest.approx(a.objective_, rel=rel)

@@ -97,9 +97,9 @@ def test_finite_difference_gradient_soft_targets():
     T = rng.dirichlet(np.ones(3), size=50)
     reg = 0.1
     W = rng.normal(size=(3, 4))
-    from selfdistill.probe import _CrossEntropy
+    from selfdistill.losses import CrossEntropy
 
-    loss = _CrossEntropy(T)
+    loss = CrossEntropy(T)
 
     def f(W):
         return _objective(X, T, W, 0.0, reg)
@@ -111,7 +111,7 @@ def test_finite_difference_gradient_soft_targets():
 
 @pytest.mark.parametrize("kind", ["ce", "candidate", "gce"])
 def test_hessian_vector_products_match_finite_differences(kind):
-    from selfdistill.probe import _GCE, _Candidate, _CrossEntropy
+    from selfdistill.losses import GCE, Candidate, CrossEntropy
 
     rng = np.random.default_rng(2)
     Z = rng.normal(size=(30, 5))
@@ -119,7 +119,7 @@ def test_hessian_vector_products_match_finite_differences(kind):
     mask = np.zeros((30, 5), bool)
     mask[np.arange(30), rng.integers(0, 5, 30)] = True
     mask[np.arange(30), (np.argmax(mask, 1) + 1) % 5] = True
-    loss = {"ce": lambda: _CrossEntropy(rng.dirichlet(np.ones(5), 30)), "candidate": lambda: _Candidate(mask), "gce": lambda: _GCE(mask)}[kind]()
+    loss = {"ce": lambda: CrossEntropy(rng.dirichlet(np.ones(5), 30)), "candidate": lambda: Candidate(mask), "gce": lambda: GCE(mask)}[kind]()
     h = 1e-6
     v0, G = loss.value_grad(Z)
     HV = loss.hessp(V)
@@ -254,3 +254,62 @@ def test_partial_label_weights(loss):
     assert probe.converged_
     with pytest.raises(ValueError, match="sum to 1"):
         fit_partial_label_probe(X, w * 2, 1e-3, loss=loss)
+
+
+# ------------------------------------------------------------------------------ sample_weight
+@pytest.mark.parametrize("fit_intercept", [False, True])
+@pytest.mark.parametrize("soft", [False, True])
+def test_integer_sample_weights_equal_repeated_rows(fit_intercept, soft):
+    X, y = make_classes(n=120, d=6, K=4, seed=7)
+    w = np.random.default_rng(0).integers(0, 4, size=120)  # zeros drop rows
+    T = np.random.default_rng(1).dirichlet(np.ones(4), size=120) if soft else y
+    reg = 1e-2
+    a = fit_linear_probe(X, T, reg, sample_weight=w, fit_intercept=fit_intercept, n_classes=4, tol=1e-12)
+    b = fit_linear_probe(np.repeat(X, w, axis=0), np.repeat(T, w, axis=0), reg, fit_intercept=fit_intercept,
+                         n_classes=4, tol=1e-12)
+    assert a.converged_ and b.converged_
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-9)
+    np.testing.assert_allclose(a.intercept_, b.intercept_, atol=1e-9)
+    assert a.objective_ == pytest.approx(b.objective_, rel=1e-12)
+    # only the ratios of the weights matter: (1/sum w) sum_i w_i CE_i
+    c = fit_linear_probe(X, T, reg, sample_weight=2.5 * w, fit_intercept=fit_intercept, n_classes=4, tol=1e-12)
+    np.testing.assert_allclose(c.coef_, a.coef_, atol=1e-9)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_sample_weight_agrees_with_sklearn(fit_intercept):
+    X, y = make_classes(n=300, d=8, K=5, seed=4)
+    w = np.random.default_rng(3).uniform(0.0, 3.0, size=300)
+    reg = 1e-3
+    probe = fit_linear_probe(X, y, reg, sample_weight=w, fit_intercept=fit_intercept, tol=1e-12)
+    lr = LogisticRegression(C=1.0 / (w.sum() * reg), fit_intercept=fit_intercept, tol=1e-12, max_iter=100_000)
+    lr.fit(X, y, sample_weight=w)
+    rel = np.abs(probe.coef_ - lr.coef_).max() / np.abs(lr.coef_).max()
+    assert rel < 1e-5
+    if fit_intercept:  # sklearn's multinomial intercepts are centred too (unpenalised, shift-invariant)
+        np.testing.assert_allclose(probe.intercept_, lr.intercept_ - lr.intercept_.mean(), atol=1e-5)
+    np.testing.assert_allclose(probe.predict_proba(X), lr.predict_proba(X), atol=1e-6)
+
+
+def test_unit_sample_weights_change_nothing():
+    X, y = make_classes(n=200, d=6, K=3, seed=5)
+    a = fit_linear_probe(X, y, 1e-3)
+    b = fit_linear_probe(X, y, 1e-3, sample_weight=np.ones(200))
+    np.testing.assert_allclose(b.coef_, a.coef_, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "w, match",
+    [
+        (-np.ones(50), r"sample_weight must be finite and >= 0, got -1.0 at index 0"),
+        (np.r_[np.ones(49), np.nan], r"sample_weight must be finite and >= 0, got nan at index 49"),
+        (np.ones(49), r"sample_weight must be a 1-D numeric array of n = 50 .* shape \(49,\)"),
+        (np.ones((50, 1)), r"sample_weight must be a 1-D numeric array of n = 50 .* shape \(50, 1\)"),
+        (np.array(["a"] * 50), r"sample_weight must be a 1-D numeric array"),
+        (np.zeros(50), r"sample_weight must have a positive sum .* all zeros"),
+    ],
+)
+def test_bad_sample_weight_is_rejected(w, match):
+    X, y = make_classes(n=50, d=4, K=3, seed=1)
+    with pytest.raises(ValueError, match=match):
+        fit_linear_probe(X, y, 1e-2, sample_weight=w)

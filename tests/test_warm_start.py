@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from selfdistill import distill, fit_linear_probe
-from selfdistill.distill import student_warm_start
-from selfdistill.probe import _line_min, _CrossEntropy, log_softmax
 from selfdistill._backend import Features, make_ops
+from selfdistill._newton import Objective, line_min
+from selfdistill.distill import student_warm_start
+from selfdistill.losses import CrossEntropy, log_softmax
 
 from conftest import make_classes
 
@@ -17,8 +18,13 @@ def _objective(X, T, W, b, reg):
 
 
 def _line(X, T, reg, W, b, D, fit_intercept=False):
+    """line_min on the packed parameters [W | b] (or W), unpacked again."""
     ops = make_ops("numpy", "cpu")
-    return _line_min(_CrossEntropy(T, ops), Features(X, ops), reg, W, b, D, fit_intercept)
+    obj = Objective(CrossEntropy(T, ops), Features(X, ops), reg, fit_intercept)
+    if not fit_intercept:
+        return line_min(obj, W, D[0]), np.zeros(len(b))
+    out = line_min(obj, np.hstack([W, b[:, None]]), np.hstack([D[0], D[1][:, None]]))
+    return out[:, :-1], out[:, -1]
 
 
 @pytest.mark.parametrize("c_true", [0.7, 1.6, -0.4])

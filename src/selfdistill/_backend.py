@@ -1,9 +1,9 @@
 """Array backends for the probe solver: NumPy (the default) and PyTorch (optional; CPU or CUDA).
 
-The solver (``probe.py``) is written once against the small interface below. Its heavy work is
-two kinds of pass over the feature matrix, ``forward`` (Z = X W^T, n x K) and ``backward``
-(G^T X, K x d), plus row-wise softmax arithmetic on n x K arrays; everything K x d or smaller
-(weights, gradients, CG vectors, the preconditioner) is cheap.
+The solver (``_newton.py``, behind ``probe.py``) is written once against the small interface
+below. Its heavy work is two kinds of pass over the feature matrix, ``forward`` (Z = X W^T,
+n x K) and ``backward`` (G^T X, K x d), plus row-wise softmax arithmetic on n x K arrays;
+everything K x d or smaller (weights, gradients, CG vectors, the preconditioner) is cheap.
 
 Precision: a :class:`Features` holds the features in a *working* precision (float64, or float32
 for speed) and can always evaluate a pass in float64 (from a float64 copy, or by upcasting row
@@ -333,8 +333,11 @@ class Features:
             out = part if out is None else out + part
         return self.ops.cast(out, np.float64)
 
-    def second_moment(self):
-        """X^T X / n (d, d) in float64, accumulated over row chunks."""
+    def second_moment(self, weights=None):
+        """X^T D X / n (d, d) in float64, accumulated over row chunks.
+
+        D = diag(weights) for optional (n, 1) float64 row weights on the backend, else the identity.
+        """
         ops = self.ops
         M = None
         c = self.chunk_rows
@@ -347,34 +350,6 @@ class Features:
                 Xc = block.to(ops.torch.float64)
             else:
                 Xc = ops.asarray(np.asarray(block), np.float64)
-            part = Xc.T @ Xc
+            part = Xc.T @ (Xc if weights is None else Xc * weights[s : s + c])
             M = part if M is None else M + part
         return M / self.n
-
-    def weighted_second_moment(self, c):
-        """X^T diag(c) X / n (d, d) in float64, with c (n,) weights; in the working precision,
-        over row chunks (no n x d temporary)."""
-        ops = self.ops
-        dtype = self.dtype
-        cw = ops.cast(c, dtype)
-        src = self.work if self.work is not None else self.src
-        M = None
-        step = 8192
-        for s in range(0, self.n, step):
-            block = src[s : s + step]
-            if ops.name == "numpy":
-                Xc = np.asarray(block, dtype=dtype)
-            elif isinstance(block, ops.torch.Tensor):
-                Xc = block.to(ops.tdtype(dtype))
-            else:
-                Xc = ops.asarray(np.asarray(block), dtype)
-            part = Xc.T @ (Xc * cw[s : s + step, None])
-            M = part if M is None else M + part
-        return ops.cast(M, np.float64) / self.n
-
-    def nbytes(self):
-        b = 0
-        for a in {id(self.work): self.work, id(self.hi): self.hi}.values():
-            if a is not None and not isinstance(a, np.memmap):
-                b += a.nbytes if hasattr(a, "nbytes") else a.numel() * a.element_size()
-        return b

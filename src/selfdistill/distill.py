@@ -17,7 +17,7 @@ from .metrics import model_metrics, topk_coverage
 from .probe import _ChainCache, fit_linear_probe, fit_partial_label_probe
 from .targets import refine_targets
 
-__all__ = ["distill", "DistillResult", "PLL_LOSSES", "pll_model_names"]
+__all__ = ["PLL_LOSSES", "ChainRound", "DistillResult", "distill", "pll_model_names", "pll_round", "run_chain"]
 
 PLL_LOSSES = ("uniform", "candidate", "gce")
 
@@ -76,6 +76,68 @@ class DistillResult:
         return next(m[key] for m in self.metrics if m["model"] == name)
 
 
+@dataclass
+class ChainRound:
+    """One fitted round of a chain: the ``targets`` it was fitted on, the ``model`` its fit
+    returned, and its outputs ``probs`` (n, K) on the training points."""
+
+    targets: object
+    model: object
+    probs: np.ndarray
+
+
+def run_chain(fit, targets, rounds, *, refine=None) -> list:
+    """The self-distillation chain: fit round 0 on ``targets``, then hand each round's outputs on.
+
+    Round t >= 1 is fitted on ``refine(probs of round t-1)`` (default: the outputs themselves,
+    the paper's SD). The one place where this loop lives: :func:`distill` (fits on features),
+    :func:`selfdistill.theory.exact_chain` (fixed points from a Gram matrix) and
+    :meth:`selfdistill.theory.BlockModel.exact_probs` (the block model's group probe) each pass
+    their own ``fit``.
+
+    Parameters
+    ----------
+    fit : callable (targets, chain) -> (model, probs (n, K)); ``chain`` is the list of earlier
+        :class:`ChainRound` (empty for the teacher), for warm starts.
+    targets : round 0's targets: (n,) labels or (n, K) rows summing to 1, as ``fit`` takes them.
+    rounds : R >= 0 SD rounds after the teacher.
+    refine : callable probs (n, K) -> the next round's targets, or None.
+
+    Returns
+    -------
+    list of R + 1 :class:`ChainRound`, round 0 (the teacher) first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill import fit_linear_probe
+    >>> from selfdistill.distill import run_chain
+    >>> X = np.random.default_rng(0).normal(size=(40, 3)); y = np.argmax(X, axis=1)
+    >>> def fit(T, chain):
+    ...     m = fit_linear_probe(X, T, 1e-2, n_classes=3, init=chain[-1].model if chain else None)
+    ...     return m, m.predict_proba(X)
+    >>> chain = run_chain(fit, y, 2)
+    >>> len(chain), chain[1].targets is chain[0].probs
+    (3, True)
+    """
+    chain = []
+    for t in range(rounds + 1):
+        if t:
+            targets = chain[-1].probs if refine is None else refine(chain[-1].probs)
+        model, probs = fit(targets, chain)
+        chain.append(ChainRound(targets, model, probs))
+    return chain
+
+
+def pll_round(fit, chain, top_k) -> ChainRound:
+    """The PLL student of a chain: ``fit`` on the teacher's top-k targets (1/k each, ties shared:
+    :func:`selfdistill.refine_targets`), warm-started from the teacher (``fit`` sees
+    ``chain[:1]``). Returns its :class:`ChainRound`."""
+    targets = refine_targets(chain[0].probs, "topk", top_k=top_k)
+    model, probs = fit(targets, chain[:1])
+    return ChainRound(targets, model, probs)
+
+
 def student_warm_start(prev, prev2=None) -> dict:
     """Warm start of an SD student: keyword arguments for :func:`selfdistill.fit_linear_probe`.
 
@@ -97,6 +159,48 @@ def pll_model_names(pll_loss) -> list[str]:
     if isinstance(pll_loss, str):
         return ["pll"]
     return [f"pll-{loss}" for loss in pll_loss]
+
+
+def _check_pll(pll, pll_loss, top_k, K):
+    """(list of PLL losses, checked top_k) of distill's PLL arguments."""
+    losses = [pll_loss] if isinstance(pll_loss, str) else list(pll_loss)
+    if not pll:
+        return losses, top_k
+    if not losses:
+        raise ValueError("pll_loss must name at least one loss")
+    for loss in losses:
+        check_choice(loss, "pll_loss", PLL_LOSSES)
+    if K < 3:
+        raise ValueError(f"top_k must be >= 2 and < K; with K={K} classes there is no PLL student (pass pll=False)")
+    return losses, check_int(top_k, "top_k", low=2, high=K - 1)
+
+
+def _check_eval_sets(X, X_test, y_test, y_true, K):
+    """(X_test, y_test, y_true) checked against X (n, d) and K."""
+    if (X_test is None) != (y_test is None):
+        raise ValueError("X_test and y_test must be given together")
+    if X_test is not None:
+        X_test = check_features(X_test, "X_test", stream=True)
+        if X_test.shape[1] != X.shape[1]:
+            raise ValueError(f"X_test has {X_test.shape[1]} features but X has {X.shape[1]}")
+        y_test = check_labels(y_test, "y_test", n_samples=X_test.shape[0], n_classes=K)
+    if y_true is not None:
+        y_true = check_labels(y_true, "y_true", n_samples=X.shape[0], n_classes=K)
+    return X_test, y_test, y_true
+
+
+def _fit_pll_students(X, reg, K, top_k, losses, models, probs, solver, bar):
+    """Fit one PLL student per (name, loss) of ``losses`` on the teacher's top-k targets (ties
+    shared, see refine_targets), from the teacher's weights; adds them to models and probs."""
+    T_pll = refine_targets(probs["round 0"], "topk", top_k=top_k)
+    for name, loss in losses.items():
+        if loss == "uniform":
+            models[name] = fit_linear_probe(X, T_pll, reg, n_classes=K, init=models["round 0"], **solver)
+        else:
+            models[name] = fit_partial_label_probe(X, T_pll, reg, loss=loss, init=models["round 0"], **solver)
+        probs[name] = models[name].predict_proba(X)
+        if bar is not None:
+            bar.update()
 
 
 def distill(
@@ -169,28 +273,12 @@ def distill(
         raise ValueError(f"y must hold at least 2 classes, got a single class {np.unique(y).tolist()}")
     reg = check_positive(reg, "reg")
     rounds = check_int(rounds, "rounds", low=0)
-    losses = [pll_loss] if isinstance(pll_loss, str) else list(pll_loss)
-    if pll:
-        if not losses:
-            raise ValueError("pll_loss must name at least one loss")
-        for loss in losses:
-            check_choice(loss, "pll_loss", PLL_LOSSES)
-        if K < 3:
-            raise ValueError(f"top_k must be >= 2 and < K; with K={K} classes there is no PLL student (pass pll=False)")
-        top_k = check_int(top_k, "top_k", low=2, high=K - 1)
+    losses, top_k = _check_pll(pll, pll_loss, top_k, K)
     temperature = check_positive(temperature, "temperature")
     mix = check_positive(mix, "mix", strict=False)
-    if (X_test is None) != (y_test is None):
-        raise ValueError("X_test and y_test must be given together")
-    if X_test is not None:
-        X_test = check_features(X_test, "X_test", stream=True)
-        if X_test.shape[1] != X.shape[1]:
-            raise ValueError(f"X_test has {X_test.shape[1]} features but X has {X.shape[1]}")
-        y_test = check_labels(y_test, "y_test", n_samples=X_test.shape[0], n_classes=K)
-    if y_true is not None:
-        y_true = check_labels(y_true, "y_true", n_samples=n, n_classes=K)
+    X_test, y_test, y_true = _check_eval_sets(X, X_test, y_test, y_true, K)
 
-    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype, _feature_eig=_ChainCache())
+    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype, _cache=_ChainCache())
     pll_names = pll_model_names(pll_loss) if pll else []
     bar = None
     if progress:
@@ -198,38 +286,25 @@ def distill(
 
         bar = tqdm(total=rounds + 1 + len(pll_names), desc="distill", unit="model")
 
-    models, probs = {}, {}
-    prev = None
-    for t in range(rounds + 1):
-        if t == 0:
-            targets, allow_neg = y, False
-        else:
-            targets = refine_targets(probs[prev], "soft", temperature=temperature, mix=mix, given=y)
-            allow_neg = mix > 1
-        name = f"round {t}"
-        warm = student_warm_start(models[prev], models.get(f"round {t - 2}")) if t >= 1 else {}
-        models[name] = fit_linear_probe(
-            X, targets, reg, n_classes=K, allow_negative_targets=allow_neg, **warm, **solver
-        )
-        probs[name] = models[name].predict_proba(X)
-        prev = name
+    def fit_round(targets, chain):
+        t = len(chain)
+        warm = student_warm_start(chain[-1].model, chain[-2].model if t >= 2 else None) if t else {}
+        model = fit_linear_probe(X, targets, reg, n_classes=K, allow_negative_targets=t > 0 and mix > 1, **warm, **solver)
         if bar is not None:
             bar.update()
+        return model, model.predict_proba(X)
 
-    teacher_probs = probs["round 0"]
-    T_pll = refine_targets(teacher_probs, "topk", top_k=top_k) if pll else None  # ties shared, see refine_targets
-    for name, loss in zip(pll_names, losses if pll else []):
-        if loss == "uniform":
-            models[name] = fit_linear_probe(X, T_pll, reg, n_classes=K, init=models["round 0"], **solver)
-        else:
-            models[name] = fit_partial_label_probe(X, T_pll, reg, loss=loss, init=models["round 0"], **solver)
-        probs[name] = models[name].predict_proba(X)
-        if bar is not None:
-            bar.update()
+    chain = run_chain(
+        fit_round, y, rounds, refine=lambda P: refine_targets(P, "soft", temperature=temperature, mix=mix, given=y)
+    )
+    models = {f"round {t}": r.model for t, r in enumerate(chain)}
+    probs = {f"round {t}": r.probs for t, r in enumerate(chain)}
+    if pll:
+        _fit_pll_students(X, reg, K, top_k, dict(zip(pll_names, losses)), models, probs, solver, bar)
     if bar is not None:
         bar.close()
 
-    coverage = topk_coverage(teacher_probs, y_true, top_k if pll else 2)
+    coverage = topk_coverage(probs["round 0"], y_true, top_k if pll else 2)
     metrics = [
         model_metrics(name, train_pred=np.argmax(probs[name], axis=1), y_given=y, y_true=y_true,
                       test_pred=None if X_test is None else model.predict(X_test), y_test=y_test,

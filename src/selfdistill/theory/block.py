@@ -28,13 +28,18 @@ the score of label l is
     g_c = mu_c / (mu_c + lam),  g_1 = mu_1 / (mu_1 + lam),
 
 so the point is predicted correctly iff min over l != k of S_t(k,j,k) - S_t(k,j,l) is > 0.
+
+:class:`BlockModel` is the facade; the work is done in four small modules, each a set of
+functions of the model: :mod:`.block_spectrum` (eigenvalues and eigen-spaces),
+:mod:`.block_linear` (the linearised chain's outputs, scores and error estimate),
+:mod:`.block_rounds` (t*, over-averaging, noise threshold, PLL condition) and
+:mod:`.block_exact` (the exact chain reduced to the groups, on the library's solver).
 """
 
 from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,61 +47,15 @@ from .._validation import check_choice, check_int, check_labels, check_positive
 from ..data._checks import _check_counts
 from ..data.block import _check_block_params, block_gram
 from ..noise import NOISE_KINDS, corrupt_labels, realised_rates, transition_matrix
-from ..probe import log_softmax, softmax
-from ..targets import refine_targets, topk_weights
+from . import block_exact, block_linear, block_rounds
+from .block_spectrum import (
+    BlockSpectrum,
+    block_spectrum,
+    class_correlations,
+    class_level_eigh,
+)
 
 __all__ = ["BlockModel", "BlockSpectrum", "agreement_grid", "phase_maps"]
-
-_TIE_RTOL = 1e-9  # a margin within this fraction of the round's largest |score| is a tie (not correct)
-_FLOAT_NOISE = 1e-12  # accuracy of the exact chain's outputs, added to the linearisation error estimate
-
-
-def _tied_groups(values, tol):
-    """Indices of ``values`` grouped into eigenvalues equal within ``tol``, groups by descending value.
-
-    Sorted by value, a new group starts where the gap to the previous value exceeds ``tol``; inside
-    a group the indices keep their original (block) order, so the merged name of tied eigen-spaces
-    never depends on how round-off orders two equal numbers.
-    """
-    order = np.argsort(-values, kind="stable")
-    groups = []
-    for prev, i in zip([None, *order[:-1]], order):
-        if prev is None or values[prev] - values[i] > tol:
-            groups.append([])
-        groups[-1].append(int(i))
-    return [sorted(g) for g in groups]
-
-
-@dataclass
-class BlockSpectrum:
-    """Eigenvalues of the block-model Gram matrix, one entry per eigen-space.
-
-    Attributes
-    ----------
-    values : (s,) distinct eigenvalues, descending.
-    multiplicities : (s,) their multiplicities (they sum to n).
-    names : tuple of str: "all-ones", "superclass contrast", "class contrast", "within class",
-        or "class level" when class sizes (or superclass sizes) differ and the class-constant space
-        does not split further; a degenerate group lists every name it merges ("all-ones + class
-        contrast" when d = 0).
-    class_vectors : list (one per entry; None for "within class") of (K, mult) arrays: the
-        eigenvectors restricted to the classes (entry k = value on every point of class k).
-    """
-
-    values: np.ndarray
-    multiplicities: np.ndarray
-    names: tuple
-    class_vectors: list
-
-    def all(self) -> np.ndarray:
-        """All n eigenvalues, descending (each repeated by its multiplicity)."""
-        return np.repeat(self.values, self.multiplicities)
-
-    def __iter__(self):
-        return iter(zip(self.values.tolist(), self.multiplicities.tolist(), self.names))
-
-    def __len__(self):
-        return len(self.values)
 
 
 class BlockModel:
@@ -117,6 +76,14 @@ class BlockModel:
     N[k, j] = number of class-k training points labelled j (``realised_rates(...)["confusion"]``);
     its rows must sum to the class sizes. Non-integer counts are accepted (expected counts of a
     noise model, :meth:`expected_counts`). Formulas: module docstring and docs/theory.md.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(4, 60, c=0.4, d=0.1, reg=1e-3)
+    >>> N = bm.expected_counts("symmetric", 0.5)
+    >>> bm.min_rounds(N), round(bm.noise_threshold("symmetric"), 6)
+    (1, 0.75)
     """
 
     def __init__(self, n_classes, per_class, c, d, reg, *, superclasses=None, c_super=None):
@@ -130,27 +97,10 @@ class BlockModel:
         self.c, self.d, self.c_super = c, d, cs
         self.superclasses = sup
         self.shrinkage = K * self.n * self.reg
-        Gamma = np.full((K, K), d)
-        if sup is not None:
-            Gamma[sup[:, None] == sup[None, :]] = cs
-        np.fill_diagonal(Gamma, c)
-        self.gamma = Gamma
+        self.gamma = class_correlations(K, c, d, sup, cs)
         self.mu_within = 1.0 - c
         # class-level operator, symmetrised: S = D^1/2 M D^-1/2 = (1 - c) I + D^1/2 Gamma D^1/2
-        sq = np.sqrt(m.astype(np.float64))
-        S = (1.0 - c) * np.eye(K) + sq[:, None] * Gamma * sq[None, :]
-        lam, V = np.linalg.eigh(S)
-        scale = max(1.0, float(np.abs(lam).max()))
-        if lam.min() < -1e-12 * scale * K:
-            bound = -(1.0 - c + m[0] * c) / ((K - 1) * m[0]) if np.all(m == m[0]) and sup is None else None
-            hint = f"; with these sizes d must be >= {bound:.6g}" if bound is not None else ""
-            raise ValueError(
-                f"d={d!r} (c={c!r}) gives no valid Gram matrix: it is not positive semi-definite (class-level "
-                f"eigenvalue {lam.min():.6g} < 0){hint}. Allowed: -1 <= d < c <= 1 with G positive semi-definite"
-            )
-        self._lam = np.clip(lam, 0.0, None)
-        self._V = V
-        self._sq = sq
+        self._lam, self._V, self._sq = class_level_eigh(m, self.gamma, c, d, sup)
 
     # ------------------------------------------------------------------------------- structure
     def __repr__(self):
@@ -178,55 +128,7 @@ class BlockModel:
         1 - c + m (c - c_s) (K - S), superclass contrasts 1 - c + m (c - c_s) + q m (c_s - d) (S - 1),
         all-ones 1 - c + m (c - c_s) + q m (c_s - d) + n d (1).
         """
-        K = self.n_classes
-        S = (1.0 - self.c) * np.eye(K) + self._sq[:, None] * self.gamma * self._sq[None, :]
-        equal = bool(np.all(self.sizes == self.sizes[0]))
-        if self.superclasses is not None:
-            q = np.bincount(self.superclasses)
-            equal = equal and bool(np.all(q == q[0]))
-        if equal:
-            # invariant subspaces (equal sizes): all-ones, superclass contrasts, class contrasts
-            blocks = [np.ones((K, 1))]
-            names_b = ["all-ones"]
-            if self.superclasses is not None:
-                blocks.append(np.eye(int(self.superclasses.max()) + 1)[self.superclasses])
-                names_b.append("superclass contrast")
-            blocks.append(np.eye(K))
-            names_b.append("class contrast")
-            lam_list, vec_list, kinds, used = [], [], [], np.zeros((K, 0))
-            for B, name in zip(blocks, names_b):
-                Q, _ = np.linalg.qr(np.hstack([used, B]))
-                rank = np.linalg.matrix_rank(np.hstack([used, B]))
-                new = Q[:, used.shape[1]:rank]
-                if new.shape[1] == 0:
-                    continue
-                w, U = np.linalg.eigh(new.T @ S @ new)
-                for i in range(len(w)):
-                    lam_list.append(max(float(w[i]), 0.0))
-                    vec_list.append((new @ U[:, i]) / self._sq)
-                    kinds.append(name)
-                used = np.hstack([used, new])
-            lam_cls = np.array(lam_list)
-            A = np.stack(vec_list, axis=1)
-        else:
-            lam_cls = self._lam
-            A = self._V / self._sq[:, None]
-            kinds = ["class level"] * K
-        vals = np.array(list(lam_cls) + [self.mu_within])
-        mult = [1] * K + [self.n - K]
-        names = kinds + ["within class"]
-        vecs = [A[:, [i]] for i in range(K)] + [None]
-        out_v, out_m, out_n, out_vec = [], [], [], []
-        for group in _tied_groups(vals, 1e-9 * max(1.0, float(vals.max()))):
-            group = [i for i in group if mult[i] > 0]  # block order: the name never depends on round-off
-            if not group:
-                continue
-            out_v.append(float(vals[group[0]]))
-            out_m.append(int(sum(mult[i] for i in group)))
-            out_n.append(" + ".join(dict.fromkeys(names[i] for i in group)))
-            cv = [vecs[i] for i in group if vecs[i] is not None]
-            out_vec.append(np.hstack(cv) if cv else None)
-        return BlockSpectrum(np.array(out_v), np.array(out_m, dtype=np.int64), tuple(out_n), out_vec)
+        return block_spectrum(self)
 
     # ------------------------------------------------------------------------------- label counts
     def check_label_counts(self, label_counts) -> np.ndarray:
@@ -251,6 +153,12 @@ class BlockModel:
             )
         return N
 
+    def _counts_rounds(self, label_counts, rounds):
+        return self.check_label_counts(label_counts), check_int(rounds, "rounds", low=0)
+
+    def _counts_top_k(self, label_counts, top_k):
+        return self.check_label_counts(label_counts), check_int(top_k, "top_k", low=2, high=self.n_classes - 1)
+
     def expected_counts(self, kind, rate, *, clusters=None) -> np.ndarray:
         """Expected label counts N[k, j] = m_k C[k, j] of a noise model (floats; see noise.transition_matrix).
 
@@ -266,56 +174,20 @@ class BlockModel:
         y_noisy = corrupt_labels(y, C, seed, exact=exact)
         return realised_rates(y, y_noisy, n_classes=self.n_classes)["confusion"]
 
+    def counts_from_labels(self, y_true, y_noisy) -> np.ndarray:
+        """The label-count matrix of given true / observed labels (checked against the class sizes)."""
+        y_true = check_labels(y_true, "y_true", n_samples=self.n, n_classes=self.n_classes)
+        N = realised_rates(y_true, y_noisy, n_classes=self.n_classes)["confusion"]
+        return self.check_label_counts(N).astype(np.int64)
+
     # ------------------------------------------------------------------------------- linear chain
-    def _filters(self, powers, *, scaled):
-        """Class-level and within-class filter weights for A^u, u in powers: (T, K), (T,)."""
-        u = np.asarray(powers, dtype=np.float64)[:, None]
-        with np.errstate(divide="ignore"):
-            log_fc = np.log(self._lam / (self._lam + self.shrinkage))
-            log_fw = np.log(self.mu_within / (self.mu_within + self.shrinkage))
-        lc = u * log_fc[None, :]
-        lw = u[:, 0] * log_fw
-        if scaled:  # divide by the largest filter of each round: same argmax, no underflow
-            top = np.maximum(lc.max(axis=1), lw)
-            top = np.where(np.isfinite(top), top, 0.0)
-            lc = lc - top[:, None]
-            lw = lw - top
-        return np.exp(lc), np.exp(lw)
-
-    def _apply(self, N, R, wc, ww):
-        """A^u applied to group-constant targets R (K, K, K) = [k, j, l]: returns (T, K, K, K)."""
-        m = self.sizes.astype(np.float64)
-        Rbar = np.einsum("kj,kjl->kl", N, R) / m[:, None]  # class means (K, K)
-        cls = self._class_apply(wc, Rbar)
-        within = R[None] - Rbar[None, :, None, :]
-        return ww[:, None, None, None] * within + cls[:, :, None, :]
-
-    def _class_apply(self, weights, Rbar):
-        """h(M) Rbar for eigen-weights (T, K): D^-1/2 V diag(weights) V^T D^1/2 Rbar, shape (T, K, L).
-
-        Works in the eigen-coordinates C = V^T D^1/2 Rbar and sets round-off-sized components
-        (|C| <= 1e-12 max|C|) to exactly 0: components that vanish mathematically (the all-ones
-        part when the observed labels are balanced) would otherwise be amplified by a slowly
-        decaying filter over thousands of rounds.
-        """
-        C = self._V.T @ (self._sq[:, None] * Rbar)
-        C[np.abs(C) <= 1e-12 * max(float(np.abs(C).max()), 1e-300)] = 0.0
-        return np.einsum("ka,ta,al->tkl", self._V, weights, C) / self._sq[None, :, None]
-
-    def _onehot_R(self):
-        K = self.n_classes
-        return np.broadcast_to(np.eye(K)[None, :, :], (K, K, K)) - 1.0 / K
-
     def train_probs(self, label_counts, rounds) -> np.ndarray:
         """Linearised outputs P_t for every group: (rounds+1, K, K, K), entry [t, k, j] = P_t of a
         class-k point labelled j (defined for every (k, j); only groups with N[k, j] > 0 exist).
 
         P_t(k, j) = 1/K + f_w^(t+1) (e_j - N[k,:]/m_k) + [h_(t+1)(M) Rbar]_k.
         """
-        N = self.check_label_counts(label_counts)
-        rounds = check_int(rounds, "rounds", low=0)
-        wc, ww = self._filters(np.arange(1, rounds + 2), scaled=False)
-        return 1.0 / self.n_classes + self._apply(N, self._onehot_R(), wc, ww)
+        return block_linear.train_probs(self, *self._counts_rounds(label_counts, rounds))
 
     def second_order_correction(self, label_counts, rounds) -> np.ndarray:
         """(rounds+1, K, K, K): the leading correction e_t to the linearised outputs, per group.
@@ -326,24 +198,7 @@ class BlockModel:
         Its size against a prediction's margin decides whether the linearised prediction is trusted
         (:meth:`linear_regime`).
         """
-        N = self.check_label_counts(label_counts)
-        rounds = check_int(rounds, "rounds", low=0)
-        K = self.n_classes
-        P = self.train_probs(N, rounds) - 1.0 / K
-        lam = self.shrinkage
-        res_c = lam / (self._lam + lam)  # lam (M + lam)^-1 on class-level eigen-directions
-        res_w = lam / (self.mu_within + lam)
-        fc = self._lam / (self._lam + lam)
-        fw = self.mu_within / (self.mu_within + lam)
-        out = np.zeros_like(P)
-        e = np.zeros(P.shape[1:])
-        for t in range(rounds + 1):
-            Z = K * P[t]
-            q = (Z**2 - (Z**2).mean(axis=2, keepdims=True)) / (2 * K)
-            prop = self._apply(N, e, fc[None, :], np.array([fw]))[0] if t else 0.0
-            e = prop + self._apply(N, q, res_c[None, :], np.array([res_w]))[0]
-            out[t] = e
-        return out
+        return block_linear.second_order_correction(self, *self._counts_rounds(label_counts, rounds))
 
     def linear_regime(self, label_counts, rounds, *, safety=2.0) -> np.ndarray:
         """(rounds+1, K, K) bool: where the linearised prediction of group (k, j) at round t is trusted.
@@ -354,102 +209,52 @@ class BlockModel:
         output by less than half the gap cannot change the argmax. ``safety`` covers the
         third-order remainder (docs/theory.md, section 8: chosen from the agreement grid).
         """
-        N = self.check_label_counts(label_counts)
-        rounds = check_int(rounds, "rounds", low=0)
-        safety = check_positive(safety, "safety")
-        P = self.train_probs(N, rounds)
-        srt = np.sort(P, axis=3)
-        gap = srt[..., -1] - srt[..., -2]
-        err = np.abs(self.second_order_correction(N, rounds)).max(axis=3) + _FLOAT_NOISE
-        return gap > 2.0 * safety * err
-
-    def _scores(self, N, rounds_range):
-        wc, ww = self._filters(np.asarray(rounds_range) + 1, scaled=True)
-        return self._apply(N, self._onehot_R(), wc, ww)
+        N, rounds = self._counts_rounds(label_counts, rounds)
+        return block_linear.linear_regime(self, N, rounds, check_positive(safety, "safety"))
 
     def predictions(self, label_counts, rounds) -> np.ndarray:
         """(rounds+1, K, K) predicted label of a class-k point labelled j at round t (argmax of
         :meth:`train_probs`, computed on rescaled scores so that large t does not underflow;
         ties to the lowest label)."""
-        N = self.check_label_counts(label_counts)
-        rounds = check_int(rounds, "rounds", low=0)
-        return np.argmax(self._scores(N, np.arange(rounds + 1)), axis=3)
+        N, rounds = self._counts_rounds(label_counts, rounds)
+        return np.argmax(block_linear.scores(self, N, np.arange(rounds + 1)), axis=3)
 
     def margins(self, label_counts, rounds) -> np.ndarray:
         """(rounds+1, K, K) S(k) - max_{l != k} S(l) for group (k, j) on the rescaled scores (largest
         filter = 1): > 0 correct, < 0 wrong, |.| < 1e-12 a tie."""
-        N = self.check_label_counts(label_counts)
-        rounds = check_int(rounds, "rounds", low=0)
-        return _margins(self._scores(N, np.arange(rounds + 1)))
+        N, rounds = self._counts_rounds(label_counts, rounds)
+        return block_linear.margins(block_linear.scores(self, N, np.arange(rounds + 1)))
 
     def accuracy(self, label_counts, rounds) -> np.ndarray:
         """(rounds+1,) training-point accuracy of the linearised chain: sum_{k,j} N[k,j] [pred(t,k,j) = k] / n.
 
         A point counts as correct only if its true class wins strictly: a tie (|margin| <= 1e-9 of the
         round's largest score) between the true class and another label counts as an error."""
-        N = self.check_label_counts(label_counts)
-        rounds = check_int(rounds, "rounds", low=0)
-        return self._accuracy_range(N, np.arange(rounds + 1))
-
-    def _accuracy_range(self, N, ts):
-        right = _right(self._scores(N, ts))  # (T, K, K)
-        return np.einsum("tkj,kj->t", right.astype(np.float64), N) / self.n
+        N, rounds = self._counts_rounds(label_counts, rounds)
+        return block_linear.accuracy_range(self, N, np.arange(rounds + 1))
 
     def test_scores(self, label_counts, rounds) -> np.ndarray:
         """(rounds+1, K, K): linearised p_t(x) - 1/K of a new point of class k (row k).
 
         A new point's Gram row is class-constant (Gamma[k, class(i)]), so only the class-level
         part survives: [(M - (1 - c) I) (M + lam I)^-1 h_t(M) Rbar]_k."""
-        N = self.check_label_counts(label_counts)
-        rounds = check_int(rounds, "rounds", low=0)
-        return self._test_scores(N, np.arange(rounds + 1), scaled=False)
-
-    def _test_scores(self, N, ts, *, scaled):
-        ts = np.asarray(ts, dtype=np.float64)
-        lam = self._lam
-        with np.errstate(divide="ignore"):
-            logw = ts[:, None] * np.log(lam / (lam + self.shrinkage))[None, :] - np.log(lam + self.shrinkage)[None, :]
-        if scaled:
-            top = logw.max(axis=1)
-            logw = logw - np.where(np.isfinite(top), top, 0.0)[:, None]
-        w = (lam - self.mu_within)[None, :] * np.exp(logw)
-        m = self.sizes.astype(np.float64)
-        Rbar = N / m[:, None] - 1.0 / self.n_classes
-        return self._class_apply(w, Rbar)
+        N, rounds = self._counts_rounds(label_counts, rounds)
+        return block_linear.test_scores(self, N, np.arange(rounds + 1), scaled=False)
 
     def test_predictions(self, label_counts, rounds) -> np.ndarray:
         """(rounds+1, K) predicted label of a new point of class k at round t."""
-        N = self.check_label_counts(label_counts)
-        rounds = check_int(rounds, "rounds", low=0)
-        return np.argmax(self._test_scores(N, np.arange(rounds + 1), scaled=True), axis=2)
+        N, rounds = self._counts_rounds(label_counts, rounds)
+        return np.argmax(block_linear.test_scores(self, N, np.arange(rounds + 1), scaled=True), axis=2)
 
     def test_accuracy(self, label_counts, rounds, *, class_weights=None) -> np.ndarray:
         """(rounds+1,) accuracy on new points of the model: sum_k pi_k [test_pred(t, k) = k],
         pi = class_weights normalised (default the training proportions m_k / n)."""
-        N = self.check_label_counts(label_counts)
-        rounds = check_int(rounds, "rounds", low=0)
-        S = self._test_scores(N, np.arange(rounds + 1), scaled=True)
-        pi = self.sizes / self.n if class_weights is None else _weights(class_weights, self.n_classes)
-        return _right(S[:, :, None, :])[:, :, 0].astype(np.float64) @ pi
+        N, rounds = self._counts_rounds(label_counts, rounds)
+        S = block_linear.test_scores(self, N, np.arange(rounds + 1), scaled=True)
+        pi = self.sizes / self.n if class_weights is None else block_linear.class_weights(class_weights, self.n_classes)
+        return block_linear.right(S[:, :, None, :])[:, :, 0].astype(np.float64) @ pi
 
     # ------------------------------------------------------------------------------- thresholds
-    def _horizon(self):
-        """A round count after which the linearised predictions no longer change (float64)."""
-        vals = np.unique(np.concatenate([self._lam, [self.mu_within]]))
-        f = vals / (vals + self.shrinkage)
-        f = np.unique(f[f > 0])
-        if f.size < 2:
-            return 1
-        gap = np.log(f[-1]) - np.log(f[-2])  # slowest relative decay between two filter levels
-        return int(min(1_000_000, np.ceil(40.0 * np.log(10.0) / max(gap, 1e-300)) + 1))
-
-    def _scan(self, N, max_rounds):
-        """Yield (ts, accuracy) chunks for rounds 0..max_rounds."""
-        chunk = 4096
-        for start in range(0, max_rounds + 1, chunk):
-            ts = np.arange(start, min(start + chunk, max_rounds + 1))
-            yield ts, self._accuracy_range(N, ts)
-
     def min_rounds(self, label_counts, *, max_rounds=None):
         """t*: the smallest round t with 100% training-point accuracy, or None if no t reaches it.
 
@@ -461,49 +266,15 @@ class BlockModel:
         N[k, j] > 0 of N[k, k] - N[k, j], provided N[k, k] > N[k, l] for all l != k (else None).
         """
         N = self.check_label_counts(label_counts)
-        if max_rounds is None and self._balanced(N):
-            return self.min_rounds_formula(N)  # exact in this case, and O(K^2) instead of a scan
-        horizon = self._horizon() if max_rounds is None else check_int(max_rounds, "max_rounds", low=0)
-        for ts, acc in self._scan(N, horizon):
-            hit = np.flatnonzero(acc >= 1.0 - 1e-12)
-            if hit.size:
-                return int(ts[hit[0]])
-        return None
-
-    def _balanced(self, N):
-        """Equal sizes, no superclasses and balanced observed labels (delta = 0): t* has a closed form."""
-        if self.superclasses is not None or not np.all(self.sizes == self.sizes[0]):
-            return False
-        return float(np.abs(N.sum(axis=0) / self.n - 1.0 / self.n_classes).max()) <= 1e-12
+        max_rounds = None if max_rounds is None else check_int(max_rounds, "max_rounds", low=0)
+        return block_rounds.min_rounds(self, N, max_rounds)
 
     def min_rounds_formula(self, label_counts):
         """The closed form of t* (equal sizes, no superclasses, balanced labels; see :meth:`min_rounds`).
 
         Raises ValueError outside that case. Returns None when the plurality condition fails.
         """
-        N = self.check_label_counts(label_counts)
-        m = self.sizes
-        if self.superclasses is not None or not np.all(m == m[0]):
-            raise ValueError("min_rounds_formula needs equal class sizes and no superclasses; use min_rounds")
-        if not self._balanced(N):
-            raise ValueError("min_rounds_formula needs balanced observed labels (all column sums equal); use min_rounds")
-        diag = np.diag(N)
-        off = N.copy()
-        np.fill_diagonal(off, -np.inf)
-        if np.any(off.max(axis=1) >= diag):
-            return None
-        noisy = N > 0
-        np.fill_diagonal(noisy, False)
-        if not noisy.any():
-            return 0
-        gaps = (diag[:, None] - N)[noisy]
-        mu_c = 1.0 - self.c + m[0] * (self.c - self.d)
-        g_c = mu_c / (mu_c + self.shrinkage)
-        f_w = self.mu_within / (self.mu_within + self.shrinkage)
-        if f_w == 0.0:
-            return 0
-        L = np.log1p(m[0] / gaps.min()) / np.log(g_c / f_w)
-        return int(max(0, np.floor(L)))
+        return block_rounds.min_rounds_formula(self, self.check_label_counts(label_counts))
 
     def over_averaging_round(self, label_counts, *, max_rounds=None):
         """The round after which over-averaging lowers training accuracy, or None.
@@ -513,15 +284,8 @@ class BlockModel:
         :meth:`min_rounds`).
         """
         N = self.check_label_counts(label_counts)
-        horizon = self._horizon() if max_rounds is None else check_int(max_rounds, "max_rounds", low=0)
-        best, prev, prev_t = -1.0, None, None
-        for ts, acc in self._scan(N, horizon + 1):
-            for t, a in zip(ts.tolist(), acc.tolist()):
-                if prev is not None and a < prev - 1e-12 and prev >= best - 1e-12:
-                    return prev_t
-                best = max(best, a)
-                prev, prev_t = a, t
-        return None
+        max_rounds = None if max_rounds is None else check_int(max_rounds, "max_rounds", low=0)
+        return block_rounds.over_averaging_round(self, N, max_rounds)
 
     def reaches_full_accuracy(self, label_counts) -> bool:
         """Whether some number of SD rounds gives 100% training accuracy (linearised model)."""
@@ -538,27 +302,9 @@ class BlockModel:
         """
         if isinstance(kind, str):
             check_choice(kind, "kind", NOISE_KINDS)
-        tol = check_positive(tol, "tol")
-
-        def ok(eta):
-            return self.min_rounds(self.expected_counts(kind, eta, clusters=clusters)) is not None
-
-        if not ok(0.0):
-            return 0.0
-        if ok(1.0):
-            return 1.0
-        lo, hi = 0.0, 1.0
-        while hi - lo > tol:
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-        return 0.5 * (lo + hi)
+        return block_rounds.noise_threshold(self, kind, clusters, check_positive(tol, "tol"))
 
     # ------------------------------------------------------------------------------- PLL student
-    def _pll_targets(self, teacher_scores, top_k):
-        """(K, K, K) group targets: the top-k weights of each group's teacher scores (ties shared)."""
-        # scores equal up to 1e-9 of the largest |score| are mathematically tied: round-off never decides
-        return topk_weights(teacher_scores, top_k, 1e-9 * max(float(np.abs(teacher_scores).max()), 1e-300))
-
     def pll_predictions(self, label_counts, *, top_k=2) -> np.ndarray:
         """(K, K) linearised PLL student's predicted label for group (k, j).
 
@@ -566,22 +312,13 @@ class BlockModel:
         tied with the k-th share its mass (:func:`selfdistill.targets.topk_weights`). Student: P = 1/K + A (T - 1/K), the same group formula with T in place of
         one-hot labels.
         """
-        N = self.check_label_counts(label_counts)
-        top_k = check_int(top_k, "top_k", low=2, high=self.n_classes - 1)
-        return np.argmax(self._pll_scores(N, top_k)[0][0], axis=2)
-
-    def _pll_scores(self, N, top_k):
-        teacher = self._scores(N, np.array([0]))[0]
-        T = self._pll_targets(teacher, top_k)
-        wc, ww = self._filters(np.array([1]), scaled=True)
-        return self._apply(N, T - 1.0 / self.n_classes, wc, ww), T, teacher
+        return np.argmax(block_linear.pll_scores(self, *self._counts_top_k(label_counts, top_k))[0][0], axis=2)
 
     def pll_accuracy(self, label_counts, *, top_k=2) -> float:
         """Training-point accuracy of the linearised PLL student (one round)."""
-        N = self.check_label_counts(label_counts)
-        top_k = check_int(top_k, "top_k", low=2, high=self.n_classes - 1)
-        right = _right(self._pll_scores(N, top_k)[0])[0]
-        return float((right * N).sum() / self.n)
+        N, top_k = self._counts_top_k(label_counts, top_k)
+        ok = block_linear.right(block_linear.pll_scores(self, N, top_k)[0])[0]
+        return float((ok * N).sum() / self.n)
 
     def pll_condition(self, label_counts, *, top_k=2) -> dict:
         """The PLL student's 100% condition and its comparison with repeated SD.
@@ -595,30 +332,7 @@ class BlockModel:
         own-label term w_0 cancels because each point's targets weigh its given label and its true
         label equally).
         """
-        N = self.check_label_counts(label_counts)
-        top_k = check_int(top_k, "top_k", low=2, high=self.n_classes - 1)
-        scores, T, teacher = self._pll_scores(N, top_k)
-        K = self.n_classes
-        exists = N > 0
-        true = np.arange(K)[:, None]
-        covered = np.take_along_axis(T, np.broadcast_to(true, (K, K))[..., None], axis=2)[..., 0] > 0
-        coverage = bool(np.all(covered[exists]))
-        right = _right(scores)[0]
-        full = bool(np.all(right[exists]))
-        t_star = self.min_rounds(N)
-        horizon = max(10, t_star or 0)
-        sd_best = float(self.accuracy(N, horizon).max())
-        verdict = {(True, True): "both", (True, False): "PLL only", (False, True): "SD only", (False, False): "neither"}[
-            (full, t_star is not None)
-        ]
-        return {
-            "coverage": coverage,
-            "full": full,
-            "pll_accuracy": float((right * N).sum() / self.n),
-            "sd_min_rounds": t_star,
-            "sd_best_accuracy": sd_best,
-            "verdict": verdict,
-        }
+        return block_rounds.pll_condition(self, *self._counts_top_k(label_counts, top_k))
 
     # ------------------------------------------------------------------------------- exact chain
     def exact_probs(self, label_counts, rounds, *, pll=False, top_k=2):
@@ -627,63 +341,19 @@ class BlockModel:
         By symmetry (and uniqueness of the convex minimiser) the exact outputs are equal within each
         group (k, j), so the fixed point P = softmax(G (T - P) / (n reg)) reduces to one probe on the
         group-mean features phi_g, <phi_g, phi_g'> = Gamma[k, k'] + [g = g'] (1 - c) / N_g, weighted
-        by N_g: K^2 unknown rows instead of n. Solved by dense Newton to float64 precision.
+        by N_g: K^2 unknown rows instead of n. Each round is :func:`selfdistill.fit_linear_probe`
+        with ``sample_weight`` = N_g, solved to float64 round-off; the PLL student trains on the
+        teacher's top-k (:func:`selfdistill.refine_targets`, ties shared).
 
         Returns a dict: ``train`` (rounds+1, K, K, K) P_t per group (NaN rows for empty groups),
         ``test`` (rounds+1, K, K) outputs on a new point of class k, ``pll`` (K, K, K) and
         ``pll_test`` (K, K) with ``pll``, ``residuals`` (max-abs fixed-point residuals of the full
         equation), ``ties`` (groups whose teacher top-k had a tie, with ``pll``).
         """
-        N = self.check_label_counts(label_counts)
-        rounds = check_int(rounds, "rounds", low=0)
-        K = self.n_classes
+        N, rounds = self._counts_rounds(label_counts, rounds)
         if pll:
-            top_k = check_int(top_k, "top_k", low=2, high=K - 1)
-        kk, jj = np.nonzero(N > 0)
-        w = N[kk, jj]
-        # group-mean features: Gram of means, factorised
-        Gm = self.gamma[kk][:, kk] + np.diag((1.0 - self.c) / w)
-        ev, EV = np.linalg.eigh(Gm)
-        keep = ev > max(ev.max(), 0.0) * 1e-15
-        Phi = EV[:, keep] * np.sqrt(ev[keep])[None, :]
-        n, reg = float(w.sum()), self.reg
-
-        def logits_of(T, P):  # full-equation logits of every group and of new points of each class
-            M = w[:, None] * (T - P)
-            z = ((1.0 - self.c) * (T - P) + self.gamma[kk][:, kk] @ M) / (n * reg)
-            zt = self.gamma[:, kk] @ M / (n * reg)
-            return z, zt
-
-        def solve(T, W0):
-            W = _weighted_newton(Phi, w, T, reg, W0)
-            P = softmax(Phi @ W.T)
-            z, zt = logits_of(T, P)
-            return W, P, float(np.abs(P - softmax(z)).max()), softmax(zt)
-
-        train = np.full((rounds + 1, K, K, K), np.nan)
-        test = np.empty((rounds + 1, K, K))
-        residuals = []
-        T = np.eye(K)[jj]
-        W = None
-        P0 = None
-        for t in range(rounds + 1):
-            W, P, res, pt = solve(T, W)
-            train[t, kk, jj] = P
-            test[t] = pt
-            residuals.append(res)
-            if t == 0:
-                P0, W0 = P, W
-            T = P
-        out = {"train": train, "test": test, "residuals": residuals}
-        if pll:
-            Tp = refine_targets(P0, "topk", top_k=top_k)
-            ties = np.flatnonzero((Tp > 0).sum(axis=1) > top_k)  # the tie rule's own verdict, not a second test
-            _, P, res, pt = solve(Tp, W0)
-            pll_train = np.full((K, K, K), np.nan)
-            pll_train[kk, jj] = P
-            out.update(pll=pll_train, pll_test=pt, ties=[(int(kk[i]), int(jj[i])) for i in ties])
-            residuals.append(res)
-        return out
+            top_k = check_int(top_k, "top_k", low=2, high=self.n_classes - 1)
+        return block_exact.exact_probs(self, N, rounds, pll, top_k)
 
     def exact_accuracy(self, label_counts, rounds) -> np.ndarray:
         """(rounds+1,) training accuracy of the exact chain (from :meth:`exact_probs`)."""
@@ -692,88 +362,6 @@ class BlockModel:
         pred = np.argmax(np.nan_to_num(P, nan=-1.0), axis=3)
         right = pred == np.arange(self.n_classes)[None, :, None]
         return np.einsum("tkj,kj->t", right.astype(np.float64), N) / self.n
-
-    # ------------------------------------------------------------------------------- helpers
-    def counts_from_labels(self, y_true, y_noisy) -> np.ndarray:
-        """The label-count matrix of given true / observed labels (checked against the class sizes)."""
-        y_true = check_labels(y_true, "y_true", n_samples=self.n, n_classes=self.n_classes)
-        N = realised_rates(y_true, y_noisy, n_classes=self.n_classes)["confusion"]
-        return self.check_label_counts(N).astype(np.int64)
-
-
-def _margins(S):
-    """S (T, K, K, K) scores [t, k, j, l] -> S[t, k, j, k] - max_{l != k} S[t, k, j, l], shape (T, K, K)."""
-    K = S.shape[-1]
-    idx = np.arange(K)
-    own = np.einsum("tkjk->tkj", S)
-    other = S.copy()
-    other[:, idx, :, idx] = -np.inf
-    return own - other.max(axis=-1)
-
-
-def _right(S):
-    """S (T, K, J, K) scores [t, k, j, l] -> bool (T, K, J): the true class k wins strictly.
-
-    Margins within 1e-9 of the round's largest |score| are ties and count as not correct."""
-    K = S.shape[-1]
-    own = np.take_along_axis(S, np.arange(K)[None, :, None, None] * np.ones(S.shape[:3] + (1,), dtype=np.int64), axis=3)[..., 0]
-    other = S.copy()
-    idx = np.arange(K)
-    other[:, idx, :, idx] = -np.inf
-    tol = _TIE_RTOL * np.abs(S).reshape(S.shape[0], -1).max(axis=1)
-    return (own - other.max(axis=3)) > tol[:, None, None]
-
-
-def _weights(v, K):
-    w = np.asarray(v, dtype=np.float64)
-    if w.shape != (K,) or not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
-        raise ValueError(f"class_weights must be {K} non-negative numbers with a positive sum, got {v!r}")
-    return w / w.sum()
-
-
-def _weighted_newton(Phi, w, T, reg, W0=None, max_iter=200):
-    """min_W (1/n) sum_g w_g CE(T_g, softmax(W phi_g)) + reg/2 ||W||^2 by dense Newton (n = sum w)."""
-    G, r = Phi.shape
-    K = T.shape[1]
-    n = float(w.sum())
-    W = np.zeros((K, r)) if W0 is None else W0.copy()
-
-    def fgrad(W):
-        Z = Phi @ W.T
-        lp = log_softmax(Z)
-        f = -float(np.sum(w[:, None] * T * lp)) / n + 0.5 * reg * float(np.vdot(W, W))
-        P = np.exp(lp)
-        g = ((w[:, None] * (P - T)).T @ Phi) / n + reg * W
-        return f, g, P
-
-    f, g, P = fgrad(W)
-    g0 = float(np.abs(g).max())
-    for _ in range(max_iter):
-        gmax = float(np.abs(g).max())
-        if gmax <= 1e-16 * max(1.0, g0):
-            break
-        # Hessian (K r x K r): (1/n) sum_g w_g (diag p_g - p_g p_g^T) (x) phi_g phi_g^T + reg I
-        D = -np.einsum("ga,gb->gab", P, P)
-        D[:, np.arange(K), np.arange(K)] += P
-        PP = (Phi[:, :, None] * Phi[:, None, :]).reshape(G, r * r)
-        H = ((D * w[:, None, None]).reshape(G, K * K).T @ PP).reshape(K, K, r, r)
-        H = H.transpose(0, 2, 1, 3).reshape(K * r, K * r) / n
-        H[np.diag_indices_from(H)] += reg
-        step = -np.linalg.solve(H, g.reshape(-1)).reshape(K, r)
-        slope = float(np.vdot(g, step))
-        alpha, accepted = 1.0, False
-        for _ls in range(60):
-            Wn = W + alpha * step
-            fn, gn, Pn = fgrad(Wn)
-            if fn <= f + 1e-4 * alpha * slope or (fn <= f + 1e-15 * max(1.0, abs(f)) and np.abs(gn).max() < gmax):
-                accepted = True
-                break
-            alpha *= 0.5
-        if not accepted:
-            break
-        W, f, g, P = Wn, fn, gn, Pn
-    return W
-
 
 
 # ------------------------------------------------------------------------------------ grids

@@ -36,8 +36,8 @@ from .._validation import (
     check_psd_spectrum,
     check_targets,
 )
+from ..distill import pll_round, run_chain
 from ..probe import fit_linear_probe, softmax
-from ..targets import refine_targets
 
 __all__ = [
     "LabelAveraging",
@@ -268,7 +268,7 @@ class _Operator:
     so a probe fitted on the rows of L has training outputs P = softmax(G (T - P) / (n reg)).
     """
 
-    def __init__(self, kind, M):
+    def __init__(self, kind, M, *, features=True):
         self.kind = kind
         self.n = M.shape[0]
         if kind == "X":
@@ -276,6 +276,8 @@ class _Operator:
             self.features = M
         else:
             self.G = M
+            if not features:  # products with G only (no factorisation)
+                return
             mu, U = _sym_eigh(M)
             keep = mu > mu[0] * 1e-14 if mu[0] > 0 else np.zeros_like(mu, dtype=bool)
             if not keep.any():
@@ -292,12 +294,7 @@ class _Operator:
 def fixed_point_residual(P, T, reg, *, X=None, gram=None) -> float:
     """max_ik |P - softmax(G (T - P) / (n reg))|: how far P is from the exact fixed point."""
     kind, M = _features_or_gram(X, gram)
-    op = _Operator.__new__(_Operator)
-    op.kind, op.n = kind, M.shape[0]
-    if kind == "X":
-        op.X = M
-    else:
-        op.G = M
+    op = _Operator(kind, M, features=False)
     T = _targets(T, None, op.n, name="T")
     P = np.asarray(P, dtype=np.float64)
     if P.shape != T.shape:
@@ -447,31 +444,22 @@ def exact_chain(
     test = _test_block(kind, M, X_test, gram_test)
     op = _Operator(kind, M)
 
-    probs = np.empty((rounds + 1, n, K))
-    test_probs = None if test is None else np.empty((rounds + 1, test.shape[0], K))
-    residuals, seconds = [], []
-    probe, T = None, T0
-    teacher = None
-    for t in range(rounds + 1):
+    def fit(T, chain):  # one fixed point, warm-started from the previous round's probe
         t0 = time.perf_counter()
-        probe, P, res = _solve(op, T, reg, probe, tol)
-        seconds.append(time.perf_counter() - t0)
-        residuals.append(res)
-        probs[t] = P
-        if test is not None:
-            test_probs[t] = _test_outputs(kind, test, probe, T, P, n, reg)
-        if t == 0:
-            teacher = probe
-        T = P
-    pll_probs = test_pll = None
-    if pll:
-        Tp = refine_targets(probs[0], "topk", top_k=top_k)
-        t0 = time.perf_counter()
-        pprobe, pll_probs, res = _solve(op, Tp, reg, teacher, tol)
-        seconds.append(time.perf_counter() - t0)
-        residuals.append(res)
-        if test is not None:
-            test_pll = _test_outputs(kind, test, pprobe, Tp, pll_probs, n, reg)
+        probe, P, res = _solve(op, T, reg, chain[-1].model["probe"] if chain else None, tol)
+        out = {"probe": probe, "residual": res, "seconds": time.perf_counter() - t0}
+        out["test"] = None if test is None else _test_outputs(kind, test, probe, T, P, n, reg)
+        return out, P
+
+    chain = run_chain(fit, T0, rounds)
+    pll_r = pll_round(fit, chain, top_k) if pll else None
+    fits = [r.model for r in chain] + ([pll_r.model] if pll else [])
+    residuals = [f["residual"] for f in fits]
+    seconds = [f["seconds"] for f in fits]
+    probs = np.stack([r.probs for r in chain])
+    test_probs = None if test is None else np.stack([r.model["test"] for r in chain])
+    pll_probs = None if pll_r is None else pll_r.probs
+    test_pll = None if pll_r is None else pll_r.model["test"]
     worst = max(residuals)
     if worst > tol:
         warnings.warn(f"exact_chain: largest fixed-point residual {worst:.3g} above tol={tol:g}", RuntimeWarning, stacklevel=2)

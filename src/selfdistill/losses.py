@@ -1,0 +1,196 @@
+"""The probe's losses on the logits Z (n, K), and the softmax arithmetic they share.
+
+Each loss evaluates sum_i loss_i(z_i) and its gradient in Z (:meth:`value_grad`), then products of
+its Hessian in Z with a direction V (n, K) (:meth:`hessp`, at the last point evaluated). The
+solver (:mod:`selfdistill._newton`) adds the passes over the features, the 1/n and the L2 term.
+
+- :class:`CrossEntropy`: logsumexp(z_i) - t_i.z_i, the (optionally weighted) soft-target CE;
+  convex whatever the signs of t_i as long as sum_k t_ik = 1.
+- :class:`Candidate`: -log sum_j w_ij p_ij, the classic partial-label loss (non-convex).
+- :class:`GCE`: sum_j w_ij (1 - p_ij^q) / q, generalised CE over the candidates (non-convex).
+
+Arrays live on a backend (``_backend.NumpyOps`` or ``TorchOps``); a loss works in the precision
+of the Z it is given (float32 or float64).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._backend import NumpyOps
+
+__all__ = ["GCE", "GCE_Q", "Candidate", "CrossEntropy", "log_softmax", "softmax"]
+
+GCE_Q = 0.7
+NUMPY = NumpyOps()
+
+
+def log_softmax(Z: np.ndarray) -> np.ndarray:
+    """Row-wise log softmax of logits Z (n, K), computed stably (max subtracted); shape (n, K)."""
+    Zs = Z - Z.max(axis=1, keepdims=True)
+    return Zs - np.log(np.exp(Zs).sum(axis=1, keepdims=True))
+
+
+def softmax(Z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits Z (n, K): P_ik = exp(Z_ik) / sum_j exp(Z_ij); shape (n, K)."""
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    E /= E.sum(axis=1, keepdims=True)
+    return E
+
+
+def log_softmax_ops(ops, Z):
+    """(log P, P), each (n, K), for logits Z on the backend, in Z's precision; Z may be overwritten."""
+    Z = Z - ops.rowmax(Z)
+    E = ops.exp(Z)
+    s = ops.rowsum(E)
+    E /= s
+    Z -= ops.log(s)
+    return Z, E
+
+
+def softmax_jvp(P, V, ops=NUMPY):
+    """(diag(p_i) - p_i p_i^T) v_i for every row i: the softmax Jacobian applied to V (n, K)."""
+    PV = P * V
+    return PV - P * ops.rowsum(PV)
+
+
+def as_dtype(ops, a, like):
+    """``a`` cast to the precision (float32 or float64) of the backend array ``like``."""
+    if ops.name == "numpy":
+        return ops.cast(a, like.dtype)
+    return ops.cast(a, np.float64 if like.dtype == ops.torch.float64 else np.float32)
+
+
+class CrossEntropy:
+    """sum_i w_i (logsumexp(z_i) - t_i.z_i) for targets T whose rows sum to 1.
+
+    Parameters
+    ----------
+    T : (n, K) soft targets, or (n,) integer labels (one-hot targets, stored as labels to save an
+        n x K array); a backend array.
+    ops : the backend.
+    weights : optional (n, 1) non-negative row weights w_i (backend, float64); None means w_i = 1.
+    """
+
+    convex = True
+
+    def __init__(self, T, ops=NUMPY, weights=None):
+        self.ops = ops
+        self.labels = T.ndim == 1
+        self.T = T
+        self.weights = weights
+        self._cache = {}
+
+    def _cast(self, a, like):
+        """``a`` (T or the weights) in ``like``'s precision, cast once per precision."""
+        dtype = str(like.dtype)
+        if self._cache.get(id(a), (None,))[0] != dtype:  # one copy of each array at a time
+            self._cache[id(a)] = (dtype, as_dtype(self.ops, a, like))
+        return self._cache[id(a)][1]
+
+    def value_grad(self, Z):
+        """(sum_i w_i CE(t_i, softmax(z_i)), its gradient (n, K) in Z); Z may be overwritten."""
+        logP, P = log_softmax_ops(self.ops, Z)
+        G, picked = self._residual_and_picked(logP, P)
+        if self.weights is not None:
+            w = self._cast(self.weights, P)
+            picked = picked * w
+            G *= w
+        self._P = P
+        return -self.ops.total(picked), G
+
+    def _residual_and_picked(self, logP, P):
+        """(P - T, the terms t_ik log p_ik: (n, 1) for labels, (n, K) for soft targets)."""
+        ops = self.ops
+        if not self.labels:
+            T = self._cast(self.T, P)  # logsumexp(z) - t.z = -t.log p  when sum(t) = 1
+            return P - T, T * logP
+        idx = self.T
+        if ops.name == "numpy":
+            rows = np.arange(idx.shape[0])
+            G = P.copy()
+            G[rows, idx] -= 1.0
+            return G, logP[rows, idx][:, None]
+        picked = logP.gather(1, idx[:, None])
+        G = P.clone()
+        G.scatter_add_(1, idx[:, None], -ops.torch.ones_like(picked))
+        return G, picked
+
+    def hess_curv(self):
+        """(P (n, K) at the last point, the row weights (n, 1) or None): the curvature's factors."""
+        return self._P, self.weights
+
+    def hessp(self, V):
+        """w_i (diag(p_i) - p_i p_i^T) v_i for every row: the Hessian in Z times V (n, K)."""
+        H = softmax_jvp(as_dtype(self.ops, self._P, V), V, self.ops)
+        if self.weights is not None:
+            H *= self._cast(self.weights, H)
+        return H
+
+
+class Candidate:
+    """sum_i -log sum_j w_ij p_ij: the weighted likelihood of the candidate set.
+
+    weights (n, K): candidate weights, rows summing to 1. For 1/k on each of k candidates this is
+    -log sum_{j in S_i} p_ij + log k, so the same minimiser as the unweighted candidate loss.
+    """
+
+    convex = False
+
+    def __init__(self, weights, ops=NUMPY):
+        self.ops = ops
+        self.mask = weights > 0
+        with np.errstate(divide="ignore"):
+            self.log_w = np.log(weights) if ops.name != "torch" else ops.torch.log(weights)
+
+    def value_grad(self, Z):
+        ops = self.ops
+        logP, P = log_softmax_ops(ops, Z)
+        masked = ops.where(self.mask, logP + as_dtype(ops, self.log_w, logP), -np.inf)
+        m = ops.rowmax(masked)
+        log_mass = m + ops.log(ops.rowsum(ops.exp(masked - m)))
+        Q = ops.where(self.mask, ops.exp(masked - log_mass), 0.0)
+        self._P, self._Q = P, Q
+        return -ops.total(log_mass), P - Q
+
+    def hess_curv(self):
+        return self._P, None
+
+    def hessp(self, V):
+        ops = self.ops
+        P, Q = as_dtype(ops, self._P, V), as_dtype(ops, self._Q, V)
+        return softmax_jvp(P, V, ops) - softmax_jvp(Q, V, ops)
+
+
+class GCE:
+    """sum_i sum_j w_ij (1 - p_ij^q) / q: generalised cross-entropy over the candidates.
+
+    weights (n, K): candidate weights, rows summing to 1 (1/k on each of k candidates: the mean over S_i).
+    """
+
+    convex = False
+
+    def __init__(self, weights, q=GCE_Q, ops=NUMPY):
+        self.ops = ops
+        self.w = weights
+        self.q = q
+
+    def value_grad(self, Z):
+        ops = self.ops
+        _, P = log_softmax_ops(ops, Z)
+        A = as_dtype(ops, self.w, P) * ops.power(P, self.q)
+        a = ops.rowsum(A)
+        self._P, self._A, self._a = P, A, a
+        value = ops.total((1.0 - a) / self.q)
+        return value, -(A - a * P)
+
+    def hess_curv(self):
+        return self._P, None
+
+    def hessp(self, V):
+        ops = self.ops
+        P, A, a = (as_dtype(ops, x, V) for x in (self._P, self._A, self._a))
+        Pv = ops.rowsum(P * V)
+        dA = self.q * A * (V - Pv)
+        dP = P * V - P * Pv
+        return -(dA - ops.rowsum(dA) * P - a * dP)
