@@ -44,6 +44,8 @@ __all__ = [
     "find_label_issues",
     "inspect_labels",
     "label_quality_scores",
+    "refit_on_fixed",
+    "choose_model",
     "issue_metrics",
     "write_label_issues",
     "RANKED_BY",
@@ -237,15 +239,23 @@ def _select(X, y, K, *, reg, model, rounds, pll_losses, top_k, reg_grid, val_fra
     return float(reg), model, reg_scores, selection, len(idx_val)
 
 
-def _fix(X, y, result_probs, is_issue, reg, K, fix, solver):
-    """The probe retrained on the fixed labels: flagged labels replaced (relabel) or dropped (prune)."""
+def refit_on_fixed(X, y, is_issue, suggested, reg, *, fix="relabel", n_classes=None):
+    """The probe (at ``reg``) retrained on fixed labels: the teacher of the cleaned training set.
+
+    fix="relabel": trained on all n points with ``suggested`` in place of the flagged labels;
+    fix="prune": trained on the unflagged points only (cleanlab's CleanLearning); a class whose
+    points are all flagged keeps them (a probe needs every class). Returns a LinearProbe.
+    """
+    check_choice(fix, "fix", FIX_MODES)
+    is_issue = np.asarray(is_issue, dtype=bool)
+    K = n_classes if n_classes is not None else int(max(np.max(y), np.max(suggested))) + 1
     if fix == "relabel":
-        return fit_linear_probe(X, np.argmax(result_probs, axis=1), reg, n_classes=K, **solver)
+        return fit_linear_probe(X, np.where(is_issue, suggested, y), reg, n_classes=K)
     keep = ~is_issue
-    for k in range(K):  # a class wholly flagged keeps its points (the probe needs every class)
+    for k in range(K):
         if not np.any(keep & (y == k)):
             keep |= y == k
-    return fit_linear_probe(X[keep], y[keep], reg, n_classes=K, **solver)
+    return fit_linear_probe(X[keep], y[keep], reg, n_classes=K)
 
 
 def _check_args(X, y, n_classes, reg, model, rounds, pll_loss, top_k, fix, val_fraction, seed):
@@ -339,7 +349,7 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
     if X_test is not None:
         X_test = check_features(X_test, "X_test")
         y_test = check_labels(y_test, "y_test", n_samples=X_test.shape[0], n_classes=K)
-        fixed = _fix(X, y, P, is_issue, reg, K, fix, {})
+        fixed = refit_on_fixed(X, y, is_issue, suggested, reg, fix=fix, n_classes=K)
         test_acc = {"teacher": float(np.mean(full.models["round 0"].predict(X_test) == y_test)),
                     "fixed": float(np.mean(fixed.predict(X_test) == y_test)), "fix": fix}
     config = {"reg": reg if isinstance(reg, float) else reg, "model": model, "rounds": rounds, "pll_loss": losses,
