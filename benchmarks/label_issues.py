@@ -127,7 +127,6 @@ def run_cleanlab_probe(d, yn, y_true, reg, seed):
 
 def run_cleanlab_default(d, yn, y_true, reg, seed):
     from cleanlab.classification import CleanLearning
-    from cleanlab.rank import get_label_quality_scores
 
     t = time.perf_counter()
     with warnings.catch_warnings():
@@ -224,8 +223,8 @@ def goal_summary(rows, baseline):
         return f"(no {baseline} results)"
     hi = [k for k in keys if k[2] >= 0.4 - 1e-9]
     lo = [k for k in keys if k[2] <= 0.2 + 1e-9]
-    ours = lambda k, c: agg[k + ("selfdistill",)][c]  # noqa: E731
-    theirs = lambda k, c: agg[k + (baseline,)][c]  # noqa: E731
+    ours = lambda k, c: agg[k + ("selfdistill",)][c]
+    theirs = lambda k, c: agg[k + (baseline,)][c]
     f1_wins = sum(ours(k, "f1") > theirs(k, "f1") for k in hi)
     acc_wins = sum(ours(k, "corrected_acc") > theirs(k, "corrected_acc") for k in hi)
     both = sum(ours(k, "f1") > theirs(k, "f1") and ours(k, "corrected_acc") > theirs(k, "corrected_acc") for k in hi)

@@ -264,10 +264,9 @@ def _check_args(X, y, n_classes, reg, model, rounds, pll_loss, top_k, fix, val_f
     K = check_int(n_classes, "n_classes", low=2) if n_classes is not None else int(y.max()) + 1
     if np.unique(y).size < 2:
         raise ValueError(f"y must hold at least 2 classes, got a single class {np.unique(y).tolist()}")
-    if not (isinstance(reg, str) and reg == "auto"):
-        if isinstance(reg, str) or not isinstance(reg, (int, float, np.floating, np.integer)) or not reg > 0 \
-                or not math.isfinite(reg):
-            raise ValueError(f"reg must be 'auto' or a finite number > 0, got {reg!r}")
+    is_number = isinstance(reg, (int, float, np.floating, np.integer)) and not isinstance(reg, bool)
+    if reg != "auto" and not (is_number and math.isfinite(reg) and reg > 0):
+        raise ValueError(f"reg must be 'auto' or a finite number > 0, got {reg!r}")
     rounds = check_int(rounds, "rounds", low=0)
     losses = [pll_loss] if isinstance(pll_loss, str) else list(pll_loss or ())
     for loss in losses:
@@ -330,6 +329,7 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
     t0 = time.perf_counter()
     X, y, K, rounds, losses, top_k, val_fraction, seed = _check_args(
         X, y, n_classes, reg, model, rounds, pll_loss, top_k, fix, val_fraction, seed)
+    asked = {"reg": reg if reg == "auto" else float(reg), "model": model}
     if (X_test is None) != (y_test is None):
         raise ValueError("X_test and y_test must be given together")
     if y_true is not None:
@@ -352,9 +352,10 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
         fixed = refit_on_fixed(X, y, is_issue, suggested, reg, fix=fix, n_classes=K)
         test_acc = {"teacher": float(np.mean(full.models["round 0"].predict(X_test) == y_test)),
                     "fixed": float(np.mean(fixed.predict(X_test) == y_test)), "fix": fix}
-    config = {"reg": reg if isinstance(reg, float) else reg, "model": model, "rounds": rounds, "pll_loss": losses,
+    config = {**asked, "rounds": rounds, "pll_loss": losses,
               "top_k": top_k, "n_classes": K, "fix": fix, "reg_grid": [float(r) for r in reg_grid],
-              "val_fraction": val_fraction, "seed": seed, "rule": "select_reg + one-standard-error model choice"}
+              "val_fraction": val_fraction, "seed": seed, "rule": "select_reg + one-standard-error model choice",
+              "chosen_reg": reg, "chosen_model": model}
     res = LabelIssues(is_issue=is_issue, ranked=ranked, score=score, given=y, suggested=suggested,
                       confidence=P[np.arange(y.shape[0]), suggested], probs=P, model=model, reg=reg,
                       selection=selection, reg_scores=reg_scores, n_val=n_val, test_acc=test_acc,
