@@ -414,8 +414,8 @@ def _add_label_issues(sub):
                    + ", ".join(PLL_LOSSES) + "; 'none': no PLL student (default: uniform candidate)")
     p.add_argument("--top-k", type=_top_k, default=2, metavar="K", dest="top_k",
                    help="candidate-set size of the PLL students (default: %(default)s)")
-    p.add_argument("--fix", choices=FIX_MODES, default="relabel",
-                   help="retrain on the corrected labels (relabel) or without the flagged points (prune) "
+    p.add_argument("--fix", choices=FIX_MODES, default="prune",
+                   help="retrain without the flagged points (prune) or on the corrected labels (relabel) "
                         "(default: %(default)s)")
     p.add_argument("--seed", type=_nonneg_int, default=0, metavar="S", help="held-out split seed (default: 0)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")

@@ -286,7 +286,7 @@ def _check_args(X, y, n_classes, reg, model, rounds, pll_loss, top_k, fix, val_f
 
 
 def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("uniform", "candidate"), top_k=2,
-                   n_classes=None, X_test=None, y_test=None, fix="relabel", y_true=None,
+                   n_classes=None, X_test=None, y_test=None, fix="prune", y_true=None,
                    reg_grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=0) -> LabelIssues:
     """Flag the training labels that a probe chain disagrees with, suggest the class to put instead.
 
@@ -308,8 +308,8 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
     top_k : candidate-set size of the PLL students.   n_classes : K when some classes have no label.
     X_test, y_test : optional test set: the teacher (given labels) and a probe retrained on the fixed
         labels are both measured on it (``test_acc``).
-    fix : "relabel" (retrain on the corrected labels) or "prune" (drop the flagged points and retrain,
-        as cleanlab's CleanLearning; a class wholly flagged keeps its points).
+    fix : "prune" (drop the flagged points and retrain, as cleanlab's CleanLearning; a class wholly
+        flagged keeps its points) or "relabel" (retrain on all points with the corrected labels).
     y_true : optional clean labels, for ``metrics`` only (:func:`issue_metrics`); never used to choose.
     reg_grid, val_fraction, seed : the held-out split (stratified by y) and the reg grid of the rule.
 
