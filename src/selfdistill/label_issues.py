@@ -221,8 +221,12 @@ def _chain_kwargs(model, rounds, pll_losses, top_k):
 
 
 def _select(X, y, K, *, reg, model, rounds, pll_losses, top_k, reg_grid, val_fraction, seed, solver):
-    """Steps 1-2 of the rule on one seeded stratified split: (reg, model, reg_scores, selection, n_val)."""
-    reg_scores, selection = {}, {}
+    """Steps 1-2 of the rule on one seeded stratified split.
+
+    Returns (reg, model, reg_scores, selection, n_val, split_teacher): split_teacher is the teacher
+    fitted on the fit part (a warm start for the refit on all points), or None.
+    """
+    reg_scores, selection, split_teacher = {}, {}, None
     if reg == "auto":
         reg, reg_scores = select_reg(X, y, grid=reg_grid, val_fraction=val_fraction, seed=seed, n_classes=K)
     candidates = _candidate_models(rounds, pll_losses, K)
@@ -234,28 +238,39 @@ def _select(X, y, K, *, reg, model, rounds, pll_losses, top_k, reg_grid, val_fra
                       **kw, **solver)
         selection = {m["model"]: m["test_acc"] for m in res.metrics}
         model = choose_model(selection, len(idx_val))
+        split_teacher = res.models["round 0"]
     elif model == "auto":
         model = "round 0"
-    return float(reg), model, reg_scores, selection, len(idx_val)
+    return float(reg), model, reg_scores, selection, len(idx_val), split_teacher
 
 
-def refit_on_fixed(X, y, is_issue, suggested, reg, *, fix="relabel", n_classes=None):
+def _refit(X, y, K, reg, model, rounds, losses, top_k, split_teacher):
+    """Step 3: the chosen model fitted on all points. Returns (its (n, K) outputs, the teacher)."""
+    if model == "round 0":  # warm-started from the split's teacher: same optimum, fewer Newton steps
+        teacher = fit_linear_probe(X, y, reg, n_classes=K, init=split_teacher)
+        return teacher.predict_proba(X), teacher
+    full = distill(X, y, reg=reg, n_classes=K, **_chain_kwargs(model, rounds, losses, top_k))
+    return full.train_probs[model if model in full.models else "pll"], full.models["round 0"]
+
+
+def refit_on_fixed(X, y, is_issue, suggested, reg, *, fix="relabel", n_classes=None, init=None):
     """The probe (at ``reg``) retrained on fixed labels: the teacher of the cleaned training set.
 
     fix="relabel": trained on all n points with ``suggested`` in place of the flagged labels;
     fix="prune": trained on the unflagged points only (cleanlab's CleanLearning); a class whose
-    points are all flagged keeps them (a probe needs every class). Returns a LinearProbe.
+    points are all flagged keeps them (a probe needs every class). ``init``: a warm start (e.g. the
+    teacher; the optimum does not depend on it). Returns a LinearProbe.
     """
     check_choice(fix, "fix", FIX_MODES)
     is_issue = np.asarray(is_issue, dtype=bool)
     K = n_classes if n_classes is not None else int(max(np.max(y), np.max(suggested))) + 1
     if fix == "relabel":
-        return fit_linear_probe(X, np.where(is_issue, suggested, y), reg, n_classes=K)
+        return fit_linear_probe(X, np.where(is_issue, suggested, y), reg, n_classes=K, init=init)
     keep = ~is_issue
     for k in range(K):
         if not np.any(keep & (y == k)):
             keep |= y == k
-    return fit_linear_probe(X[keep], y[keep], reg, n_classes=K)
+    return fit_linear_probe(X[keep], y[keep], reg, n_classes=K, init=init)
 
 
 def _check_args(X, y, n_classes, reg, model, rounds, pll_loss, top_k, fix, val_fraction, seed):
@@ -334,23 +349,21 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
         raise ValueError("X_test and y_test must be given together")
     if y_true is not None:
         y_true = check_labels(y_true, "y_true", n_samples=X.shape[0], n_classes=K)
-    reg, model, reg_scores, selection, n_val = _select(
+    reg, model, reg_scores, selection, n_val, split_teacher = _select(
         X, y, K, reg=reg, model=model, rounds=rounds, pll_losses=losses, top_k=top_k, reg_grid=reg_grid,
         val_fraction=val_fraction, seed=seed, solver={})
-    full = distill(X, y, reg=reg, n_classes=K, **_chain_kwargs(model, rounds, losses, top_k))
-    name = model if model in full.models else "pll"
-    P = full.train_probs[name]
-    ranked = full.label_issues(name)
-    is_issue = np.zeros(y.shape[0], dtype=bool)
-    is_issue[ranked] = True
-    suggested = np.where(is_issue, np.argmax(P, axis=1), y)
+    P, teacher = _refit(X, y, K, reg, model, rounds, losses, top_k, split_teacher)
     score = label_quality_scores(P, y)
+    is_issue = np.argmax(P, axis=1) != y
+    idx = np.flatnonzero(is_issue)
+    ranked = idx[np.lexsort((idx, score[idx]))]  # = DistillResult.label_issues: largest margin first
+    suggested = np.where(is_issue, np.argmax(P, axis=1), y)
     test_acc, fixed = None, None
     if X_test is not None:
         X_test = check_features(X_test, "X_test")
         y_test = check_labels(y_test, "y_test", n_samples=X_test.shape[0], n_classes=K)
-        fixed = refit_on_fixed(X, y, is_issue, suggested, reg, fix=fix, n_classes=K)
-        test_acc = {"teacher": float(np.mean(full.models["round 0"].predict(X_test) == y_test)),
+        fixed = refit_on_fixed(X, y, is_issue, suggested, reg, fix=fix, n_classes=K, init=teacher)
+        test_acc = {"teacher": float(np.mean(teacher.predict(X_test) == y_test)),
                     "fixed": float(np.mean(fixed.predict(X_test) == y_test)), "fix": fix}
     config = {**asked, "rounds": rounds, "pll_loss": losses,
               "top_k": top_k, "n_classes": K, "fix": fix, "reg_grid": [float(r) for r in reg_grid],
