@@ -220,7 +220,7 @@ def _chain_kwargs(model, rounds, pll_losses, top_k):
     return {"rounds": 0, "pll": True, "pll_loss": [loss], "top_k": top_k}
 
 
-def _select(X, y, K, *, reg, model, rounds, pll_losses, top_k, reg_grid, val_fraction, seed, solver):
+def _select(X, y, K, *, reg, model, rounds, pll_losses, top_k, reg_grid, val_fraction, seed):
     """Steps 1-2 of the rule on one seeded stratified split.
 
     Returns (reg, model, reg_scores, selection, n_val, split_teacher): split_teacher is the teacher
@@ -234,8 +234,7 @@ def _select(X, y, K, *, reg, model, rounds, pll_losses, top_k, reg_grid, val_fra
     if model == "auto" and len(candidates) > 1:
         kw = {"rounds": rounds, "pll": any(c.startswith("pll") for c in candidates), "top_k": top_k,
               "pll_loss": list(pll_losses) if pll_losses else "uniform"}
-        res = distill(X[idx_fit], y[idx_fit], reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val],
-                      **kw, **solver)
+        res = distill(X[idx_fit], y[idx_fit], reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val], **kw)
         selection = {m["model"]: m["test_acc"] for m in res.metrics}
         model = choose_model(selection, len(idx_val))
         split_teacher = res.models["round 0"]
@@ -351,7 +350,7 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
         y_true = check_labels(y_true, "y_true", n_samples=X.shape[0], n_classes=K)
     reg, model, reg_scores, selection, n_val, split_teacher = _select(
         X, y, K, reg=reg, model=model, rounds=rounds, pll_losses=losses, top_k=top_k, reg_grid=reg_grid,
-        val_fraction=val_fraction, seed=seed, solver={})
+        val_fraction=val_fraction, seed=seed)
     P, teacher = _refit(X, y, K, reg, model, rounds, losses, top_k, split_teacher)
     score = label_quality_scores(P, y)
     is_issue = np.argmax(P, axis=1) != y
