@@ -7,6 +7,7 @@ Enhanced Soft Label Refinement with Partial Labels", ICLR 2025 (arXiv 2402.10482
 from . import noise, theory
 from .distill import PLL_LOSSES, DistillResult, distill
 from .estimator import SelfDistillationClassifier
+from .label_issues import LabelIssues, find_label_issues, inspect_labels
 from .model_selection import select_reg
 from .noise import class_clusters, corrupt_labels, transition_matrix
 from .probe import ConvergenceWarning, LinearProbe, fit_linear_probe, fit_partial_label_probe
@@ -17,12 +18,15 @@ __version__ = "0.2.0"
 __all__ = [
     "ConvergenceWarning",
     "DistillResult",
+    "LabelIssues",
     "LinearProbe",
     "PLL_LOSSES",
     "SelfDistillationClassifier",
     "class_clusters",
     "corrupt_labels",
     "distill",
+    "find_label_issues",
+    "inspect_labels",
     "fit_linear_probe",
     "fit_partial_label_probe",
     "noise",

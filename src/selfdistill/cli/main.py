@@ -2,7 +2,7 @@
 
 Each subcommand has one function that adds its parser (``_add_<name>``) and one that runs it
 (``_cmd_<name>``), registered in :data:`SUBCOMMANDS`: run, sweep, report, extract, correlation,
-theory (:mod:`selfdistill.cli.theory`). Benchmarks run
+label-issues, theory (:mod:`selfdistill.cli.theory`). Benchmarks run
 from a checkout: ``python -m benchmarks``.
 
 Exit codes: 0 success; 2 bad arguments or invalid settings (``selfdistill: error: ...``, no
@@ -423,6 +423,69 @@ def _cmd_extract(args, parser) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- label-issues
+def _add_label_issues(sub):
+    from ..distill import PLL_LOSSES
+    from ..label_issues import FIX_MODES
+
+    p = sub.add_parser(
+        "label-issues",
+        help="find the training labels that look wrong and suggest the class to put instead",
+        description=(
+            "Load DATA.npz (X_train, y_train, X_test, y_test, optional class_names; or 'digits' / 'block'), choose the "
+            "flagging model (teacher, SD round or PLL student) and its reg from the given labels alone (held-out "
+            "accuracy on the given labels; the teacher unless another model beats it by more than one standard "
+            "error), flag every training point whose label the model disagrees with, and write label_issues.csv "
+            "(rank, index, given and suggested label, class names, score, confidence), summary.md and "
+            "label_issues.json (config and outcome) to --output. With test data, a probe retrained on the fixed "
+            "labels is measured next to the teacher."
+        ),
+    )
+    p.add_argument("data", metavar="DATA.npz", help="a feature file (or 'digits', 'block')")
+    p.add_argument("--output", "-o", metavar="DIR", required=True, help="output folder, created if needed")
+    p.add_argument("--reg", type=_reg, default="auto", metavar="{auto,FLOAT}",
+                   help="L2 strength: 'auto' (held-out accuracy on the given labels) or a number > 0 (default: auto)")
+    p.add_argument("--model", default="auto", metavar="NAME",
+                   help="'auto' (the rule), 'round 0' (teacher), 'round T' or 'pll-LOSS' (default: auto)")
+    p.add_argument("--rounds", type=_nonneg_int, default=1, metavar="R",
+                   help="SD rounds among the candidate models (default: %(default)s)")
+    p.add_argument("--pll-loss", nargs="+", choices=PLL_LOSSES + ("none",), default=["uniform", "candidate"],
+                   metavar="LOSS", dest="pll_loss", help="PLL students among the candidates, of "
+                   + ", ".join(PLL_LOSSES) + "; 'none': no PLL student (default: uniform candidate)")
+    p.add_argument("--top-k", type=_top_k, default=2, metavar="K", dest="top_k",
+                   help="candidate-set size of the PLL students (default: %(default)s)")
+    p.add_argument("--fix", choices=FIX_MODES, default="prune",
+                   help="retrain without the flagged points (prune) or on the corrected labels (relabel) "
+                        "(default: %(default)s)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, metavar="S", help="held-out split seed (default: 0)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=_cmd_label_issues, parser=p)
+    return p
+
+
+def _cmd_label_issues(args, parser) -> int:
+    from ..data import DATASETS, load_dataset
+    from ..label_issues import inspect_labels, write_label_issues
+
+    if args.data not in DATASETS and not os.path.isfile(args.data):
+        parser.error(f"argument DATA.npz: no such file: {args.data!r} (expected {' or '.join(DATASETS)} or an "
+                     ".npz file)")
+    check_output_dir(args.output, "--output")
+    ds = load_dataset(args.data, seed=0)
+    test = dict(X_test=ds.X_test, y_test=ds.y_test) if ds.n_test else {}
+    res = inspect_labels(ds.X_train, ds.y_train, reg=args.reg, model=args.model, rounds=args.rounds,
+                         pll_loss=[] if "none" in args.pll_loss else args.pll_loss, top_k=args.top_k,
+                         n_classes=ds.n_classes, fix=args.fix, seed=args.seed, **test)
+    with output_errors(args.output, "--output"):
+        files = write_label_issues(res, args.output, class_names=ds.class_names, source=args.data,
+                                   command=shlex.join([PROG] + list(args.argv)))
+    if not args.quiet:
+        with open(files["summary"], encoding="utf-8") as fh:
+            print(fh.read())
+        print("Files: " + ", ".join(files.values()))
+    return 0
+
+
 # ---------------------------------------------------------------------------- theory (cli/theory.py)
 def _add_theory(sub):
     from . import theory as theory_cli
@@ -452,6 +515,7 @@ SUBCOMMANDS = {
     "report": _add_report,
     "extract": _add_extract,
     "correlation": _add_correlation,
+    "label-issues": _add_label_issues,
     "theory": _add_theory,
     # "bench": _add_bench,   (see the BENCH marker above)
 }

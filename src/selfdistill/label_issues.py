@@ -1,0 +1,476 @@
+"""Find and fix wrong labels: which training labels a probe chain disagrees with, and what to put instead.
+
+In cleanlab's conventions (``cleanlab.filter.find_label_issues``): :func:`find_label_issues` returns a
+boolean mask (or, with ``return_indices_ranked_by=``, the flagged indices, most suspect first);
+:func:`inspect_labels` returns a :class:`LabelIssues` with every point's label-quality score, the
+suggested label and its confidence, the chosen model and, when a test set is given, the test accuracy
+of a probe retrained on the fixed labels next to the teacher's (like cleanlab's ``CleanLearning``).
+
+The rule (docs/label-issues.md), noisy labels only:
+
+1. reg: :func:`selfdistill.select_reg` (the teacher's accuracy on a stratified held-out part of the
+   given labels, ``val_fraction``, seeded) unless a number is given;
+2. model: the chain (teacher "round 0", SD rounds 1..``rounds``, one PLL student per ``pll_loss``) is
+   trained at that reg on the fit part of the *same* split and scored by accuracy on the held-out
+   given labels; the teacher is kept unless the best other model beats it by more than one standard
+   error of the teacher's held-out accuracy, sqrt(a (1 - a) / n_val) (the one-standard-error rule:
+   prefer the simplest model when the difference is within noise);
+3. the chosen model is refitted on all points; a point is flagged when the model's most probable
+   class differs from its given label.
+
+No clean label (``y_true``) or test label enters any choice: ``y_true`` only adds metrics, and the
+test set only measures the fixed probe.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._io import atomic_write_text, ensure_output_dir, write_json
+from ._validation import check_choice, check_features, check_fraction, check_int, check_labels
+from .distill import PLL_LOSSES, distill, pll_model_names
+from .model_selection import DEFAULT_REG_GRID, _split, select_reg
+from .probe import fit_linear_probe
+
+__all__ = [
+    "LabelIssues",
+    "find_label_issues",
+    "inspect_labels",
+    "label_quality_scores",
+    "refit_on_fixed",
+    "choose_model",
+    "issue_metrics",
+    "write_label_issues",
+    "RANKED_BY",
+    "FIX_MODES",
+]
+
+#: Accepted values of ``return_indices_ranked_by`` (cleanlab's names).
+RANKED_BY = ("normalized_margin", "self_confidence")
+#: How :func:`inspect_labels` fixes the labels before retraining: replace or drop the flagged labels.
+FIX_MODES = ("relabel", "prune")
+
+
+def label_quality_scores(probs, labels, method="normalized_margin"):
+    """Per-point label quality in [0, 1] from model outputs, lower = more likely wrong (cleanlab's scores).
+
+    Parameters
+    ----------
+    probs : (n, K) predicted class probabilities.
+    labels : (n,) given labels.
+    method : "normalized_margin" ((p(given) - max_{k != given} p(k) + 1) / 2: below 0.5 exactly
+        when another class is more probable than the given one) or "self_confidence" (p(given)).
+
+    Returns
+    -------
+    (n,) float array.
+
+    Examples
+    --------
+    >>> label_quality_scores(np.array([[0.7, 0.3], [0.2, 0.8]]), np.array([0, 0])).round(2).tolist()
+    [0.7, 0.2]
+    """
+    P = np.asarray(probs, dtype=np.float64)
+    y = check_labels(labels, "labels", n_samples=P.shape[0], n_classes=P.shape[1])
+    check_choice(method, "method", RANKED_BY)
+    rows = np.arange(P.shape[0])
+    p_given = P[rows, y]
+    if method == "self_confidence":
+        return p_given
+    other = P.copy()
+    other[rows, y] = -np.inf
+    return (p_given - other.max(axis=1) + 1.0) / 2.0
+
+
+@dataclass
+class LabelIssues:
+    """What :func:`inspect_labels` returns (n training points, K classes).
+
+    Attributes
+    ----------
+    is_issue : (n,) bool, the flagged points (the chosen model's top class differs from the given one).
+    ranked : (m,) int, the flagged indices, most suspect first (lowest normalized margin; ties by index).
+    score : (n,) label quality in [0, 1], the normalized margin (lower = more suspect; < 0.5 iff flagged).
+    given : (n,) the given labels.   suggested : (n,) the model's top class (= given where not flagged).
+    confidence : (n,) the model's probability of ``suggested``.   probs : (n, K) the model's outputs.
+    model : name of the flagging model ("round 0" teacher, "round t", "pll-<loss>").   reg : its reg.
+    selection : {model name: held-out accuracy on the given labels} (empty when ``model`` was given).
+    reg_scores : {reg: the teacher's held-out accuracy} (empty when ``reg`` was given).
+    n_val : held-out points behind the selection.
+    test_acc : None, or {"teacher": ..., "fixed": ...} test accuracy of the teacher on the given labels
+        and of the probe retrained on the fixed labels (same reg).
+    fixed_model : the retrained LinearProbe, or None.
+    metrics : None, or :func:`issue_metrics` against ``y_true`` when it was given.
+    seconds : wall time of the whole call.   config : the arguments (JSON-serialisable).
+    """
+
+    is_issue: np.ndarray
+    ranked: np.ndarray
+    score: np.ndarray
+    given: np.ndarray
+    suggested: np.ndarray
+    confidence: np.ndarray
+    probs: np.ndarray
+    model: str
+    reg: float
+    selection: dict = field(default_factory=dict)
+    reg_scores: dict = field(default_factory=dict)
+    n_val: int = 0
+    test_acc: dict | None = None
+    fixed_model: object = None
+    metrics: dict | None = None
+    seconds: float = 0.0
+    config: dict = field(default_factory=dict)
+
+    @property
+    def n_issues(self) -> int:
+        return int(self.is_issue.sum())
+
+    def corrected_labels(self) -> np.ndarray:
+        """(n,) the given labels with every flagged one replaced by its suggestion."""
+        return self.suggested.copy()
+
+    def indices(self, ranked_by: str = "normalized_margin") -> np.ndarray:
+        """Flagged indices ranked by ``ranked_by`` (see :data:`RANKED_BY`), most suspect first."""
+        check_choice(ranked_by, "return_indices_ranked_by", RANKED_BY)
+        if ranked_by == "normalized_margin":
+            return self.ranked.copy()
+        idx = np.flatnonzero(self.is_issue)
+        q = label_quality_scores(self.probs, self.given, "self_confidence")[idx]
+        return idx[np.lexsort((idx, q))]
+
+    def records(self, class_names=None) -> list[dict]:
+        """One dict per flagged point, in rank order: index, given/suggested label (and names), score, rank."""
+        rows = []
+        for rank, i in enumerate(self.ranked, start=1):
+            row = {"rank": rank, "index": int(i), "given_label": int(self.given[i]),
+                   "suggested_label": int(self.suggested[i])}
+            if class_names is not None:
+                row["given_name"] = str(class_names[self.given[i]])
+                row["suggested_name"] = str(class_names[self.suggested[i]])
+            row["score"] = float(self.score[i])
+            row["confidence"] = float(self.confidence[i])
+            rows.append(row)
+        return rows
+
+    def summary(self) -> dict:
+        """The chosen rule's outcome in JSON-ready form (no per-point arrays)."""
+        return {"n_train": int(self.given.shape[0]), "n_issues": self.n_issues,
+                "issue_fraction": float(self.is_issue.mean()), "model": self.model, "reg": self.reg,
+                "selection": self.selection, "reg_scores": {repr(float(k)): v for k, v in self.reg_scores.items()},
+                "n_val": self.n_val, "test_acc": self.test_acc, "metrics": self.metrics, "seconds": self.seconds}
+
+
+def issue_metrics(is_issue, score, suggested, given, y_true) -> dict:
+    """Flag quality against clean labels (evaluation only; never used to choose anything).
+
+    precision / recall / f1 of ``is_issue`` as a detector of ``given != y_true``; auroc of the
+    ranking ``-score`` (None when every or no label is wrong); corrected_acc: accuracy of the
+    corrected labels (``suggested`` where flagged, ``given`` elsewhere) against ``y_true``;
+    n_flagged; noise_rate (the realised fraction of wrong given labels).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    is_issue = np.asarray(is_issue, dtype=bool)
+    given, y_true = np.asarray(given), np.asarray(y_true)
+    wrong = given != y_true
+    tp = int(np.sum(is_issue & wrong))
+    precision = tp / is_issue.sum() if is_issue.any() else 0.0
+    recall = tp / wrong.sum() if wrong.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    auroc = float(roc_auc_score(wrong, -np.asarray(score))) if 0 < wrong.sum() < wrong.size else None
+    corrected = np.where(is_issue, suggested, given)
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "auroc": auroc,
+            "corrected_acc": float(np.mean(corrected == y_true)), "n_flagged": int(is_issue.sum()),
+            "noise_rate": float(wrong.mean())}
+
+
+def _candidate_models(rounds, pll_losses, K):
+    """Names of the models the rule chooses between, the teacher first."""
+    names = [f"round {t}" for t in range(rounds + 1)]
+    if K >= 3 and pll_losses:
+        names += pll_model_names(list(pll_losses))
+    return names
+
+
+def choose_model(val_acc: dict, n_val: int) -> str:
+    """The one-standard-error rule: the teacher unless a model beats it by > sqrt(a (1 - a) / n_val).
+
+    ``val_acc`` maps model name -> held-out accuracy on the given labels (the teacher "round 0"
+    included); among the models that clear the margin the most accurate wins (ties: first listed).
+    """
+    a0 = val_acc["round 0"]
+    margin = math.sqrt(max(a0 * (1.0 - a0), 0.0) / max(n_val, 1))
+    best = max(val_acc, key=lambda m: val_acc[m])  # first listed among equals
+    return best if val_acc[best] - a0 > margin else "round 0"
+
+
+def _chain_kwargs(model, rounds, pll_losses, top_k):
+    """distill() arguments that train the chain up to ``model`` and no further."""
+    if model.startswith("round "):
+        return {"rounds": int(model.split()[1]), "pll": False}
+    loss = model.split("-", 1)[1] if model.startswith("pll-") else pll_losses[0]
+    return {"rounds": 0, "pll": True, "pll_loss": [loss], "top_k": top_k}
+
+
+def _select(X, y, K, *, reg, model, rounds, pll_losses, top_k, reg_grid, val_fraction, seed):
+    """Steps 1-2 of the rule on one seeded stratified split.
+
+    Returns (reg, model, reg_scores, selection, n_val, split_teacher): split_teacher is the teacher
+    fitted on the fit part (a warm start for the refit on all points), or None.
+    """
+    reg_scores, selection, split_teacher = {}, {}, None
+    if reg == "auto":
+        reg, reg_scores = select_reg(X, y, grid=reg_grid, val_fraction=val_fraction, seed=seed, n_classes=K)
+    candidates = _candidate_models(rounds, pll_losses, K)
+    idx_fit, idx_val = _split(y, val_fraction, seed)
+    if model == "auto" and len(candidates) > 1:
+        kw = {"rounds": rounds, "pll": any(c.startswith("pll") for c in candidates), "top_k": top_k,
+              "pll_loss": list(pll_losses) if pll_losses else "uniform"}
+        res = distill(X[idx_fit], y[idx_fit], reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val], **kw)
+        selection = {m["model"]: m["test_acc"] for m in res.metrics}
+        model = choose_model(selection, len(idx_val))
+        split_teacher = res.models["round 0"]
+    elif model == "auto":
+        model = "round 0"
+    return float(reg), model, reg_scores, selection, len(idx_val), split_teacher
+
+
+def _refit(X, y, K, reg, model, rounds, losses, top_k, split_teacher):
+    """Step 3: the chosen model fitted on all points. Returns (its (n, K) outputs, the teacher)."""
+    if model == "round 0":  # warm-started from the split's teacher: same optimum, fewer Newton steps
+        teacher = fit_linear_probe(X, y, reg, n_classes=K, init=split_teacher)
+        return teacher.predict_proba(X), teacher
+    full = distill(X, y, reg=reg, n_classes=K, **_chain_kwargs(model, rounds, losses, top_k))
+    return full.train_probs[model if model in full.models else "pll"], full.models["round 0"]
+
+
+def refit_on_fixed(X, y, is_issue, suggested, reg, *, fix="relabel", n_classes=None, init=None):
+    """The probe (at ``reg``) retrained on fixed labels: the teacher of the cleaned training set.
+
+    fix="relabel": trained on all n points with ``suggested`` in place of the flagged labels;
+    fix="prune": trained on the unflagged points only (cleanlab's CleanLearning); a class whose
+    points are all flagged keeps them (a probe needs every class). ``init``: a warm start (e.g. the
+    teacher; the optimum does not depend on it). Returns a LinearProbe.
+    """
+    check_choice(fix, "fix", FIX_MODES)
+    is_issue = np.asarray(is_issue, dtype=bool)
+    K = n_classes if n_classes is not None else int(max(np.max(y), np.max(suggested))) + 1
+    if fix == "relabel":
+        return fit_linear_probe(X, np.where(is_issue, suggested, y), reg, n_classes=K, init=init)
+    keep = ~is_issue
+    for k in range(K):
+        if not np.any(keep & (y == k)):
+            keep |= y == k
+    return fit_linear_probe(X[keep], y[keep], reg, n_classes=K, init=init)
+
+
+def _check_args(X, y, n_classes, reg, model, rounds, pll_loss, top_k, fix, val_fraction, seed):
+    X = check_features(X)
+    y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
+    K = check_int(n_classes, "n_classes", low=2) if n_classes is not None else int(y.max()) + 1
+    if np.unique(y).size < 2:
+        raise ValueError(f"y must hold at least 2 classes, got a single class {np.unique(y).tolist()}")
+    is_number = isinstance(reg, (int, float, np.floating, np.integer)) and not isinstance(reg, bool)
+    if reg != "auto" and not (is_number and math.isfinite(reg) and reg > 0):
+        raise ValueError(f"reg must be 'auto' or a finite number > 0, got {reg!r}")
+    rounds = check_int(rounds, "rounds", low=0)
+    losses = [pll_loss] if isinstance(pll_loss, str) else list(pll_loss or ())
+    for loss in losses:
+        check_choice(loss, "pll_loss", PLL_LOSSES)
+    if K >= 3 and losses:
+        top_k = check_int(top_k, "top_k", low=2, high=K - 1)
+    choices = ["auto"] + _candidate_models(rounds, losses, K)
+    if model not in choices:
+        raise ValueError(f"model must be one of {choices} (with rounds={rounds}, pll_loss={losses}, "
+                         f"{K} classes), got {model!r}")
+    check_choice(fix, "fix", FIX_MODES)
+    val_fraction = check_fraction(val_fraction, "val_fraction")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    seed = check_int(seed, "seed", low=0)
+    return X, y, K, rounds, losses, top_k, val_fraction, seed
+
+
+def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("uniform", "candidate"), top_k=2,
+                   n_classes=None, X_test=None, y_test=None, fix="prune", y_true=None,
+                   reg_grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=0) -> LabelIssues:
+    """Flag the training labels that a probe chain disagrees with, suggest the class to put instead.
+
+    The flagging model and its reg are chosen from the given (noisy) labels alone (module docstring,
+    docs/label-issues.md): reg by :func:`selfdistill.select_reg`; the model among the teacher, SD
+    rounds 1..``rounds`` and the PLL students by held-out accuracy on the given labels with the
+    one-standard-error rule (:func:`choose_model`), on the same seeded split. The chosen model,
+    refitted on all n points, flags point i when argmax_k p_k(x_i) != y_i; its label quality is the
+    normalized margin (p(y_i) - max_{k != y_i} p_k(x_i) + 1) / 2 (< 0.5 iff flagged).
+
+    Parameters
+    ----------
+    X : (n, d) training features.   y : (n,) given labels in 0..K-1.
+    reg : "auto" (select_reg over ``reg_grid``) or a number > 0 for every model.
+    model : "auto" (the rule), or a name of the chain: "round 0" (teacher), "round t" (t <= rounds),
+        "pll-<loss>" (loss in ``pll_loss``; needs K >= 3).
+    rounds : SD rounds among the candidates.   pll_loss : PLL students among the candidates
+        (a loss name or a sequence, see :func:`selfdistill.distill`; empty: none).
+    top_k : candidate-set size of the PLL students.   n_classes : K when some classes have no label.
+    X_test, y_test : optional test set: the teacher (given labels) and a probe retrained on the fixed
+        labels are both measured on it (``test_acc``).
+    fix : "prune" (drop the flagged points and retrain, as cleanlab's CleanLearning; a class wholly
+        flagged keeps its points) or "relabel" (retrain on all points with the corrected labels).
+    y_true : optional clean labels, for ``metrics`` only (:func:`issue_metrics`); never used to choose.
+    reg_grid, val_fraction, seed : the held-out split (stratified by y) and the reg grid of the rule.
+
+    Returns
+    -------
+    LabelIssues
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> y_noisy = y.copy(); y_noisy[:5] = 2                      # five setosas labelled virginica
+    >>> res = inspect_labels(X - X.mean(0), y_noisy, seed=0)
+    >>> sorted(res.ranked[:5].tolist()), res.suggested[:5].tolist()
+    ([0, 1, 2, 3, 4], [0, 0, 0, 0, 0])
+    """
+    t0 = time.perf_counter()
+    X, y, K, rounds, losses, top_k, val_fraction, seed = _check_args(
+        X, y, n_classes, reg, model, rounds, pll_loss, top_k, fix, val_fraction, seed)
+    asked = {"reg": reg if reg == "auto" else float(reg), "model": model}
+    if (X_test is None) != (y_test is None):
+        raise ValueError("X_test and y_test must be given together")
+    if y_true is not None:
+        y_true = check_labels(y_true, "y_true", n_samples=X.shape[0], n_classes=K)
+    reg, model, reg_scores, selection, n_val, split_teacher = _select(
+        X, y, K, reg=reg, model=model, rounds=rounds, pll_losses=losses, top_k=top_k, reg_grid=reg_grid,
+        val_fraction=val_fraction, seed=seed)
+    P, teacher = _refit(X, y, K, reg, model, rounds, losses, top_k, split_teacher)
+    score = label_quality_scores(P, y)
+    is_issue = np.argmax(P, axis=1) != y
+    idx = np.flatnonzero(is_issue)
+    ranked = idx[np.lexsort((idx, score[idx]))]  # = DistillResult.label_issues: largest margin first
+    suggested = np.where(is_issue, np.argmax(P, axis=1), y)
+    test_acc, fixed = None, None
+    if X_test is not None:
+        X_test = check_features(X_test, "X_test")
+        y_test = check_labels(y_test, "y_test", n_samples=X_test.shape[0], n_classes=K)
+        fixed = refit_on_fixed(X, y, is_issue, suggested, reg, fix=fix, n_classes=K, init=teacher)
+        test_acc = {"teacher": float(np.mean(teacher.predict(X_test) == y_test)),
+                    "fixed": float(np.mean(fixed.predict(X_test) == y_test)), "fix": fix}
+    config = {**asked, "rounds": rounds, "pll_loss": losses,
+              "top_k": top_k, "n_classes": K, "fix": fix, "reg_grid": [float(r) for r in reg_grid],
+              "val_fraction": val_fraction, "seed": seed, "rule": "select_reg + one-standard-error model choice",
+              "chosen_reg": reg, "chosen_model": model}
+    res = LabelIssues(is_issue=is_issue, ranked=ranked, score=score, given=y, suggested=suggested,
+                      confidence=P[np.arange(y.shape[0]), suggested], probs=P, model=model, reg=reg,
+                      selection=selection, reg_scores=reg_scores, n_val=n_val, test_acc=test_acc,
+                      fixed_model=fixed, config=config)
+    if y_true is not None:
+        res.metrics = issue_metrics(is_issue, score, suggested, y, y_true)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def find_label_issues(X, y, *, return_indices_ranked_by=None, **kwargs):
+    """Which training labels look wrong, in cleanlab's conventions (``cleanlab.filter.find_label_issues``).
+
+    Runs :func:`inspect_labels` (the model and reg chosen from the given labels alone; keyword
+    arguments as there) and returns its flags.
+
+    Parameters
+    ----------
+    X : (n, d) training features.   y : (n,) given labels in 0..K-1.
+    return_indices_ranked_by : None (default) for a boolean mask (n,), True where the label is
+        flagged; or "normalized_margin" / "self_confidence" for the flagged indices (m,), most
+        suspect first by that label-quality score (see :func:`label_quality_scores`).
+    **kwargs : passed to :func:`inspect_labels` (reg, model, rounds, pll_loss, seed, ...). For the
+        suggested labels, their confidence and every point's score, call :func:`inspect_labels`.
+
+    Returns
+    -------
+    (n,) bool mask, or (m,) int indices.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> y_noisy = y.copy(); y_noisy[:5] = 2
+    >>> mask = find_label_issues(X - X.mean(0), y_noisy)
+    >>> bool(mask[:5].all())
+    True
+    """
+    if return_indices_ranked_by is not None:
+        check_choice(return_indices_ranked_by, "return_indices_ranked_by", RANKED_BY)
+    res = inspect_labels(X, y, **kwargs)
+    if return_indices_ranked_by is None:
+        return res.is_issue.copy()
+    return res.indices(return_indices_ranked_by)
+
+
+CSV_FIELDS = ("rank", "index", "given_label", "suggested_label", "given_name", "suggested_name", "score",
+              "confidence")
+
+
+def issues_csv(result: LabelIssues, class_names=None) -> str:
+    """The flagged points as CSV text, one row per point in rank order (:meth:`LabelIssues.records`)."""
+    fields = [f for f in CSV_FIELDS if class_names is not None or not f.endswith("_name")]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in result.records(class_names):
+        row["score"] = f"{row['score']:.6f}"
+        row["confidence"] = f"{row['confidence']:.6f}"
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def summary_markdown(result: LabelIssues, class_names=None, source=None, top=10) -> str:
+    """A short Markdown summary: the rule's choices, the counts, fixing, the most suspect labels."""
+    s = result.summary()
+    name = (lambda k: f"{k} ({class_names[k]})") if class_names is not None else str
+    lines = [f"# Label issues{f' in {source}' if source else ''}", "",
+             f"{s['n_issues']} of {s['n_train']} training labels flagged ({100 * s['issue_fraction']:.1f}%).", "",
+             f"- flagging model: **{s['model']}** at reg {s['reg']:g} (chosen from the given labels alone: "
+             f"{'reg by held-out accuracy, ' if s['reg_scores'] else 'reg given, '}"
+             f"model by the one-standard-error rule on {s['n_val']} held-out points)"]
+    if s["selection"]:
+        lines.append("- held-out accuracy on the given labels: "
+                     + ", ".join(f"{m} {a:.3f}" for m, a in s["selection"].items()))
+    if s["test_acc"]:
+        t = s["test_acc"]
+        lines.append(f"- test accuracy: teacher on the given labels {100 * t['teacher']:.2f}%, "
+                     f"retrained on the fixed labels ({t['fix']}) {100 * t['fixed']:.2f}%")
+    if s["metrics"]:
+        m = s["metrics"]
+        lines.append(f"- against the clean labels: precision {m['precision']:.3f}, recall {m['recall']:.3f}, "
+                     f"F1 {m['f1']:.3f}, corrected-label accuracy {m['corrected_acc']:.3f}")
+    lines.append(f"- {s['seconds']:.2f} s")
+    rows = result.records()[:top]
+    if rows:
+        lines += ["", f"Most suspect {len(rows)}:", "", "| rank | index | given | suggested | score | confidence |",
+                  "|---:|---:|---|---|---:|---:|"]
+        lines += [f"| {r['rank']} | {r['index']} | {name(r['given_label'])} | {name(r['suggested_label'])} | "
+                  f"{r['score']:.3f} | {r['confidence']:.3f} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_label_issues(result: LabelIssues, output_dir, *, class_names=None, source=None, command=None) -> dict:
+    """Write ``label_issues.csv``, ``summary.md`` and ``label_issues.json`` (config + summary) atomically.
+
+    Returns {"csv": path, "summary": path, "json": path}.
+    """
+    out = ensure_output_dir(output_dir, name="output_dir")
+    files = {"csv": out / "label_issues.csv", "summary": out / "summary.md", "json": out / "label_issues.json"}
+    atomic_write_text(files["csv"], issues_csv(result, class_names))
+    atomic_write_text(files["summary"], summary_markdown(result, class_names, source))
+    write_json(files["json"], {"source": source, "command": command, "config": result.config,
+                               "class_names": list(class_names) if class_names is not None else None,
+                               **result.summary()})
+    return {k: os.fspath(v) for k, v in files.items()}
