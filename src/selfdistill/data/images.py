@@ -1,0 +1,151 @@
+"""Grayscale image datasets read offline as arrays: Fashion-MNIST and scikit-learn's digits.
+
+These are the raw images behind ``selfdistill extract fashion_mnist`` / ``extract digits`` (the
+feature files record, per point, the index into these arrays, so a page can show a flagged image).
+NumPy only: no torch needed to read them.
+
+* ``fashion_mnist``: 60,000 training / 10,000 test images, 28 x 28, 10 classes, read from the idx
+  files (``train-images-idx3-ubyte[.gz]`` ...). Looked for, in order: ``<root>/FashionMNIST/raw/``
+  (torchvision's layout) and ``<root>/`` itself when ``root`` is given; otherwise
+  ``<default root>/FashionMNIST/raw/`` and the Debian package ``dataset-fashion-mnist``
+  (``/usr/share/datasets/fashion-mnist/``).
+* ``digits``: scikit-learn's bundled 1,797 images of 8 x 8 pixels (values 0..16, scaled to 0..255
+  here), one part ``"all"``; the caller splits it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["IMAGE_DATASETS", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST", "load_images", "find_fashion_mnist",
+           "read_idx", "default_data_root"]
+
+#: Names :func:`load_images` knows.
+IMAGE_DATASETS = ("fashion_mnist", "digits")
+
+#: Fashion-MNIST's class names, label k = FASHION_MNIST_CLASSES[k] (as in the dataset's README).
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot")
+
+#: Where the Debian package ``dataset-fashion-mnist`` puts the idx files.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+_FMNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                 "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an idx file (the MNIST format; gzipped when the name ends in ``.gz``) into a uint8 array.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file. Header: two zero bytes, the type code 0x08 (unsigned byte), the number of
+        dimensions, then each dimension as a big-endian int32.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape given by the header (e.g. (60000, 28, 28) or (60000,))
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{str(path)!r} is not an idx file of unsigned bytes (header {data[:4]!r})")
+    ndim = data[3]
+    shape = tuple(int(v) for v in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise ValueError(f"{str(path)!r}: header says shape {shape} ({int(np.prod(shape))} bytes), "
+                         f"the file holds {body.size} (truncated or damaged)")
+    return body.reshape(shape)
+
+
+def default_data_root() -> Path:
+    """Where datasets live by default: ``$SELFDISTILL_DATA``, else ``~/.cache/selfdistill/data``."""
+    return Path(os.environ.get("SELFDISTILL_DATA") or Path.home() / ".cache" / "selfdistill" / "data")
+
+
+def find_fashion_mnist(root=None) -> Path:
+    """The folder holding Fashion-MNIST's four idx files (see the module docstring for the search order).
+
+    Raises
+    ------
+    FileNotFoundError
+        None of the places holds the four files; the message lists where it looked and how to
+        install them.
+    """
+    if root is not None:
+        places = [Path(root) / "FashionMNIST" / "raw", Path(root)]
+    else:
+        places = [default_data_root() / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST]
+    names = [n for pair in _FMNIST_FILES.values() for n in pair]
+    for place in places:
+        if all((place / n).is_file() or (place / f"{n}.gz").is_file() for n in names):
+            return place
+    raise FileNotFoundError(
+        f"Fashion-MNIST not found: looked for {', '.join(n + '[.gz]' for n in names)} in "
+        f"{', '.join(repr(str(p)) for p in places)}. Install the Debian package (apt-get install "
+        "dataset-fashion-mnist, which puts them in /usr/share/datasets/fashion-mnist/) or put them in "
+        "<root>/FashionMNIST/raw/ (torchvision's layout) and pass root / --root")
+
+
+def _read_fashion_mnist(part, root):
+    place = find_fashion_mnist(root)
+    arrays = []
+    for n in _FMNIST_FILES[part]:
+        path = place / n if (place / n).is_file() else place / f"{n}.gz"
+        arrays.append(read_idx(path))
+    images, labels = arrays
+    if images.ndim != 3 or labels.shape != (images.shape[0],):
+        raise ValueError(f"Fashion-MNIST {part} in {str(place)!r}: images {images.shape} and labels {labels.shape} "
+                         "do not match")
+    return images, labels.astype(np.int64), {"source": str(place), "files": list(_FMNIST_FILES[part])}
+
+
+def load_images(name, part, *, root=None):
+    """The raw images of a grayscale dataset, in the dataset's own order.
+
+    Parameters
+    ----------
+    name : {"fashion_mnist", "digits"}
+    part : str
+        ``"train"`` or ``"test"`` for Fashion-MNIST; ``"all"`` for digits.
+    root : str or path-like, optional
+        Fashion-MNIST only: where to look first (see the module docstring).
+
+    Returns
+    -------
+    images : numpy.ndarray of uint8, shape (n, h, w)
+        28 x 28 for Fashion-MNIST, 8 x 8 for digits (0..16 scaled by 255/16 and rounded).
+    labels : numpy.ndarray of int64, shape (n,)
+    class_names : tuple of str
+    provenance : dict
+        Where the images were read from.
+
+    Examples
+    --------
+    >>> images, labels, classes, _ = load_images("digits", "all")
+    >>> images.shape, classes[3]
+    ((1797, 8, 8), '3')
+    """
+    if name == "fashion_mnist":
+        if part not in _FMNIST_FILES:
+            raise ValueError(f"part {part!r}: Fashion-MNIST has parts 'train' and 'test'")
+        images, labels, prov = _read_fashion_mnist(part, root)
+        return images, labels, FASHION_MNIST_CLASSES, prov
+    if name == "digits":
+        if part != "all":
+            raise ValueError(f"part {part!r}: digits has one part, 'all' (split it yourself)")
+        from sklearn.datasets import load_digits as _sk_load_digits
+
+        bunch = _sk_load_digits()
+        images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)
+        return images, bunch.target.astype(np.int64), tuple(str(k) for k in range(10)), {
+            "source": "sklearn.datasets.load_digits (bundled), pixels 0..16 scaled by 255/16"}
+    raise ValueError(f"unknown image dataset {name!r}: expected one of {list(IMAGE_DATASETS)}")
