@@ -240,8 +240,10 @@ def goal_summary(rows, baseline):
     keys = [k for k in keys if k not in clean]
     hi = [k for k in keys if k[2] >= 0.4 - 1e-9]
     lo = [k for k in keys if k[2] <= 0.2 + 1e-9]
-    ours = lambda k, c: agg[k + ("selfdistill",)][c]
-    theirs = lambda k, c: agg[k + (baseline,)][c]
+    def ours(k, c):
+        return agg[k + ("selfdistill",)][c]
+    def theirs(k, c):
+        return agg[k + (baseline,)][c]
 
     def wins(cells):
         f1 = sum(ours(k, "f1") > theirs(k, "f1") for k in cells)

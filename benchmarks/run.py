@@ -177,7 +177,7 @@ def run_case(name, spec, *, sgd_epochs=200):
         t64 = min(t64, _eval_seconds(X, K, np.float64))
         t32 = min(t32, _eval_seconds(X, K, np.float32))
         out["eval_s"] = {"float64": t64, "float32": t32}
-        for r, m in zip([r for r in out["rows"] if r["dtype"] == dt], models.values()):
+        for r, m in zip([r for r in out["rows"] if r["dtype"] == dt], models.values(), strict=False):
             n_lo = m.n_grad_evals_f32_ + (m.n_hessp_ if dtype == np.float32 else 0)
             r["floor_s"] = n_lo * t32 + (m.n_grad_evals_ + m.n_hessp_ - n_lo) * t64
             r["history"] = [list(h) for h in m.history_]

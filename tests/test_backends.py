@@ -1,13 +1,11 @@
 """Array backends and precisions of the solver: same answers everywhere (issue 5, section 3)."""
 
-import warnings
 
 import numpy as np
 import pytest
+from conftest import make_classes
 
 from selfdistill import distill, fit_linear_probe, fit_partial_label_probe
-
-from conftest import make_classes
 
 
 def _problem(n=600, d=12, K=5, seed=0):

@@ -29,5 +29,5 @@ def test_benchmark_quick_runs(tmp_path):
         assert len(r["sgd"]["rows"]) == 6
         # float32 iterations finish at the float64 tolerance: same objectives
         by = {(row["dtype"], row["model"]): row["objective"] for row in r["rows"]}
-        for (dt, m), f in by.items():
+        for (_dt, m), f in by.items():
             assert abs(f - by[("float64", m)]) < 1e-7

@@ -13,8 +13,16 @@ from pathlib import Path
 import pytest
 
 from selfdistill.cli import main
-from selfdistill.experiments import REG_GRID, ConfigError, ExperimentConfig, main_job, noise_seed, run_config, run_main_job
-from selfdistill.experiments import runner
+from selfdistill.experiments import (
+    REG_GRID,
+    ConfigError,
+    ExperimentConfig,
+    main_job,
+    noise_seed,
+    run_config,
+    run_main_job,
+    runner,
+)
 from selfdistill.experiments.store import ResultStore
 from selfdistill.report import CSV_COLUMNS, read_results_csv
 

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
+from conftest import make_classes
 
 from selfdistill import distill, fit_linear_probe, fit_partial_label_probe, refine_targets, topk_mask
 from selfdistill.data import make_block_features
 from selfdistill.noise import corrupt_labels, transition_matrix
-
-from conftest import make_classes
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
+from conftest import make_classes
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
 from selfdistill import SelfDistillationClassifier, distill
-
-from conftest import make_classes
 
 # Exempt: none. check_array_api_input is skipped by scikit-learn itself unless SCIPY_ARRAY_API is set
 # (the estimator computes in NumPy and does not claim array-API support).

@@ -163,10 +163,10 @@ def test_accuracy_vs_round_dodges_the_pll_markers_of_each_rate():
         xs = [x for x, _, _, _ in points]
         assert len(set(np.round(xs, 6))) == len(xs), "a PLL marker hides another"
         ticks = list(ax.get_xticks())[3:]  # after rounds 0..2: one tick per PLL student
-        for x, _, marker, rgba in points:
+        for x, _, marker, _rgba in points:
             j = {"s": 0, "^": 1}[marker]
             assert 0.05 < abs(x - ticks[j]) <= 0.3  # dodged, still at its student's tick
-        for rate, c in colours.items():  # one side of the tick per rate, in the rate's colour
+        for _rate, c in colours.items():  # one side of the tick per rate, in the rate's colour
             side = {np.sign(x - ticks[{"s": 0, "^": 1}[m]]) for x, _, m, rgba in points if rgba == c}
             assert len(side) == 1
     labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]

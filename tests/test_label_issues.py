@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_classes
 
 import selfdistill
 from selfdistill.cli import main
@@ -19,8 +20,6 @@ from selfdistill.label_issues import (
     label_quality_scores,
     refit_on_fixed,
 )
-
-from conftest import make_classes
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +168,7 @@ def test_cli_writes_csv_summary_and_json(tmp_path, planted, capsys):
                              "score", "confidence"]
     assert len(rows) == info["n_issues"] > 0
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
-    assert all(float(a["score"]) <= float(b["score"]) for a, b in zip(rows, rows[1:]))
+    assert all(float(a["score"]) <= float(b["score"]) for a, b in zip(rows, rows[1:], strict=False))
     names = ["cat", "dog", "emu", "owl"]
     assert all(r["given_name"] == names[int(r["given_label"])] and r["given_label"] != r["suggested_label"]
                for r in rows)

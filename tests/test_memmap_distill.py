@@ -6,11 +6,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import make_classes
 
 from selfdistill import LinearProbe, distill, fit_linear_probe
 from selfdistill._validation import _check_finite_chunked, check_features
-
-from conftest import make_classes
 
 distill_module = importlib.import_module("selfdistill.distill")  # the module, not the function
 
@@ -57,7 +56,7 @@ def test_distill_on_memmap_matches_in_memory(tmp_path, dtype):
         # the fitted probes predict the same from the memmap as from memory
         np.testing.assert_array_equal(got.models[name].predict(Xm_test), ref.models[name].predict(X_test.astype(np.float64)))
         np.testing.assert_allclose(got.models[name].predict_proba(Xm), ref.models[name].predict_proba(X64), atol=1e-6, rtol=0)
-    for a, b in zip(got.metrics, ref.metrics):
+    for a, b in zip(got.metrics, ref.metrics, strict=False):
         assert a["model"] == b["model"]
         for key in ("test_acc", "train_acc", "kept", "corrected", "agree_given", "topk_coverage"):
             assert a[key] == b[key], (a["model"], key)

@@ -1,9 +1,7 @@
-import numpy as np
 import pytest
+from conftest import make_classes
 
 from selfdistill.model_selection import select_reg, select_reg_per_model
-
-from conftest import make_classes
 
 
 def test_select_reg_picks_best_held_out_noisy_accuracy():

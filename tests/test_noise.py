@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from selfdistill.noise import (
-    class_pair_correlation,
     NOISE_KINDS,
     class_clusters,
+    class_pair_correlation,
     corrupt_labels,
     make_noisy_labels,
     noise_kinds,

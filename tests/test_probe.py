@@ -1,15 +1,13 @@
-import warnings
 
 import numpy as np
 import pytest
+from conftest import make_classes
 from sklearn.datasets import load_digits, load_iris, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from selfdistill import ConvergenceWarning, fit_linear_probe, fit_partial_label_probe
 from selfdistill.probe import log_softmax, softmax
-
-from conftest import make_classes
 
 
 def _objective(X, T, W, b, reg):

@@ -16,8 +16,15 @@ from selfdistill._io import (
     read_json,
     write_json,
 )
-from selfdistill.report import read_results_csv, write_results_csv
-from selfdistill.report import aggregate, mean_std, plot_accuracy_vs_round, plot_gain_vs_rate, summary_table
+from selfdistill.report import (
+    aggregate,
+    mean_std,
+    plot_accuracy_vs_round,
+    plot_gain_vs_rate,
+    read_results_csv,
+    summary_table,
+    write_results_csv,
+)
 from selfdistill.report.tables import model_order
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

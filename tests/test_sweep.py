@@ -71,7 +71,7 @@ def assert_same_results(a, b):
     """Same tasks, models, accuracies, label metrics and iteration counts; solver floats to round-off."""
     a, b = stable(a), stable(b)
     assert len(a) == len(b)
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=False):
         assert ra.keys() == rb.keys()
         assert {k: v for k, v in ra.items() if k not in ROUNDOFF_KEYS} == {
             k: v for k, v in rb.items() if k not in ROUNDOFF_KEYS}

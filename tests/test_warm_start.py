@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
+from conftest import make_classes
 
 from selfdistill import distill, fit_linear_probe
 from selfdistill._backend import Features, make_ops
 from selfdistill._newton import Objective, line_min
 from selfdistill.distill import student_warm_start
 from selfdistill.losses import CrossEntropy, log_softmax
-
-from conftest import make_classes
 
 
 def _objective(X, T, W, b, reg):

@@ -300,7 +300,7 @@ def distill(
     models = {f"round {t}": r.model for t, r in enumerate(chain)}
     probs = {f"round {t}": r.probs for t, r in enumerate(chain)}
     if pll:
-        _fit_pll_students(X, reg, K, top_k, dict(zip(pll_names, losses)), models, probs, solver, bar)
+        _fit_pll_students(X, reg, K, top_k, dict(zip(pll_names, losses, strict=False)), models, probs, solver, bar)
     if bar is not None:
         bar.close()
 

@@ -411,7 +411,7 @@ def make_metric_vs_round_figure(
 
     rows = list(rows)
     color = rate_colors(r["rate"] for r in rows)
-    offset = dict(zip(color, dodge(len(color))))
+    offset = dict(zip(color, dodge(len(color)), strict=False))
     rows = [r for r in rows if r.get(key) is not None]
     if not rows:
         raise ValueError(f"rows hold no value of {key!r}")

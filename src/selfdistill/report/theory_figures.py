@@ -217,7 +217,7 @@ def make_spectrum_filter_figure(
         ax.plot(mu, (mu / (mu + shrinkage)) ** (t + 1), color=c, label=f"round {t}: (mu/(mu+lam))^{t + 1}")
         f = (pos / (pos + shrinkage)) ** (t + 1)
         ax.plot(pos, f, "o", color=c, markersize=4)
-    for v, m_, name in zip(values, mult, names):
+    for v, m_, name in zip(values, mult, names, strict=False):
         if v <= 0:
             continue
         ax.axvline(v, color="grey", linewidth=0.7, linestyle="--")
@@ -432,7 +432,7 @@ def make_pll_vs_sd_map_figure(rates: ArrayLike, gaps: ArrayLike, verdicts: Array
     fig, axes = new_figure(figsize=(7.4, 4.6))
     ax = axes[0][0]
     ax.pcolormesh(_edges(rates), _edges(gaps), code, cmap=ListedColormap(colours), vmin=-0.5, vmax=3.5, shading="flat")
-    ax.legend(handles=[Patch(color=c, label=v) for c, v in zip(colours, VERDICTS)], fontsize="small",
+    ax.legend(handles=[Patch(color=c, label=v) for c, v in zip(colours, VERDICTS, strict=False)], fontsize="small",
               loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, title="reaches 100%")
     ax.set_xlabel("noise rate")
     ax.set_ylabel("c - d")
@@ -521,7 +521,7 @@ def make_theory_vs_training_figure(rows: Iterable[Mapping[str, Any]], *, title: 
         raise ValueError("rows must hold at least one row")
     regs = sorted({r["reg"] for r in rows})
     fig, axes = new_figure(1, len(regs), figsize=(4.2 * len(regs), 3.8), sharey=True)
-    for ax, reg in zip(axes[0], regs):
+    for ax, reg in zip(axes[0], regs, strict=False):
         sel = sorted((r for r in rows if r["reg"] == reg), key=lambda r: r["round"])
         t = [r["round"] for r in sel]
         ax.plot(t, [100 * r["trained_test_acc"] for r in sel], "-s", label="trained (exact probes)")

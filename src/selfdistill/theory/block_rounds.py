@@ -83,7 +83,7 @@ def over_averaging_round(bm, N, max_rounds=None):
     end = horizon(bm) if max_rounds is None else max_rounds
     best, prev, prev_t = -1.0, None, None
     for ts, acc in scan(bm, N, end + 1):
-        for t, a in zip(ts.tolist(), acc.tolist()):
+        for t, a in zip(ts.tolist(), acc.tolist(), strict=False):
             if prev is not None and a < prev - 1e-12 and prev >= best - 1e-12:
                 return prev_t
             best = max(best, a)

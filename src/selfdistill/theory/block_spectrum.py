@@ -56,7 +56,7 @@ def _tied_groups(values, tol):
     """
     order = np.argsort(-values, kind="stable")
     groups = []
-    for prev, i in zip([None, *order[:-1]], order):
+    for prev, i in zip([None, *order[:-1]], order, strict=False):
         if prev is None or values[prev] - values[i] > tol:
             groups.append([])
         groups[-1].append(int(i))
@@ -89,7 +89,7 @@ class BlockSpectrum:
         return np.repeat(self.values, self.multiplicities)
 
     def __iter__(self):
-        return iter(zip(self.values.tolist(), self.multiplicities.tolist(), self.names))
+        return iter(zip(self.values.tolist(), self.multiplicities.tolist(), self.names, strict=False))
 
     def __len__(self):
         return len(self.values)
