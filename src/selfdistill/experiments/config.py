@@ -133,6 +133,10 @@ class ConfigError(ValueError):
     'sweep.toml: no such config file'
     """
 
+    # ``param`` is str or None; typed Any so that callers can look it up in their option tables
+    # (``dict.get``) without a cast
+    param: Any
+
     def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, line: int | None = None,
                  key: str | None = None, param: str | None = None) -> None:
         self.path, self.line, self.key, self.reason, self.param = path, line, key, message, param
