@@ -53,6 +53,13 @@ MODULES = (
     "selfdistill.report.sweep_report",
     "selfdistill.report.tables",
     "selfdistill.report.theory_figures",
+    "selfdistill.experiments",
+    "selfdistill.experiments.config",
+    "selfdistill.experiments.runner",
+    "selfdistill.experiments.sweep",
+    "selfdistill.experiments.store",
+    "selfdistill.experiments.main_job",
+    "selfdistill.experiments.baselines",
 )
 
 #: The numpydoc validation codes that fail the test (see the module docstring for why these).

@@ -22,17 +22,70 @@ agree_given) computed the same way; topk_coverage and the solver fields are None
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..metrics import model_metrics
+
+if TYPE_CHECKING:
+    from ..probe import LinearProbe
+    from .config import ExperimentConfig
 
 __all__ = ["BaselineContext", "run_baselines", "baseline_model_name", "check_baseline_dependencies"]
 
 
 @dataclass
 class BaselineContext:
+    """What a baseline sees of its task: the data, the noisy labels, the teacher's reg, the chain.
+
+    Built by :func:`~selfdistill.experiments.runner.compute_task` after the SD chain.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        (n, d) training features.
+    y_noisy : numpy.ndarray
+        (n,) the task's noisy training labels: the only labels a baseline trains or chooses on.
+    y_true : numpy.ndarray
+        (n,) clean training labels, for the metrics only (kept, corrected, cleanlab's precision).
+    X_test : numpy.ndarray
+        (m, d) test features.
+    y_test : numpy.ndarray
+        (m,) test labels, for the metrics only.
+    n_classes : int
+        K.
+    reg : float
+        The teacher's reg (fixed, or the one chosen for round 0).
+    seed : int
+        The task's seed (the tuned teacher's validation split, cleanlab's folds).
+    config : ExperimentConfig
+        The experiment config (``reg_grid``, ``val_fraction``, ``label_smoothing``,
+        ``cleanlab_folds``).
+    round_models : list of LinearProbe
+        The probes of rounds 0..R (each from its chosen reg), for the born-again ensemble.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill import distill
+    >>> from selfdistill.experiments import run_config
+    >>> from selfdistill.noise import make_noisy_labels
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat(np.arange(3), 40); X = rng.normal(size=(120, 6)); X[np.arange(120), y] += 3.0
+    >>> y_test = np.repeat(np.arange(3), 20); X_test = rng.normal(size=(60, 6)); X_test[np.arange(60), y_test] += 3.0
+    >>> y_noisy, _ = make_noisy_labels(y, "symmetric", 0.3, seed=0)
+    >>> chain = distill(X, y_noisy, reg=1e-2, rounds=1, pll=False, X_test=X_test, y_test=y_test, y_true=y)
+    >>> cfg = run_config("block", rounds=1, pll_losses=[], baselines=["label_smoothing", "born_again"], reg=1e-2)
+    >>> ctx = BaselineContext(X=X, y_noisy=y_noisy, y_true=y, X_test=X_test, y_test=y_test, n_classes=3,
+    ...                       reg=1e-2, seed=0, config=cfg,
+    ...                       round_models=[chain.models["round 0"], chain.models["round 1"]])
+    >>> ctx.n_classes, len(ctx.round_models)
+    (3, 2)
+    """
+
     X: np.ndarray
     y_noisy: np.ndarray
     y_true: np.ndarray
@@ -41,11 +94,39 @@ class BaselineContext:
     n_classes: int
     reg: float  # the teacher's reg (fixed, or the one chosen for round 0)
     seed: int
-    config: object  # SweepConfig
-    round_models: list  # LinearProbe of round 0..R (each from its chosen reg)
+    config: ExperimentConfig  # SweepConfig
+    round_models: list[LinearProbe]  # LinearProbe of round 0..R (each from its chosen reg)
 
 
-def baseline_model_name(name: str, config=None) -> str:
+def baseline_model_name(name: str, config: ExperimentConfig | None = None) -> str:
+    """The model name of a baseline in the task's metrics and the reports.
+
+    Parameters
+    ----------
+    name : str
+        A baseline (a key of :data:`~selfdistill.experiments.config.BASELINES`).
+    config : ExperimentConfig or None, default None
+        Gives label smoothing's ``eps`` (default 0.1 without a config).
+
+    Returns
+    -------
+    str
+        ``"teacher (tuned reg)"``, ``"label smoothing <eps>"``, ``"cleanlab filter"`` or
+        ``"born-again ensemble"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown baseline.
+
+    Examples
+    --------
+    >>> from selfdistill.experiments import BASELINES, run_config
+    >>> [baseline_model_name(b) for b in BASELINES]
+    ['teacher (tuned reg)', 'label smoothing 0.1', 'cleanlab filter', 'born-again ensemble']
+    >>> baseline_model_name("label_smoothing", run_config("block", label_smoothing=0.2))
+    'label smoothing 0.2'
+    """
     if name == "tuned_teacher":
         return "teacher (tuned reg)"
     if name == "label_smoothing":
@@ -58,8 +139,25 @@ def baseline_model_name(name: str, config=None) -> str:
     raise ValueError(f"unknown baseline {name!r}")
 
 
-def check_baseline_dependencies(baselines) -> None:
-    """Raise ImportError with an install hint when a baseline's optional dependency is missing."""
+def check_baseline_dependencies(baselines: Iterable[str]) -> None:
+    """Raise ImportError with an install hint when a baseline's optional dependency is missing.
+
+    Called before a sweep starts, so a missing ``cleanlab`` fails before any task runs.
+
+    Parameters
+    ----------
+    baselines : iterable of str
+        The config's baselines.
+
+    Raises
+    ------
+    ImportError
+        When ``"cleanlab"`` is asked for and the ``cleanlab`` package cannot be imported.
+
+    Examples
+    --------
+    >>> check_baseline_dependencies(["label_smoothing", "born_again"])  # no optional dependency
+    """
     if "cleanlab" in baselines:
         try:
             import cleanlab.filter  # noqa: F401
@@ -161,8 +259,47 @@ _FUNCS = {"tuned_teacher": _tuned_teacher, "label_smoothing": _label_smoothing, 
           "born_again": _born_again}
 
 
-def run_baselines(names, ctx: BaselineContext):
-    """Run the named baselines; returns (list of metric dicts, {name: extra record})."""
+def run_baselines(names: Iterable[str], ctx: BaselineContext) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Run the named baselines; returns (list of metric dicts, {name: extra record}).
+
+    Each baseline is trained on the noisy labels only (see the module docstring for what each
+    computes); its metrics are those of the chain's models, plus ``reg`` and ``seconds``.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Baselines, in the order wanted (keys of :data:`~selfdistill.experiments.config.BASELINES`).
+    ctx : BaselineContext
+        The task's data, noisy labels, teacher's reg and chain.
+
+    Returns
+    -------
+    metrics : list of dict
+        One metrics dict per baseline, in the order of ``names`` (``model`` is
+        :func:`baseline_model_name`).
+    extras : dict of str to dict
+        Per baseline, its record for the task's ``solver`` (the tuned teacher's reg scores,
+        cleanlab's removed fraction, the ensemble's size, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill import distill
+    >>> from selfdistill.experiments import run_config
+    >>> from selfdistill.noise import make_noisy_labels
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat(np.arange(3), 40); X = rng.normal(size=(120, 6)); X[np.arange(120), y] += 3.0
+    >>> y_test = np.repeat(np.arange(3), 20); X_test = rng.normal(size=(60, 6)); X_test[np.arange(60), y_test] += 3.0
+    >>> y_noisy, _ = make_noisy_labels(y, "symmetric", 0.3, seed=0)
+    >>> chain = distill(X, y_noisy, reg=1e-2, rounds=1, pll=False, X_test=X_test, y_test=y_test, y_true=y)
+    >>> cfg = run_config("block", rounds=1, pll_losses=[], baselines=["label_smoothing", "born_again"], reg=1e-2)
+    >>> ctx = BaselineContext(X=X, y_noisy=y_noisy, y_true=y, X_test=X_test, y_test=y_test, n_classes=3,
+    ...                       reg=1e-2, seed=0, config=cfg,
+    ...                       round_models=[chain.models["round 0"], chain.models["round 1"]])
+    >>> metrics, extras = run_baselines(cfg.baselines, ctx)
+    >>> [(m["model"], m["reg"]) for m in metrics], extras["born_again"]
+    ([('label smoothing 0.1', 0.01), ('born-again ensemble', None)], {'members': 2})
+    """
     import time
 
     metrics, extras = [], {}

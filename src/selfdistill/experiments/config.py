@@ -103,10 +103,42 @@ MAX_SEED = 2**32 - 1
 
 
 class ConfigError(ValueError):
-    """An invalid config value: ``path``, ``line`` (1-based or None), ``key`` (as shown) and
-    ``param`` (the bare key, e.g. ``"rates"``) say where; ``reason`` is the message alone."""
+    """An invalid config value, with where it is: file, line, key.
 
-    def __init__(self, message, *, path=None, line=None, key=None, param=None):
+    The attributes ``path``, ``line`` (1-based or None), ``key`` (as shown) and ``param`` (the
+    bare key, e.g. ``"rates"``) say where; ``reason`` is the message alone. The text is
+    ``FILE:LINE: KEY: MESSAGE`` (the parts known).
+
+    Parameters
+    ----------
+    message : str
+        What is wrong and what was expected (kept as ``reason``).
+    path : str or os.PathLike or None, default None, keyword-only
+        The config file, if the config came from one.
+    line : int or None, default None, keyword-only
+        The 1-based line of the key (or of its table) in ``path``.
+    key : str or None, default None, keyword-only
+        The key as shown to the user, e.g. ``"[sweep] rates"`` or ``"[[datasets]] #2 reg"``.
+    param : str or None, default None, keyword-only
+        The bare key, e.g. ``"rates"``, which the CLI maps to its option (``--rates``).
+
+    Examples
+    --------
+    >>> try:
+    ...     run_config("block", rates=[1.5])
+    ... except ConfigError as exc:
+    ...     print(exc.param, "|", exc.key, "|", exc)
+    rates | [sweep] rates | [sweep] rates: expected numbers in [0, 1], got a number 1.5
+    >>> str(ConfigError("no such config file", path="sweep.toml"))
+    'sweep.toml: no such config file'
+    """
+
+    # ``param`` is str or None; typed Any so that callers can look it up in their option tables
+    # (``dict.get``) without a cast
+    param: Any
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, line: int | None = None,
+                 key: str | None = None, param: str | None = None) -> None:
         self.path, self.line, self.key, self.reason, self.param = path, line, key, message, param
         where = ""
         if path is not None:
@@ -289,11 +321,38 @@ _DATASET_REQUIRED = ("name", "features", "reg")
 # ------------------------------------------------------------------------------ the config
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One ``[[datasets]]`` table: ``features`` is resolved (a name or an absolute path)."""
+    """One ``[[datasets]]`` table: ``features`` is resolved (a name or an absolute path).
+
+    Made by :func:`parse_sweep_config`, which validates every value; the class itself checks
+    nothing.
+
+    Parameters
+    ----------
+    name : str
+        A short unique name (letters, digits, ``_``, ``-``, ``.``), used in task ids and reports.
+    features : str
+        An embedded dataset's name (``"digits"``, ``"block"``) or the absolute path of an
+        ``.npz`` feature file.
+    reg : float or str
+        The L2 regularisation of every probe, a number > 0, or ``"auto"`` (chosen per model on the
+        noisy labels, see :data:`REG_RULE`).
+    n_classes : int or None, default None
+        The class count the config asserts (checked against the data when it is loaded).
+    line : int or None, default None
+        The line where the table starts in the config file (for error messages).
+    n_classes_line : int or None, default None
+        The line of the ``n_classes`` key (for error messages).
+
+    Examples
+    --------
+    >>> cfg = run_config("block", reg=1e-3)
+    >>> cfg.datasets[0]
+    DatasetSpec(name='block', features='block', reg=0.001, n_classes=None, line=None, n_classes_line=None)
+    """
 
     name: str
     features: str
-    reg: object  # float > 0 or "auto"
+    reg: float | str  # float > 0 or "auto"
     n_classes: int | None = None
     line: int | None = None  # where the table starts (for error messages)
     n_classes_line: int | None = None
@@ -301,7 +360,30 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class Task:
-    """One grid point: a dataset, a noise kind, a noise rate and a seed."""
+    """One grid point: a dataset, a noise kind, a noise rate and a seed.
+
+    A task is computed independently of every other (any order, any machine) by
+    :func:`~selfdistill.experiments.runner.compute_task`, and stored as one row of the results
+    database under :attr:`task_id`.
+
+    Parameters
+    ----------
+    dataset : str
+        The dataset's name (``[[datasets]] name``).
+    noise : str
+        The noise kind (one of :data:`selfdistill.noise.NOISE_KINDS`).
+    rate : float
+        The nominal noise rate, in [0, 1].
+    seed : int
+        The seed of the label noise and of the reg-selection split (not of the train/test split,
+        which is the same for every seed).
+
+    Examples
+    --------
+    >>> t = Task("digits", "symmetric", 0.3, 0)
+    >>> t.task_id
+    'digits/symmetric/0.3/0'
+    """
 
     dataset: str
     noise: str
@@ -310,7 +392,19 @@ class Task:
 
     @property
     def task_id(self) -> str:
-        """``<dataset>/<noise>/<rate repr>/<seed>``, e.g. ``digits/symmetric/0.3/0``."""
+        """The task's key in the store: ``<dataset>/<noise>/<rate repr>/<seed>``.
+
+        Returns
+        -------
+        str
+            E.g. ``digits/symmetric/0.3/0``; the rate is written with :func:`repr` of a float, so
+            ``0`` and ``0.0`` give the same id.
+
+        Examples
+        --------
+        >>> Task("digits", "class_cluster", 0, 2).task_id
+        'digits/class_cluster/0.0/2'
+        """
         return f"{self.dataset}/{self.noise}/{float(self.rate)!r}/{int(self.seed)}"
 
 
@@ -320,52 +414,187 @@ class ExperimentConfig:
 
     Build it with :func:`load_sweep_config` (a TOML file), :func:`parse_sweep_config` (a parsed
     document) or :func:`run_config` (``selfdistill run``'s options); the defaults below are
-    ``selfdistill run``'s.
+    ``selfdistill run``'s. Those three validate every value; the constructor itself checks
+    nothing. The grid is datasets x noise x rates x seeds (:meth:`tasks`); every other field is
+    the same for every task.
+
+    Parameters
+    ----------
+    datasets : tuple of DatasetSpec
+        The ``[[datasets]]`` tables, at least one, names unique.
+    noise : tuple of str, default ("symmetric", "class_cluster")
+        Noise kinds (:data:`selfdistill.noise.NOISE_KINDS`).
+    rates : tuple of float, default (0.0, 0.3, 0.5, 0.7)
+        Nominal noise rates in [0, 1], ascending.
+    seeds : tuple of int, default (0, 1, 2)
+        Label-noise (and reg-selection split) seeds, in [0, 2**32 - 1].
+    rounds : int, default 4
+        SD rounds after the teacher: the models are round 0 (the teacher) .. round ``rounds``.
+    pll_losses : tuple of str, default ("uniform", "candidate", "gce")
+        One PLL student per loss (:data:`selfdistill.distill.PLL_LOSSES`); ``()`` for none.
+    top_k : int, default 2
+        Candidate-set size of the PLL students (2 <= top_k <= K - 1, checked per dataset).
+    baselines : tuple of str, default ()
+        Baselines beside the chain (keys of :data:`BASELINES`).
+    exact_noise : bool, default False
+        Flip exactly the nominal share of each class's labels (up to rounding) instead of each
+        label independently (``exact`` of :func:`selfdistill.noise.corrupt_labels`).
+    cluster_threshold : float, default 0.7
+        Correlation threshold of the class clusters of ``class_cluster`` noise
+        (:data:`selfdistill.noise.CLUSTER_THRESHOLDS` of ``cluster_rule`` when a config omits it).
+    cluster_rule : str, default "library"
+        How class clusters are formed: ``"library"`` or ``"authors"``
+        (:func:`selfdistill.noise.class_clusters`).
+    reg_grid : tuple of float, default REG_GRID
+        The reg grid of ``reg = "auto"``, descending.
+    val_fraction : float, default 0.2
+        The validation fraction of the noisy training labels used to choose reg.
+    label_smoothing : float, default 0.1
+        ``eps`` of the label-smoothing baseline.
+    cleanlab_folds : int, default 5
+        Cross-validation folds of the cleanlab baseline.
+    name : str, default "sweep"
+        The sweep's name (reports).
+    path : str or None, default None
+        The config file it was read from (not compared: two equal configs from two files are
+        equal).
+
+    Examples
+    --------
+    >>> cfg = run_config("block", noise=["symmetric"], rates=[0.0, 0.3], seeds=[0], rounds=1,
+    ...                  pll_losses=[], reg=1e-3)
+    >>> cfg.rates, cfg.rounds, cfg.datasets[0].reg
+    ((0.0, 0.3), 1, 0.001)
+    >>> ExperimentConfig(datasets=cfg.datasets).rounds  # the defaults of selfdistill run
+    4
     """
 
-    datasets: tuple
-    noise: tuple = ("symmetric", "class_cluster")
-    rates: tuple = (0.0, 0.3, 0.5, 0.7)
-    seeds: tuple = (0, 1, 2)
+    datasets: tuple[DatasetSpec, ...]
+    noise: tuple[str, ...] = ("symmetric", "class_cluster")
+    rates: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7)
+    seeds: tuple[int, ...] = (0, 1, 2)
     rounds: int = 4
-    pll_losses: tuple = ("uniform", "candidate", "gce")
+    pll_losses: tuple[str, ...] = ("uniform", "candidate", "gce")
     top_k: int = 2
-    baselines: tuple = ()
+    baselines: tuple[str, ...] = ()
     exact_noise: bool = False
     cluster_threshold: float = 0.7
     cluster_rule: str = "library"
-    reg_grid: tuple = REG_GRID
+    reg_grid: tuple[float, ...] = REG_GRID
     val_fraction: float = 0.2
     label_smoothing: float = 0.1
     cleanlab_folds: int = 5
     name: str = "sweep"
     path: str | None = field(default=None, compare=False)
 
-    def tasks(self) -> list:
-        """The grid, dataset outermost, then noise, rate, seed."""
+    def tasks(self) -> list[Task]:
+        """The grid of tasks: datasets x noise kinds x rates x seeds.
+
+        Returns
+        -------
+        list of Task
+            ``len(datasets) * len(noise) * len(rates) * len(seeds)`` tasks, dataset outermost, then
+            noise, rate, seed (each in the config's order).
+
+        Examples
+        --------
+        >>> cfg = run_config("block", noise=["symmetric", "class_cluster"], rates=[0.0, 0.5], seeds=[0])
+        >>> [t.task_id for t in cfg.tasks()]  # doctest: +NORMALIZE_WHITESPACE
+        ['block/symmetric/0.0/0', 'block/symmetric/0.5/0', 'block/class_cluster/0.0/0',
+         'block/class_cluster/0.5/0']
+        """
         return [
             Task(ds.name, k, r, s) for ds in self.datasets for k in self.noise for r in self.rates for s in self.seeds
         ]
 
-    def dataset(self, name) -> DatasetSpec:
+    def dataset(self, name: str) -> DatasetSpec:
+        """The ``[[datasets]]`` table called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A dataset name of the config.
+
+        Returns
+        -------
+        DatasetSpec
+            Its table.
+
+        Raises
+        ------
+        StopIteration
+            When no dataset has that name.
+
+        Examples
+        --------
+        >>> run_config("block", reg=1e-3).dataset("block").reg
+        0.001
+        """
         return next(ds for ds in self.datasets if ds.name == name)
 
-    def model_names(self) -> list:
-        """Model names of every task, in row order: rounds, PLL students, baselines."""
+    def model_names(self) -> list[str]:
+        """The model names of every task, in row order: rounds, PLL students, baselines.
+
+        Returns
+        -------
+        list of str
+            ``"round 0"`` (the teacher) .. ``"round R"``, then one ``"pll-<loss>"`` per PLL loss,
+            then one name per baseline
+            (:func:`~selfdistill.experiments.baselines.baseline_model_name`).
+
+        Examples
+        --------
+        >>> run_config("block", rounds=2, pll_losses=["uniform"], baselines=["born_again"]).model_names()
+        ['round 0', 'round 1', 'round 2', 'pll-uniform', 'born-again ensemble']
+        """
         from .baselines import baseline_model_name
 
         names = [f"round {t}" for t in range(self.rounds + 1)]
         names += pll_model_names(tuple(self.pll_losses)) if self.pll_losses else []
         return names + [baseline_model_name(b, self) for b in self.baselines]
 
-    def task_settings(self, dataset: str) -> dict:
-        """Everything that changes the result of a task of ``dataset``, except the grid axes."""
+    def task_settings(self, dataset: str) -> dict[str, Any]:
+        """Everything that changes the result of a task of ``dataset``, except the grid axes.
+
+        The input of :func:`~selfdistill.experiments.runner.task_config_hash` (a stored task with
+        another hash is recomputed) and the ``config`` of each stored task.
+
+        Parameters
+        ----------
+        dataset : str
+            A dataset name of the config.
+
+        Returns
+        -------
+        dict
+            Every field but ``datasets``, ``noise``, ``rates``, ``seeds``, ``name`` and ``path``,
+            plus the dataset's ``reg``; JSON types (tuples as lists).
+
+        Examples
+        --------
+        >>> s = run_config("block", rounds=1, pll_losses=[], reg=1e-3).task_settings("block")
+        >>> s["rounds"], s["pll_losses"], s["reg"], "rates" in s
+        (1, [], 0.001, False)
+        """
         ds = self.dataset(dataset)
         d = {k: v for k, v in asdict(self).items() if k not in ("datasets", "noise", "rates", "seeds", "name", "path")}
         d["reg"] = ds.reg
         return _jsonable(d)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The whole config as JSON types (stored in the results database and ``config.json``).
+
+        Returns
+        -------
+        dict
+            Every field, tuples as lists, each dataset as a dict without its line numbers.
+
+        Examples
+        --------
+        >>> d = run_config("block", rates=[0.5], reg=1e-3).to_dict()
+        >>> d["datasets"], d["rates"]
+        ([{'name': 'block', 'features': 'block', 'reg': 0.001, 'n_classes': None}], [0.5])
+        """
         d = _jsonable(asdict(self))
         for ds in d["datasets"]:
             ds.pop("line", None)
@@ -458,11 +687,56 @@ class _Checker:
 
 
 # ------------------------------------------------------------------------------ parsing
-def parse_sweep_config(data: dict, *, path=None, text=None, base=None) -> ExperimentConfig:
+def parse_sweep_config(data: dict[str, Any], *, path: str | os.PathLike[str] | None = None,
+                       text: str | None = None, base: str | os.PathLike[str] | None = None) -> ExperimentConfig:
     """Validate a parsed config document (``text``: its TOML source, for line numbers).
 
     Relative feature paths are relative to ``base`` (default: the config file's folder, or the
-    current folder without a file).
+    current folder without a file). Every key is checked against :data:`SWEEP_CONSTRAINTS` and
+    :data:`DATASET_CONSTRAINTS`; keys left out take the defaults of :class:`ExperimentConfig`,
+    except ``cluster_threshold``, whose default is that of ``cluster_rule``
+    (:data:`selfdistill.noise.CLUSTER_THRESHOLDS`). Repeated grid values are dropped; ``rates``
+    are sorted ascending and ``reg_grid`` descending. Feature files are not opened here (see
+    :func:`~selfdistill.experiments.runner.prepare_datasets`).
+
+    Parameters
+    ----------
+    data : dict
+        The document: a ``"sweep"`` table (optional) and a ``"datasets"`` array of tables.
+    path : str or os.PathLike or None, default None, keyword-only
+        The file it was read from, named in errors and kept as :attr:`ExperimentConfig.path`.
+    text : str or None, default None, keyword-only
+        The file's TOML source, to give errors a line number.
+    base : str or os.PathLike or None, default None, keyword-only
+        The folder relative feature paths are resolved against.
+
+    Returns
+    -------
+    ExperimentConfig
+        The validated config.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key, a value of the wrong type or out of range, an empty grid, a missing
+        or duplicate dataset, naming the key (``[sweep] rates``, ``[[datasets]] #2 reg``).
+
+    Examples
+    --------
+    >>> doc = {"sweep": {"noise": ["symmetric"], "rates": [0.5, 0.0, 0.5], "seeds": [0], "rounds": 1,
+    ...                  "pll_losses": []},
+    ...        "datasets": [{"name": "b", "features": "block", "reg": 1e-3}]}
+    >>> cfg = parse_sweep_config(doc)
+    >>> cfg.rates  # repeats dropped, ascending
+    (0.0, 0.5)
+    >>> [t.task_id for t in cfg.tasks()]
+    ['b/symmetric/0.0/0', 'b/symmetric/0.5/0']
+    >>> parse_sweep_config({"sweep": {"cluster_rule": "authors"}, "datasets": doc["datasets"]}).cluster_threshold
+    0.8
+    >>> parse_sweep_config({"datasets": [{"name": "b", "features": "block", "reg": 0}]})
+    Traceback (most recent call last):
+    ...
+    selfdistill.experiments.config.ConfigError: [[datasets]] #1 reg: expected a number > 0 or "auto", got an integer 0
     """
     ck = _Checker(path, text)
     base = Path(base) if base is not None else (Path(path).resolve().parent if path is not None else Path.cwd())
@@ -533,8 +807,57 @@ def _unknown_top(ck, key, value):
     ck.fail("unknown key at the top level (keys belong in [sweep] or [[datasets]])", None, key)
 
 
-def load_sweep_config(path) -> ExperimentConfig:
-    """Read and validate a TOML config; errors are :class:`ConfigError` (``FILE:LINE: key: ...``)."""
+def load_sweep_config(path: str | os.PathLike[str]) -> ExperimentConfig:
+    """Read and validate a TOML config; errors are :class:`ConfigError` (``FILE:LINE: key: ...``).
+
+    The config of ``selfdistill sweep CONFIG.toml`` (see the module docstring for its keys);
+    relative feature paths are relative to the file's folder.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The TOML file (UTF-8).
+
+    Returns
+    -------
+    ExperimentConfig
+        The validated config, ``path`` recorded.
+
+    Raises
+    ------
+    ConfigError
+        A missing file, text that is not UTF-8 or not TOML, or an invalid value
+        (:func:`parse_sweep_config`), with the file and, where known, the line.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "sweep.toml")
+    >>> with open(path, "w") as fh:
+    ...     _ = fh.write('''
+    ... [sweep]
+    ... noise = ["symmetric"]
+    ... rates = [0.0, 0.3]
+    ... seeds = [0]
+    ...
+    ... [[datasets]]
+    ... name = "b"
+    ... features = "block"
+    ... reg = "auto"
+    ... ''')
+    >>> cfg = load_sweep_config(path)
+    >>> len(cfg.tasks()), cfg.datasets[0].reg, cfg.path == path
+    (2, 'auto', True)
+    >>> with open(path, "a") as fh:
+    ...     print("top_k = 1", file=fh)
+    >>> try:
+    ...     load_sweep_config(path)
+    ... except ConfigError as exc:
+    ...     print(exc.line, exc.key, "|", exc.reason)
+    11 [[datasets]] #1 top_k | unknown key (allowed: features, n_classes, name, reg)
+    >>> tmp.cleanup()
+    """
     path = os.fspath(path)
     try:
         with open(path, "rb") as fh:
@@ -552,7 +875,8 @@ def load_sweep_config(path) -> ExperimentConfig:
     return parse_sweep_config(data, path=path, text=text)
 
 
-def run_config(dataset="digits", *, name=None, reg="auto", **sweep) -> ExperimentConfig:
+def run_config(dataset: str | os.PathLike[str] = "digits", *, name: str | None = None, reg: float | str = "auto",
+               **sweep: Any) -> ExperimentConfig:
     """The config of ``selfdistill run``: one dataset, the other options as ``[sweep]`` keys.
 
     ``run_config("digits", rates=(0.0, 0.5), reg=1e-3)`` is the config of
@@ -560,6 +884,42 @@ def run_config(dataset="digits", *, name=None, reg="auto", **sweep) -> Experimen
     ``[sweep] rates = [0.0, 0.5]`` and one ``[[datasets]]`` table (``name``, default: the file
     stem or the embedded dataset's name; ``features = dataset``; ``reg``). Errors are
     :class:`ConfigError` whose ``param`` is the keyword (``features`` for ``dataset``).
+
+    Parameters
+    ----------
+    dataset : str or os.PathLike, default "digits"
+        An embedded dataset (``"digits"``, ``"block"``) or an ``.npz`` feature file (relative to
+        the current folder).
+    name : str or None, default None, keyword-only
+        The dataset's name in task ids and reports (default: the file stem, or the embedded
+        dataset's name, with characters other than letters, digits, ``_``, ``-``, ``.`` replaced).
+    reg : float or str, default "auto", keyword-only
+        A number > 0 for every model, or ``"auto"``: chosen per model on a validation split of
+        the noisy training labels (:data:`REG_RULE`).
+    **sweep : Any
+        ``[sweep]`` keys (:data:`SWEEP_CONSTRAINTS`: ``noise``, ``rates``, ``seeds``, ``rounds``,
+        ``pll_losses``, ``top_k``, ``baselines``, ...); tuples are taken as arrays.
+
+    Returns
+    -------
+    ExperimentConfig
+        The validated config of one dataset.
+
+    Raises
+    ------
+    ConfigError
+        An invalid value (see :func:`parse_sweep_config`).
+
+    Examples
+    --------
+    >>> cfg = run_config("block", noise=["symmetric"], rates=(0.0, 0.5), seeds=[0], rounds=1, pll_losses=[],
+    ...                  reg=1e-3)
+    >>> [t.task_id for t in cfg.tasks()], cfg.model_names()
+    (['block/symmetric/0.0/0', 'block/symmetric/0.5/0'], ['round 0', 'round 1'])
+    >>> run_config().noise, run_config().datasets[0].reg  # the defaults of selfdistill run
+    (('symmetric', 'class_cluster'), 'auto')
+    >>> run_config("features/my set.npz").datasets[0].name
+    'my_set'
     """
     if isinstance(dataset, os.PathLike):
         dataset = os.fspath(dataset)

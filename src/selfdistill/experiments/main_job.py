@@ -26,8 +26,10 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -46,18 +48,50 @@ OUTPUT_FILES = ("results.csv", "config.json", "summary.md", "gain_vs_rate.png", 
 
 @dataclass
 class MainJobResult:
-    """What :func:`run_main_job` returns: the rows, the summary text and where the files went."""
+    """What :func:`run_main_job` returns: the rows, the summary text and where the files went.
 
-    rows: list
+    Unpacks as ``rows, summary = run_main_job(...)``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One dict per (task, model) of the run's grid, in the config's task order
+        (:meth:`~selfdistill.experiments.store.ResultStore.rows`): the rows of ``results.csv``.
+    summary : str
+        The Markdown tables of ``summary.md``.
+    output_dir : pathlib.Path
+        The output folder.
+    files : dict of str to pathlib.Path, default {}
+        The files written: ``results``, ``config``, ``summary``, ``gain_figure`` (not with round 0
+        alone), ``round_figure`` and ``db`` (the store).
+    n_computed : int, default 0
+        Tasks computed by this run (missing or stale).
+    n_loaded : int, default 0
+        Tasks loaded from the store, already done with the same settings.
+    n_stale : int, default 0
+        Stored tasks recomputed because their settings changed (counted in ``n_computed``).
+    seconds : float, default 0.0
+        Wall time of the run.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> result = MainJobResult(rows=[{"model": "round 0", "test_acc": 0.9}], summary="# table", output_dir=Path("out"))
+    >>> rows, summary = result
+    >>> rows[0]["model"], summary
+    ('round 0', '# table')
+    """
+
+    rows: list[dict[str, Any]]
     summary: str
     output_dir: Path
-    files: dict = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
     n_computed: int = 0
     n_loaded: int = 0
     n_stale: int = 0
     seconds: float = 0.0
 
-    def __iter__(self):  # rows, summary = run_main_job(...)
+    def __iter__(self) -> Iterator[Any]:  # rows, summary = run_main_job(...)
         return iter((self.rows, self.summary))
 
 
@@ -147,7 +181,7 @@ def _meta(config, payload, records, *, command, seconds, blas_threads, result, n
     }
 
 
-def _blas_threads(payload):
+def _blas_threads(payload) -> int | None:
     """1 when n_train * n_features < 2e6 (small products: a second BLAS thread costs more than it
     gains, and on a busy machine is many times slower), else None (the library's default)."""
     ds = payload["dataset"]
@@ -172,30 +206,63 @@ def _write_outputs(out, rows, meta_args):
     return summary, files
 
 
-def run_main_job(config: ExperimentConfig | None = None, output_dir="selfdistill-output", *, quiet=False,
-                 command=None, blas_threads="auto", jobs=1, allow_large=False):
+def run_main_job(config: ExperimentConfig | None = None, output_dir: str | os.PathLike[str] = "selfdistill-output",
+                 *, quiet: bool = False, command: str | None = None, blas_threads: int | str | None = "auto",
+                 jobs: int | None = 1, allow_large: bool = False) -> MainJobResult:
     """Run the main job into ``output_dir`` and write its files (see the module docstring).
+
+    The main job is the paper's Figure 2: test accuracy of the SD rounds (and the PLL students
+    and baselines) and their gain over the teacher, per noise kind and rate, mean over seeds.
+    Every dataset check runs before the folder is created; the tasks go through
+    :func:`~.sweep.run_sweep` into ``<output_dir>/results.db``, so rerunning the same command
+    computes only the missing tasks.
 
     Parameters
     ----------
-    config : an ExperimentConfig with one dataset (default: ``run_config()``, the default run).
-    output_dir : folder for the results (created; must not be a file).
-    quiet : no progress bar and no notes on stderr.
-    command : the command line, recorded in ``config.json`` (optional).
-    blas_threads : BLAS threads while tasks run: an int, None (leave it alone) or "auto" (1 for
+    config : ExperimentConfig or None, default None
+        An ExperimentConfig with one dataset (default: ``run_config()``, the default run).
+    output_dir : str or os.PathLike, default "selfdistill-output"
+        Folder for the results (created; must not be a file).
+    quiet : bool, default False, keyword-only
+        No progress bar and no notes on stderr.
+    command : str or None, default None, keyword-only
+        The command line, recorded in ``config.json`` (optional).
+    blas_threads : int or str or None, default "auto", keyword-only
+        BLAS threads while tasks run: an int, None (leave it alone) or "auto" (1 for
         small data, see :func:`_blas_threads`). Changes only round-off.
-    jobs : worker processes (1: this process).
-    allow_large : run a grid above :data:`~.runner.MAX_FITS` probe fits (else refused up front).
+    jobs : int or None, default 1, keyword-only
+        Worker processes (1: this process; None: the CPU count).
+    allow_large : bool, default False, keyword-only
+        Run a grid above :data:`~.runner.MAX_FITS` probe fits (else refused up front).
 
     Returns
     -------
-    MainJobResult; ``rows, summary = run_main_job(...)`` also works.
+    MainJobResult
+        The rows, the summary and the files; ``rows, summary = run_main_job(...)`` also works.
+
+    Raises
+    ------
+    TypeError
+        When ``config`` is not an ExperimentConfig of one dataset.
+    ConfigError
+        An invalid dataset or a grid above :data:`~.runner.MAX_FITS` fits without ``allow_large``.
 
     Examples
     --------
+    >>> import os, tempfile
     >>> from selfdistill.experiments import run_config
-    >>> cfg = run_config("block", noise=["symmetric"], rates=[0.5], seeds=[0], rounds=1, reg=1e-3)
-    >>> rows, summary = run_main_job(cfg, "out", quiet=True)  # doctest: +SKIP
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> out = os.path.join(tmp.name, "out")
+    >>> cfg = run_config("block", noise=["symmetric"], rates=[0.5], seeds=[0], rounds=0, pll_losses=[], reg=1e-3)
+    >>> result = run_main_job(cfg, out, quiet=True)
+    >>> sorted(os.listdir(out))
+    ['accuracy_vs_round.png', 'config.json', 'results.csv', 'results.db', 'summary.md']
+    >>> rows, summary = result
+    >>> [(r["noise"], r["rate"], r["model"]) for r in rows], result.n_computed
+    ([('symmetric', 0.5, 'round 0')], 1)
+    >>> run_main_job(cfg, out, quiet=True).n_loaded  # rerun: the task is loaded from the store
+    1
+    >>> tmp.cleanup()
     """
     from .sweep import run_sweep
 
@@ -208,7 +275,7 @@ def run_main_job(config: ExperimentConfig | None = None, output_dir="selfdistill
     payload = payloads[config.datasets[0].name]
     out = ensure_output_dir(output_dir)
     remove_stale_temporaries(out, OUTPUT_FILES)  # left by a run killed while writing its files
-    blas = _blas_threads(payload) if blas_threads == "auto" else blas_threads
+    blas = _blas_threads(payload) if blas_threads == "auto" else cast("int | None", blas_threads)
     result = run_sweep(config, out / DB_NAME, jobs=jobs, quiet=quiet, blas_threads=blas, payloads=payloads,
                        desc="selfdistill run", allow_large=allow_large)
     for msg in result.warnings:

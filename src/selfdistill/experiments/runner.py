@@ -31,13 +31,19 @@ import socket
 import time
 import warnings
 import zlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..distill import distill
 from ..model_selection import select_reg_per_model
 from ..noise import class_clusters, make_noisy_labels
 from .config import ConfigError, ExperimentConfig, Task
+
+if TYPE_CHECKING:
+    from ..data import Dataset
 
 __all__ = [
     "TASK_FORMAT",
@@ -67,10 +73,26 @@ def noise_seed(seed: int, kind: str, rate: float) -> int:
     int). Independent of the grid and of the order of the tasks, and the same on every platform
     (``crc32``, unlike ``hash``, is not salted per process).
 
+    Parameters
+    ----------
+    seed : int
+        The task's seed (:attr:`~selfdistill.experiments.config.Task.seed`).
+    kind : str
+        The noise kind.
+    rate : float
+        The nominal noise rate (resolution 1e-6: rates closer than that share a seed).
+
+    Returns
+    -------
+    int
+        A seed in [0, 2**32 - 1] for :func:`selfdistill.noise.make_noisy_labels`.
+
     Examples
     --------
     >>> noise_seed(0, "symmetric", 0.3) == noise_seed(0, "symmetric", 0.3)
     True
+    >>> noise_seed(0, "symmetric", 0.3), noise_seed(0, "symmetric", 0.5), noise_seed(1, "symmetric", 0.3)
+    (1326427041, 2149337370, 858698886)
     """
     entropy = [int(seed), zlib.crc32(str(kind).encode("utf-8")), int(round(float(rate) * 1_000_000))]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
@@ -86,9 +108,46 @@ def fits_per_task(config: ExperimentConfig, reg) -> int:
     return fits + sum(extra[b] for b in config.baselines)
 
 
-def check_work(config: ExperimentConfig, *, allow_large=False) -> int:
+def check_work(config: ExperimentConfig, *, allow_large: bool = False) -> int:
     """The number of probe fits the grid needs; a :class:`~.config.ConfigError` above :data:`MAX_FITS`
-    (the message gives the estimate and how to run it anyway) unless ``allow_large``."""
+    (the message gives the estimate and how to run it anyway) unless ``allow_large``.
+
+    Per task: each model of the chain (rounds 0..R and the PLL students) is fitted once with a
+    fixed reg; with ``reg = "auto"`` the chain is fitted once per reg of ``reg_grid`` on the
+    validation split and refitted at most once per reg, so ``2 * len(reg_grid)`` times at most;
+    plus the baselines' fits. An upper bound, checked before anything is loaded or written.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The experiment config.
+    allow_large : bool, default False, keyword-only
+        Return the count instead of refusing a grid above :data:`MAX_FITS` fits.
+
+    Returns
+    -------
+    int
+        The estimated number of probe fits of the whole grid.
+
+    Raises
+    ------
+    ConfigError
+        Above :data:`MAX_FITS` fits without ``allow_large`` (``param`` is ``"allow_large"``).
+
+    Examples
+    --------
+    >>> from selfdistill.experiments import run_config
+    >>> check_work(run_config("block", noise=["symmetric"], rates=[0.0, 0.5], seeds=[0], rounds=1,
+    ...                       pll_losses=[], reg=1e-3))  # 2 tasks x 2 models
+    4
+    >>> big = run_config("digits", seeds=list(range(200)))  # 1,600 tasks x 8 models x 14 (reg auto)
+    >>> check_work(big, allow_large=True)
+    179200
+    >>> check_work(big)
+    Traceback (most recent call last):
+    ...
+    selfdistill.experiments.config.ConfigError: this grid needs about 179,200 probe fits (digits: ...
+    """
     n_tasks = len(config.noise) * len(config.rates) * len(config.seeds)
     total = sum(n_tasks * fits_per_task(config, spec.reg) for spec in config.datasets)
     if total > MAX_FITS and not allow_large:
@@ -100,8 +159,28 @@ def check_work(config: ExperimentConfig, *, allow_large=False) -> int:
     return total
 
 
-def dataset_fingerprint(ds) -> str:
-    """sha256 of a dataset's arrays (dtype, shape and bytes of X_train, y_train, X_test, y_test)."""
+def dataset_fingerprint(ds: Dataset) -> str:
+    """sha256 of a dataset's arrays (dtype, shape and bytes of X_train, y_train, X_test, y_test).
+
+    Part of :func:`task_config_hash`: stored tasks are recomputed when the data change.
+
+    Parameters
+    ----------
+    ds : selfdistill.data.Dataset
+        A loaded dataset (any object with those four array attributes).
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Examples
+    --------
+    >>> from selfdistill.data import load_dataset
+    >>> fp = dataset_fingerprint(load_dataset("block", seed=0))
+    >>> len(fp), fp == dataset_fingerprint(load_dataset("block", seed=0))
+    (64, True)
+    """
     h = hashlib.sha256()
     for arr in (ds.X_train, ds.y_train, ds.X_test, ds.y_test):
         a = np.ascontiguousarray(arr)
@@ -111,9 +190,41 @@ def dataset_fingerprint(ds) -> str:
 
 
 def task_config_hash(config: ExperimentConfig, dataset: str, fingerprint: str) -> str:
-    """Hash of every setting that changes the result of ``dataset``'s tasks (not the grid axes):
-    :meth:`ExperimentConfig.task_settings`, the dataset's content, the library version and
-    :data:`TASK_FORMAT`. A stored task with another hash is recomputed."""
+    """Hash of every setting that changes the result of ``dataset``'s tasks (not the grid axes).
+
+    The settings are :meth:`ExperimentConfig.task_settings`, the dataset's content, the library
+    version and :data:`TASK_FORMAT`. A stored task with another hash is recomputed; growing the
+    grid (more rates, seeds, noise kinds) keeps the hash, so finished tasks are reused.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The experiment config.
+    dataset : str
+        A dataset name of the config.
+    fingerprint : str
+        The dataset's :func:`dataset_fingerprint`.
+
+    Returns
+    -------
+    str
+        The first 16 hex digits of the sha256 of those settings as sorted JSON.
+
+    Examples
+    --------
+    >>> from selfdistill.experiments import run_config
+    >>> cfg = run_config("block", noise=["symmetric"], rates=[0.3], seeds=[0], rounds=1, pll_losses=[], reg=1e-3)
+    >>> h = task_config_hash(cfg, "block", "0" * 64)
+    >>> len(h)
+    16
+    >>> more = run_config("block", noise=["symmetric"], rates=[0.3, 0.5], seeds=[0, 1], rounds=1, pll_losses=[],
+    ...                   reg=1e-3)
+    >>> task_config_hash(more, "block", "0" * 64) == h  # the grid axes do not count
+    True
+    >>> longer = run_config("block", noise=["symmetric"], rates=[0.3], seeds=[0], rounds=2, pll_losses=[], reg=1e-3)
+    >>> task_config_hash(longer, "block", "0" * 64) == h
+    False
+    """
     from .. import __version__
 
     d = config.task_settings(dataset)
@@ -144,13 +255,43 @@ def _check_dataset(config, spec, ds, fail):
              + (" (set pll_losses = [] for 2-class data)" if K < 3 else ""), None, "top_k")
 
 
-def prepare_datasets(config: ExperimentConfig) -> dict:
+def prepare_datasets(config: ExperimentConfig) -> dict[str, dict[str, Any]]:
     """Load every dataset once: ``{name: payload}``, the input of :func:`compute_task`.
 
     A payload holds ``X_train, y_train, X_test, y_test`` (arrays), ``n_classes``, ``clusters``
     (class -> cluster id, for ``class_cluster`` noise; else None), ``fingerprint`` (the data's
     sha256), ``config_hash`` and ``class_names`` (and ``dataset``, the loaded
     :class:`~selfdistill.data.Dataset`). Errors are :class:`~.config.ConfigError` naming the dataset.
+
+    Every dataset uses the train/test split ``load_dataset(features, seed=0)``, whatever the task's
+    seed. The class clusters are computed once per dataset from the training features and the
+    *clean* training labels (they define the noise model, like a transition matrix).
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The experiment config.
+
+    Returns
+    -------
+    dict of str to dict
+        One payload per dataset name: ``X_train`` (n, d), ``y_train`` (n,), ``X_test`` (m, d),
+        ``y_test`` (m,), ``n_classes`` K, ``clusters`` (K,) or None, ``fingerprint``,
+        ``config_hash`` (:func:`task_config_hash`), ``class_names`` (K names) and ``dataset``.
+
+    Raises
+    ------
+    ConfigError
+        A missing feature file, an ``n_classes`` that disagrees with the data, no test points, or
+        a ``top_k`` outside [2, K - 1] with PLL students.
+
+    Examples
+    --------
+    >>> from selfdistill.experiments import run_config
+    >>> cfg = run_config("block", noise=["symmetric"], rates=[0.3], seeds=[0], rounds=1, pll_losses=[], reg=1e-3)
+    >>> data = prepare_datasets(cfg)["block"]
+    >>> data["X_train"].shape, data["y_test"].shape, data["n_classes"], data["clusters"]
+    ((400, 805), (400,), 4, None)
     """
     out = {}
     for spec in config.datasets:
@@ -175,8 +316,43 @@ def prepare_datasets(config: ExperimentConfig) -> dict:
     return out
 
 
-def task_labels(task: Task, config: ExperimentConfig, data: dict):
-    """The task's noisy training labels: ``(y_noisy (n,), noise info, noise seed)``."""
+def task_labels(task: Task, config: ExperimentConfig, data: Mapping[str, Any]) -> tuple[np.ndarray, dict, int]:
+    """The task's noisy training labels: ``(y_noisy (n,), noise info, noise seed)``.
+
+    ``make_noisy_labels(y_train, task.noise, task.rate, noise_seed(task.seed, task.noise, task.rate))``
+    (:func:`selfdistill.noise.make_noisy_labels`), with the dataset's class clusters for
+    ``class_cluster`` noise and the config's ``exact_noise``. The warning about classes alone in
+    their cluster is silenced: the realised rate says it.
+
+    Parameters
+    ----------
+    task : Task
+        The grid point.
+    config : ExperimentConfig
+        The experiment config.
+    data : dict
+        The dataset's payload from :func:`prepare_datasets`.
+
+    Returns
+    -------
+    y_noisy : numpy.ndarray
+        (n,) int noisy training labels.
+    info : dict
+        The noise model and the realised rates (``info["rates"]["overall"]``, per class ...).
+    seed : int
+        The noise seed (:func:`noise_seed`).
+
+    Examples
+    --------
+    >>> from selfdistill.experiments import run_config
+    >>> cfg = run_config("block", noise=["symmetric"], rates=[0.3], seeds=[0], rounds=1, pll_losses=[], reg=1e-3)
+    >>> data = prepare_datasets(cfg)["block"]
+    >>> y_noisy, info, seed = task_labels(cfg.tasks()[0], cfg, data)
+    >>> y_noisy.shape, float((y_noisy != data["y_train"]).mean()), info["rates"]["overall"]
+    ((400,), 0.29, 0.29)
+    >>> seed == noise_seed(0, "symmetric", 0.3)
+    True
+    """
     nseed = noise_seed(task.seed, task.noise, task.rate)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # singleton clusters: the realised rate says it
@@ -187,15 +363,59 @@ def task_labels(task: Task, config: ExperimentConfig, data: dict):
     return y_noisy, info, nseed
 
 
-def label_key(task: Task, y_noisy) -> str:
-    """Tasks of one dataset with equal keys (same noisy labels, same seed) give equal results."""
+def label_key(task: Task, y_noisy: ArrayLike) -> str:
+    """Tasks of one dataset with equal keys (same noisy labels, same seed) give equal results.
+
+    The driver computes such tasks once (rate 0 under every noise kind gives the clean labels).
+
+    Parameters
+    ----------
+    task : Task
+        The grid point.
+    y_noisy : array_like
+        (n,) its noisy training labels (:func:`task_labels`).
+
+    Returns
+    -------
+    str
+        ``<dataset>:<16 hex digits of the labels' sha256>:<seed>``.
+
+    Examples
+    --------
+    >>> from selfdistill.experiments import run_config
+    >>> cfg = run_config("block", noise=["symmetric", "class_cluster"], rates=[0.0], seeds=[0], reg=1e-3)
+    >>> data = prepare_datasets(cfg)["block"]
+    >>> keys = [label_key(t, task_labels(t, cfg, data)[0]) for t in cfg.tasks()]
+    >>> keys[0] == keys[1]  # rate 0: the clean labels under both noise kinds
+    True
+    """
     digest = hashlib.sha256(np.ascontiguousarray(y_noisy, dtype=np.int64).tobytes()).hexdigest()[:16]
     return f"{task.dataset}:{digest}:{int(task.seed)}"
 
 
 @contextlib.contextmanager
-def limit_blas(threads):
-    """Limit the BLAS library to ``threads`` threads (None: leave it alone)."""
+def limit_blas(threads: int | None) -> Iterator[None]:
+    """Limit the BLAS library to ``threads`` threads (None: leave it alone).
+
+    A context manager (``threadpoolctl``); the setting is restored on exit.
+
+    Parameters
+    ----------
+    threads : int or None
+        BLAS threads inside the block; None changes nothing.
+
+    Yields
+    ------
+    None
+        Inside the block the limit holds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with limit_blas(1):
+    ...     float(np.ones((3, 3)) @ np.ones(3) @ np.ones(3))
+    9.0
+    """
     if threads is None:
         yield
         return
@@ -243,22 +463,44 @@ def _model_metrics(config, data, task, y_noisy, best, chains):
     return metrics + b_metrics, b_extra
 
 
-def compute_task(task: Task, config: ExperimentConfig, data: dict, *, blas_threads=1) -> dict:
+def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], *,
+                 blas_threads: int | None = 1) -> dict[str, Any]:
     """Compute one task; returns its record for the store (:mod:`.store`). Pure given its inputs.
+
+    Noisy labels (:func:`task_labels`) -> reg, fixed or chosen per model on a validation split of
+    the *noisy* training labels (``reg = "auto"``) -> :func:`selfdistill.distill` per distinct
+    chosen reg -> the config's baselines -> one metrics dict per model, with its gain over the
+    same task's round 0. Test and clean labels are only evaluated, never used to choose. The same
+    inputs give the same numbers in any process, in any order.
 
     Parameters
     ----------
-    task : the grid point (dataset, noise, rate, seed).
-    config : the experiment config.
-    data : the dataset's payload from :func:`prepare_datasets`.
-    blas_threads : BLAS threads while computing (None: leave the library's setting alone).
+    task : Task
+        The grid point (dataset, noise, rate, seed).
+    config : ExperimentConfig
+        The experiment config.
+    data : dict
+        The dataset's payload from :func:`prepare_datasets`.
+    blas_threads : int or None, default 1, keyword-only
+        BLAS threads while computing (None: leave the library's setting alone).
 
     Returns
     -------
-    dict with task_id, dataset, noise, rate, seed, config_hash, config (the task's settings),
-    metrics (one dict per model: model, kind, reg, test_acc, gain, train_acc, kept, corrected,
-    agree_given, topk_coverage, realised_rate and the solver's counts), solver (chosen regs,
-    validation scores, noise, baselines' records, warnings), seconds, worker, library_version.
+    dict
+        With task_id, dataset, noise, rate, seed, config_hash, config (the task's settings),
+        metrics (one dict per model: model, kind, reg, test_acc, gain, train_acc, kept, corrected,
+        agree_given, topk_coverage, realised_rate and the solver's counts), solver (chosen regs,
+        validation scores, noise, baselines' records, warnings), seconds, worker, library_version.
+
+    Examples
+    --------
+    >>> from selfdistill.experiments import run_config
+    >>> cfg = run_config("block", noise=["symmetric"], rates=[0.3], seeds=[0], rounds=1, pll_losses=[], reg=1e-3)
+    >>> rec = compute_task(cfg.tasks()[0], cfg, prepare_datasets(cfg)["block"])
+    >>> rec["task_id"], [(m["model"], m["kind"], m["reg"]) for m in rec["metrics"]]
+    ('block/symmetric/0.3/0', [('round 0', 'round', 0.001), ('round 1', 'round', 0.001)])
+    >>> rec["metrics"][0]["gain"], rec["metrics"][1]["realised_rate"]
+    (0.0, 0.29)
     """
     from .. import __version__
 

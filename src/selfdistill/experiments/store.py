@@ -35,7 +35,9 @@ import datetime as _dt
 import json
 import os
 import sqlite3
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = ["ResultStore", "StoreError", "SCHEMA_VERSION", "read_rows"]
 
@@ -67,13 +69,68 @@ _COLUMNS = ("task_id", "dataset", "noise", "rate", "seed", "config_hash", "confi
 
 
 class StoreError(ValueError):
-    """A results database that cannot be used (other schema version, not a selfdistill file)."""
+    """A results database that cannot be used (other schema version, not a selfdistill file).
+
+    The message names the file and, for a bad row, the task and the column.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> try:
+    ...     ResultStore(tmp.name)
+    ... except StoreError as exc:
+    ...     print("is a directory" in str(exc))
+    True
+    >>> tmp.cleanup()
+    """
 
 
 class ResultStore:
-    """A results database; ``ResultStore(path, create=False)`` only opens an existing one."""
+    """A results database; ``ResultStore(path, create=False)`` only opens an existing one.
 
-    def __init__(self, path, *, create: bool = True):
+    One SQLite file, one row per finished task, and the leases of tasks being computed (see the
+    module docstring for the schema, the safety rules and how several drivers share one file).
+    Use it as a context manager, or call :meth:`close`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The database file.
+    create : bool, default True, keyword-only
+        Create the file and its tables if needed (and add the ``claims`` table to a database
+        made before leases); False: open an existing database only.
+
+    Raises
+    ------
+    FileNotFoundError
+        With ``create=False``, when there is no such file.
+    StoreError
+        When ``path`` is a directory, not SQLite, not a selfdistill results database, or of
+        another schema version (:data:`SCHEMA_VERSION`) or columns.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+    >>> store.claim(rec["task_id"], owner="driver-1", config_hash="h1", lease=60.0)
+    'claimed'
+    >>> store.put(rec)  # stores the row and drops the lease
+    >>> store.done()
+    {'b/symmetric/0.3/0': 'h1'}
+    >>> store.claim(rec["task_id"], owner="driver-2", config_hash="h1", lease=60.0)  # nothing to do
+    'done'
+    >>> store.rows()[0]["test_acc"], store.rows()[0]["reg_rule"]
+    (0.9, 'fixed')
+    >>> store.close()
+    >>> tmp.cleanup()
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(os.fspath(path))
         if not create and not self.path.is_file():
             raise FileNotFoundError(f"no results database {str(self.path)!r}")
@@ -149,21 +206,81 @@ class ResultStore:
             raise
         self.conn.execute("COMMIT")
 
-    def close(self):
+    def close(self) -> None:
+        """Close the database connection (the context manager's exit does it too).
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> store.close()
+    >>> with ResultStore(os.path.join(tmp.name, "results.db"), create=False) as store:
+    ...     store.count()
+    0
+    >>> tmp.cleanup()
+        """
         self.conn.close()
 
-    def __enter__(self):
+    def __enter__(self) -> ResultStore:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- meta
-    def set_meta(self, key, value):
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store ``value`` as JSON under ``key`` in the ``meta`` table (one transaction).
+
+        :func:`~selfdistill.experiments.sweep.run_sweep` records the last sweep's config under
+        ``"config"``.
+
+        Parameters
+        ----------
+        key : str
+            The key; an existing value is replaced.
+        value : Any
+            A JSON-serialisable value.
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> store.set_meta("config", {"rounds": 1})
+    >>> store.get_meta("config")
+    {'rounds': 1}
+    >>> store.close()
+    >>> tmp.cleanup()
+        """
         with self._tx():
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
 
-    def get_meta(self, key, default=None):
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key`` in the ``meta`` table.
+
+        Parameters
+        ----------
+        key : str
+            The key, e.g. ``"schema_version"``, ``"created"``, ``"library_version"``, ``"config"``.
+        default : Any, default None
+            Returned when the key is absent.
+
+        Returns
+        -------
+        Any
+            The value decoded from JSON, or the raw text when it is not JSON.
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> store.get_meta("schema_version"), store.get_meta("config", "none")
+    (1, 'none')
+    >>> store.close()
+    >>> tmp.cleanup()
+        """
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         if row is None:
             return default
@@ -173,16 +290,94 @@ class ResultStore:
             return row[0]
 
     # -- tasks
-    def done(self) -> dict:
-        """{task_id: config_hash} of every stored task."""
+    def done(self) -> dict[str, str]:
+        """``{task_id: config_hash}`` of every stored task.
+
+        A task is *done* when its stored hash equals the current
+        :func:`~selfdistill.experiments.runner.task_config_hash`; otherwise it is recomputed.
+
+        Returns
+        -------
+        dict of str to str
+            One entry per stored row.
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+    >>> store.done()
+    {}
+    >>> store.put(rec)
+    >>> store.done()
+    {'b/symmetric/0.3/0': 'h1'}
+    >>> store.close()
+    >>> tmp.cleanup()
+        """
         return dict(self.conn.execute("SELECT task_id, config_hash FROM tasks"))
 
-    def put(self, record: dict) -> None:
-        """Write one finished task (one transaction; replaces a row with the same task_id)."""
+    def put(self, record: Mapping[str, Any]) -> None:
+        """Write one finished task (one transaction; replaces a row with the same task_id).
+
+        Parameters
+        ----------
+        record : dict
+            A task's record, as :func:`~selfdistill.experiments.runner.compute_task` returns it:
+            ``task_id``, ``dataset``, ``noise``, ``rate``, ``seed``, ``config_hash``, ``config``,
+            ``metrics``, ``solver`` (required) and ``seconds``, ``worker``, ``library_version``
+            (optional).
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+    >>> store.put(rec)
+    >>> store.put({**rec, "config_hash": "h2"})  # the same task again: the row is replaced
+    >>> store.count(), store.done()
+    (1, {'b/symmetric/0.3/0': 'h2'})
+    >>> store.close()
+    >>> tmp.cleanup()
+        """
         self.put_many([record])
 
-    def put_many(self, records, *, owner=None) -> None:
-        """Write finished tasks in one transaction, dropping their leases (``owner``'s, or any)."""
+    def put_many(self, records: Iterable[Mapping[str, Any]], *, owner: str | None = None) -> None:
+        """Write finished tasks in one transaction, dropping their leases (``owner``'s, or any).
+
+        All the rows are committed, or none (a killed process leaves no partial group); each
+        replaces a row with the same ``task_id``. The driver stores a group of tasks with the same
+        noisy labels this way.
+
+        Parameters
+        ----------
+        records : iterable of dict
+            Task records (see :meth:`put`).
+        owner : str or None, default None, keyword-only
+            Not used: the lease on each stored task is dropped whoever holds it (a stored task
+            needs no lease).
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+    >>> store.claim(rec["task_id"], owner="driver-1", config_hash="h1", lease=60.0)
+    'claimed'
+    >>> store.put_many([rec, {**rec, "task_id": "b/class_cluster/0.3/0", "noise": "class_cluster"}])
+    >>> sorted(store.done())
+    ['b/class_cluster/0.3/0', 'b/symmetric/0.3/0']
+    >>> store.close()
+    >>> tmp.cleanup()
+        """
         from .. import __version__
 
         rows = [(r["task_id"], r["dataset"], r["noise"], float(r["rate"]), int(r["seed"]), r["config_hash"],
@@ -198,7 +393,40 @@ class ResultStore:
         """Try to take a ``lease``-second lease on ``task_id`` for ``owner``.
 
         Returns "claimed", "done" (the task is stored with ``config_hash``: nothing to compute) or
-        "held" (another owner's lease on it has not run out).
+        "held" (another owner's lease on it has not run out). One IMMEDIATE transaction, so two
+        drivers cannot both claim a task. An expired lease, or ``owner``'s own, is taken (over).
+
+        Parameters
+        ----------
+        task_id : str
+            The task (:attr:`~selfdistill.experiments.config.Task.task_id`).
+        owner : str
+            The driver (the sweep uses ``host:pid:random``).
+        config_hash : str
+            The task's current settings hash: a row stored with it means the task is done.
+        lease : float
+            Seconds until the lease runs out unless renewed (:meth:`renew`).
+
+        Returns
+        -------
+        str
+            ``"claimed"``, ``"done"`` or ``"held"``.
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> store.claim("b/symmetric/0.3/0", "driver-1", "h1", lease=60.0)
+    'claimed'
+    >>> store.claim("b/symmetric/0.3/0", "driver-2", "h1", lease=60.0)  # driver-1 holds it
+    'held'
+    >>> store.claim("b/symmetric/0.5/0", "driver-1", "h1", lease=-1.0)  # a lease that has run out ...
+    'claimed'
+    >>> store.claim("b/symmetric/0.5/0", "driver-2", "h1", lease=60.0)  # ... is taken over
+    'claimed'
+    >>> store.close()
+    >>> tmp.cleanup()
         """
         import time
 
@@ -214,22 +442,115 @@ class ResultStore:
         return "claimed"
 
     def renew(self, owner: str, lease: float) -> None:
-        """Extend every lease of ``owner`` to ``lease`` seconds from now."""
+        """Extend every lease of ``owner`` to ``lease`` seconds from now.
+
+        A running driver calls it every third of its lease (on its own connection), so its
+        leases never run out while it lives; a dead driver's run out and other drivers take its
+        tasks over.
+
+        Parameters
+        ----------
+        owner : str
+            The driver whose leases are renewed.
+        lease : float
+            The new lease length in seconds, from now.
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> store.claim("b/symmetric/0.3/0", "driver-1", "h1", lease=-1.0)  # expired at once
+    'claimed'
+    >>> store.renew("driver-1", lease=60.0)
+    >>> store.claim("b/symmetric/0.3/0", "driver-2", "h1", lease=60.0)
+    'held'
+    >>> store.close()
+    >>> tmp.cleanup()
+        """
         import time
 
         with self._tx():
             self.conn.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + lease, owner))
 
     def release(self, owner: str) -> None:
-        """Drop every lease of ``owner`` (a driver that stops hands its unfinished tasks on at once)."""
+        """Drop every lease of ``owner`` (a driver that stops hands its unfinished tasks on at once).
+
+        Parameters
+        ----------
+        owner : str
+            The driver whose leases are dropped.
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> store.claim("b/symmetric/0.3/0", "driver-1", "h1", lease=60.0)
+    'claimed'
+    >>> store.release("driver-1")
+    >>> store.claim("b/symmetric/0.3/0", "driver-2", "h1", lease=60.0)
+    'claimed'
+    >>> store.close()
+    >>> tmp.cleanup()
+        """
         with self._tx():
             self.conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
 
     def count(self) -> int:
+        """The number of stored tasks.
+
+        Returns
+        -------
+        int
+            Rows of the ``tasks`` table.
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+    >>> store.put(rec)
+    >>> store.count()
+    1
+    >>> store.close()
+    >>> tmp.cleanup()
+        """
         return int(self.conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0])
 
-    def records(self) -> list:
-        """Every task row as a dict (JSON columns decoded), ordered by dataset, noise, rate, seed."""
+    def records(self) -> list[dict[str, Any]]:
+        """Every task row as a dict (JSON columns decoded), ordered by dataset, noise, rate, seed.
+
+        Returns
+        -------
+        list of dict
+            One record per task, the columns of the ``tasks`` table: ``config`` and ``solver``
+            decoded to dicts, ``metrics`` to a list of dicts (one per model).
+
+        Raises
+        ------
+        StoreError
+            When a JSON column of a row is not JSON, or not of its type (naming the task and the
+            column).
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+    >>> store.put(rec)
+    >>> r = store.records()[0]
+    >>> r["task_id"], r["metrics"], r["finished_at"] is not None
+    ('b/symmetric/0.3/0', [{'model': 'round 0', 'test_acc': 0.9}], True)
+    >>> store.close()
+    >>> tmp.cleanup()
+        """
         cur = self.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM tasks ORDER BY dataset, noise, rate, seed")
         return [self._decode(dict(zip(_COLUMNS, values, strict=True))) for values in cur]
 
@@ -248,10 +569,31 @@ class ResultStore:
                                  f"{type(rec[k]).__name__}")
         return rec
 
-    def rows(self) -> list:
-        """One dict per (task, model), the input of every table, CSV and figure: the task's axes
-        (dataset, noise, rate, seed), its settings (rounds, top_k, exact_noise, reg_rule: "auto"
-        or "fixed") and the model's metrics."""
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per (task, model): the input of every table, CSV and figure.
+
+        Returns
+        -------
+        list of dict
+            The task's axes (dataset, noise, rate, seed), its settings (rounds, top_k, exact_noise,
+            reg_rule: "auto" or "fixed") and the model's metrics, in the order of
+            :meth:`records` then of the task's models.
+
+        Examples
+        --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+    >>> store.put(rec)
+    >>> store.rows()  # doctest: +NORMALIZE_WHITESPACE
+    [{'dataset': 'b', 'noise': 'symmetric', 'rate': 0.3, 'seed': 0, 'rounds': 0, 'top_k': None,
+      'exact_noise': None, 'reg_rule': 'fixed', 'model': 'round 0', 'test_acc': 0.9}]
+    >>> store.close()
+    >>> tmp.cleanup()
+        """
         rows = []
         for rec in self.records():
             cfg = rec["config"]
@@ -263,8 +605,40 @@ class ResultStore:
         return rows
 
 
-def read_rows(path) -> list:
-    """The rows of an existing results database (see :meth:`ResultStore.rows`)."""
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The rows of an existing results database (see :meth:`ResultStore.rows`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A results database written by ``selfdistill run`` or ``sweep``; it is not created.
+
+    Returns
+    -------
+    list of dict
+        One dict per (task, model).
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no such file.
+    StoreError
+        When it is not a results database of this schema version.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+    >>> store.put(rec)
+    >>> store.close()
+    >>> [(r["model"], r["test_acc"]) for r in read_rows(os.path.join(tmp.name, "results.db"))]
+    [('round 0', 0.9)]
+    >>> tmp.cleanup()
+    """
     with ResultStore(path, create=False) as store:
         return store.rows()
 

@@ -37,6 +37,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import ExperimentConfig, load_sweep_config
 from .runner import (
@@ -55,19 +56,70 @@ __all__ = ["run_sweep", "compute_task", "prepare_datasets", "SweepError", "Sweep
 
 
 class SweepError(RuntimeError):
-    """The sweep cannot run (unreachable scheduler, a task failed, workers keep dying)."""
+    """The sweep cannot run (unreachable scheduler, a task failed, workers keep dying).
+
+    Finished tasks stay in the store: rerunning resumes.
+
+    Examples
+    --------
+    An unreachable Dask scheduler fails fast, before anything is loaded or written:
+
+    >>> import os, tempfile
+    >>> from selfdistill.experiments import run_config
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> db = os.path.join(tmp.name, "results.db")
+    >>> cfg = run_config("block", noise=["symmetric"], rates=[0.0], seeds=[0], rounds=0, pll_losses=[], reg=1e-3)
+    >>> try:
+    ...     run_sweep(cfg, db, scheduler="tcp://127.0.0.1:1", connect_timeout=1.0, quiet=True)
+    ... except SweepError as exc:
+    ...     print("SweepError", os.path.exists(db))
+    SweepError False
+    >>> tmp.cleanup()
+    """
 
 
 @dataclass
 class SweepResult:
+    """What :func:`run_sweep` returns: task counts, times and the warnings the computed tasks caught.
+
+    Parameters
+    ----------
+    db_path : pathlib.Path
+        The results database.
+    n_tasks : int
+        Tasks of the grid.
+    n_computed : int
+        Tasks computed by this call (missing, or stored with other settings) or by another driver
+        sharing the database while this call ran.
+    n_skipped : int
+        Tasks already stored with the current settings hash, loaded instead of computed.
+    n_replaced : int
+        Stored tasks recomputed because their settings hash differs (counted in ``n_computed``).
+    seconds : float
+        Wall time of the whole call.
+    task_seconds : list of float, default []
+        The compute time of each task computed by this driver (a group of tasks with the same
+        noisy labels counts once).
+    warnings : list of str, default []
+        The distinct warnings caught while computing the tasks (``"Category: message"``).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> r = SweepResult(db_path=Path("results.db"), n_tasks=4, n_computed=1, n_skipped=3, n_replaced=0,
+    ...                 seconds=0.5)
+    >>> r.n_skipped + r.n_computed == r.n_tasks, r.warnings
+    (True, [])
+    """
+
     db_path: Path
     n_tasks: int
     n_computed: int
     n_skipped: int
     n_replaced: int
     seconds: float
-    task_seconds: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
+    task_seconds: list[float] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------ local workers
@@ -187,7 +239,7 @@ def _probe(address, timeout):
         pass
 
 
-def connect_scheduler(address, timeout=5.0):
+def connect_scheduler(address: str, timeout: float = 5.0) -> Any:
     """A ``distributed.Client`` on ``address``; SweepError within ~``timeout`` s if unreachable."""
     try:
         from distributed import Client
@@ -353,31 +405,81 @@ def _execute(claims, config, payloads, *, client, jobs, blas_threads, max_restar
         _run_processes(claims, config, payloads, n_jobs, blas_threads, on_done, max_restarts)
 
 
-def run_sweep(config, db_path, *, jobs=None, scheduler=None, quiet=False, blas_threads=1, max_restarts=3,
-              connect_timeout=5.0, payloads=None, desc="selfdistill sweep", allow_large=False,
-              lease_seconds=60.0) -> SweepResult:
+def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | os.PathLike[str], *,
+              jobs: int | None = None, scheduler: str | None = None, quiet: bool = False,
+              blas_threads: int | None = 1, max_restarts: int = 3, connect_timeout: float = 5.0,
+              payloads: dict[str, dict[str, Any]] | None = None, desc: str = "selfdistill sweep",
+              allow_large: bool = False, lease_seconds: float = 60.0) -> SweepResult:
     """Run every unfinished task of ``config`` into the results database ``db_path``.
+
+    Each task (dataset x noise kind x rate x seed) is computed by
+    :func:`~.runner.compute_task` and stored as one row as soon as it finishes; tasks stored with
+    the current settings hash are skipped, so a rerun resumes and a grown grid reuses finished
+    tasks. Tasks are claimed with a lease first, so several drivers can share one database (see
+    the module docstring for the whole flow).
 
     Parameters
     ----------
-    config : ExperimentConfig, or the path of a TOML config.
-    db_path : the SQLite results database (created if needed; finished tasks are kept).
-    jobs : local worker processes (default: the CPU count; 1 runs in this process).
-    scheduler : a Dask scheduler address (then ``jobs`` is ignored).
-    quiet : no progress bar and no notes.
-    blas_threads : BLAS threads per task (None: leave the library's setting alone).
-    max_restarts : how often a pool of dead local workers is replaced before giving up.
-    connect_timeout : seconds to reach the scheduler.
-    payloads : the datasets from :func:`~.runner.prepare_datasets`, if already loaded.
-    desc : the progress bar's label.
-    allow_large : run a grid above :data:`~.runner.MAX_FITS` probe fits (else refused up front).
-    lease_seconds : how long a claim on a task lasts without renewal (renewed every third of it while
+    config : ExperimentConfig or str or os.PathLike
+        The experiment config, or the path of a TOML config.
+    db_path : str or os.PathLike
+        The SQLite results database (created if needed; finished tasks are kept).
+    jobs : int or None, default None, keyword-only
+        Local worker processes (default: the CPU count; 1 runs in this process).
+    scheduler : str or None, default None, keyword-only
+        A Dask scheduler address (then ``jobs`` is ignored).
+    quiet : bool, default False, keyword-only
+        No progress bar and no notes.
+    blas_threads : int or None, default 1, keyword-only
+        BLAS threads per task (None: leave the library's setting alone).
+    max_restarts : int, default 3, keyword-only
+        How often a pool of dead local workers is replaced before giving up.
+    connect_timeout : float, default 5.0, keyword-only
+        Seconds to reach the scheduler.
+    payloads : dict or None, default None, keyword-only
+        The datasets from :func:`~.runner.prepare_datasets`, if already loaded.
+    desc : str, default "selfdistill sweep", keyword-only
+        The progress bar's label.
+    allow_large : bool, default False, keyword-only
+        Run a grid above :data:`~.runner.MAX_FITS` probe fits (else refused up front).
+    lease_seconds : float, default 60.0, keyword-only
+        How long a claim on a task lasts without renewal (renewed every third of it while
         this driver lives): another driver on the same database takes a task over that long after
         its holder died.
 
     Returns
     -------
-    SweepResult (counts, seconds, and the warnings the computed tasks caught).
+    SweepResult
+        Counts, seconds, and the warnings the computed tasks caught.
+
+    Raises
+    ------
+    ConfigError
+        An invalid config or dataset, or a grid above :data:`~.runner.MAX_FITS` fits without
+        ``allow_large``.
+    SweepError
+        An unreachable scheduler, a failed task, or local workers that died more than
+        ``max_restarts`` times.
+    ImportError
+        A baseline whose optional dependency is missing.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from selfdistill.experiments import read_rows, run_config
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> db = os.path.join(tmp.name, "results.db")
+    >>> cfg = run_config("block", noise=["symmetric"], rates=[0.0, 0.3], seeds=[0], rounds=1, pll_losses=[],
+    ...                  reg=1e-3)
+    >>> r = run_sweep(cfg, db, jobs=1, quiet=True)
+    >>> r.n_tasks, r.n_computed, r.n_skipped
+    (2, 2, 0)
+    >>> sorted({(row["rate"], row["model"]) for row in read_rows(db)})
+    [(0.0, 'round 0'), (0.0, 'round 1'), (0.3, 'round 0'), (0.3, 'round 1')]
+    >>> r = run_sweep(cfg, db, jobs=1, quiet=True)  # a rerun finds every task done
+    >>> r.n_computed, r.n_skipped
+    (0, 2)
+    >>> tmp.cleanup()
     """
     from tqdm.auto import tqdm
 
