@@ -347,8 +347,8 @@ class ResultStore:
         """
         self.put_many([record])
 
-    def put_many(self, records: Iterable[Mapping[str, Any]], *, owner: str | None = None) -> None:
-        """Write finished tasks in one transaction, dropping their leases (``owner``'s, or any).
+    def put_many(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Write finished tasks in one transaction, dropping their leases (a stored task needs none).
 
         All the rows are committed, or none (a killed process leaves no partial group); each
         replaces a row with the same ``task_id``. The driver stores a group of tasks with the same
@@ -358,9 +358,6 @@ class ResultStore:
         ----------
         records : iterable of dict
             Task records (see :meth:`put`).
-        owner : str or None, default None, keyword-only
-            Not used: the lease on each stored task is dropped whoever holds it (a stored task
-            needs no lease).
 
         Examples
         --------

@@ -187,41 +187,61 @@ def _run_processes(claims, config, payloads, jobs, blas_threads, on_done, max_re
               f"{len(claims.owned)} unfinished task(s)", file=sys.stderr)
 
 
+def _fill(pool, pending, claims, jobs) -> bool:
+    """Submit claimed tasks until ``jobs`` are in flight; False when the pool is broken."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    while len(pending) < jobs and (task := claims.take()) is not None:
+        try:
+            pending[pool.submit(_worker_task, task)] = task
+        except BrokenProcessPool:  # a worker died since the last completion
+            claims.give_back(task)
+            return False
+    return True
+
+
+def _drain(finished, pending, claims, on_done) -> bool:
+    """Store the finished tasks' records; False when one of them found the pool broken."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    ok = True
+    for fut in finished:
+        task = pending.pop(fut)
+        try:
+            rec = fut.result()
+        except BrokenProcessPool:
+            ok = False
+            claims.give_back(task)
+            continue
+        except Exception as exc:
+            raise SweepError(f"task {task.task_id} failed: {type(exc).__name__}: {exc}") from exc
+        on_done(rec)
+    return ok
+
+
 def _run_pool(claims, config, payloads, jobs, blas_threads, on_done) -> bool:
     """Keep ``jobs`` claimed tasks in flight on one pool; False when the pool broke (a worker died)."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
 
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_process_context(), initializer=_init_worker,
                                initargs=(config, payloads, blas_threads, os.getpid()))
     pending: dict = {}
-    broken = False
+    ok = True
     try:
-        while not broken:
-            while len(pending) < jobs and (task := claims.take()) is not None:
-                pending[pool.submit(_worker_task, task)] = task
-            if not pending:
+        while ok:
+            ok = _fill(pool, pending, claims, jobs)
+            if ok and not pending:
                 if claims.finished():
                     return True
                 claims.wait()
-                continue
-            finished, _ = wait(pending, timeout=claims.poll, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                task = pending.pop(fut)
-                try:
-                    rec = fut.result()
-                except BrokenProcessPool:
-                    broken = True
-                    claims.give_back(task)
-                    continue
-                except Exception as exc:
-                    raise SweepError(f"task {task.task_id} failed: {type(exc).__name__}: {exc}") from exc
-                on_done(rec)
+            elif ok:
+                finished, _ = wait(pending, timeout=claims.poll, return_when=FIRST_COMPLETED)
+                ok = _drain(finished, pending, claims, on_done)
         for task in pending.values():
             claims.give_back(task)
         return False
     finally:
-        pool.shutdown(wait=not broken, cancel_futures=True)
+        pool.shutdown(wait=ok, cancel_futures=True)
 
 
 def _probe(address, timeout):
