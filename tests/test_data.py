@@ -411,3 +411,46 @@ def test_load_dataset_dispatch(tmp_path):
         load_dataset("cifar")
     with pytest.raises(FileNotFoundError):
         load_dataset(str(tmp_path / "absent.npz"))
+
+
+def _damaged_archives(tmp_path):
+    """A good feature file and four damaged copies: truncated, empty, a bad CRC, a member that is not .npy."""
+    import io
+    import zipfile
+
+    from selfdistill.data import make_block_features, save_npz
+
+    good = tmp_path / "good.npz"
+    save_npz(good, make_block_features(3, 10, 0.4, 0.1, n_test_per_class=5, dim=8, seed=0))
+    raw = good.read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(raw[:300])
+    (tmp_path / "empty.npz").write_bytes(b"")
+    zf = zipfile.ZipFile(io.BytesIO(raw))
+    member = zf.getinfo("X_train.npy")
+    flipped = bytearray(raw)
+    flipped[member.header_offset + 30 + len(member.filename) + len(member.extra) + 200] ^= 0xFF
+    (tmp_path / "crc.npz").write_bytes(bytes(flipped))
+    with zipfile.ZipFile(tmp_path / "notnpy.npz", "w") as z:
+        for name in zf.namelist():
+            if name != "y_train.npy":
+                z.writestr(name, zf.read(name))
+        z.writestr("y_train", b"not an array")
+    return {"trunc": "File is not a zip file", "empty": "No data left", "crc": "Bad CRC-32",
+            "notnpy": "member 'y_train' is not a .npy array"}
+
+
+def test_damaged_npz_files_are_named_not_tracebacks(tmp_path, capsys):
+    from selfdistill.cli import main
+    from selfdistill.data import load_npz
+
+    for stem, why in _damaged_archives(tmp_path).items():
+        path = tmp_path / f"{stem}.npz"
+        with pytest.raises(ValueError, match="is not a valid .npz archive") as err:
+            load_npz(path)
+        assert str(path) in str(err.value) and why in str(err.value)
+        for argv in (["run", "--dataset", str(path), "-q", "-o", str(tmp_path / "out")],
+                     ["correlation", str(path), "-o", str(tmp_path / "c.png")]):
+            assert main(argv) == 2
+            msg = capsys.readouterr().err
+            assert "is not a valid .npz archive" in msg and "Traceback" not in msg
+    assert not (tmp_path / "out").exists() and not (tmp_path / "c.png").exists()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from types import MappingProxyType
 
@@ -171,6 +173,29 @@ def load_npz(path) -> Dataset:
     path_str = os.fspath(path)
     if not os.path.exists(path_str):
         raise FileNotFoundError(f"no such file: {path_str!r} (load_npz needs an existing .npz file)")
+    arrays, ignored = _read_npz(path_str)
+    _check_npz_shapes(arrays, path_str)
+    try:
+        X_train = check_features(arrays["X_train"], "X_train")
+        X_test = _check_features_maybe_empty(arrays["X_test"], "X_test", n_features=X_train.shape[1])
+        y_train, y_test, class_names, label_note = _encode_labels(
+            arrays["y_train"], arrays["y_test"], arrays.get("class_names")
+        )
+    except ValueError as exc:
+        raise ValueError(f"in {path_str!r}: {exc}") from None
+    name, info = _npz_name_and_info(arrays, path_str)
+    info["npz"] = {"path": os.path.abspath(path_str), "labels": label_note, "ignored_keys": ignored}
+    return Dataset(X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test, class_names=class_names,
+                   name=name, info=info)
+
+
+#: What numpy and zipfile raise on a damaged archive (truncated, empty, bad CRC, bad compression).
+_DAMAGED = (zipfile.BadZipFile, EOFError, zlib.error)
+
+
+def _read_npz(path_str) -> tuple:
+    """The known arrays of an .npz file ({key: array}) and the other keys; clear errors for pickles,
+    damaged archives and members that are not .npy arrays."""
     try:
         npz = np.load(path_str, allow_pickle=False)
     except ValueError as exc:
@@ -179,6 +204,9 @@ def load_npz(path) -> Dataset:
             f"NumPy .npz file); pickled/object arrays are refused for safety. Save plain numeric/string "
             f"arrays instead (numpy said: {exc})"
         ) from None
+    except _DAMAGED as exc:
+        raise ValueError(f"{path_str!r} is not a valid .npz archive ({type(exc).__name__}: {exc or 'empty file'}); "
+                         "it may be truncated or damaged: write it again") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise ValueError(
             f"{path_str!r} holds a single .npy array, not an .npz archive with arrays "
@@ -192,56 +220,55 @@ def load_npz(path) -> Dataset:
                 f"{path_str!r} is missing required array(s) {missing}; an .npz dataset needs "
                 f"{list(_NPZ_REQUIRED)} (optional: {list(_NPZ_OPTIONAL)}), found {sorted(keys)}"
             )
-        arrays = {}
-        for key in _NPZ_REQUIRED + _NPZ_OPTIONAL:
-            if key not in keys:
-                continue
-            try:
-                arrays[key] = npz[key]
-            except ValueError as exc:
-                raise ValueError(
-                    f"array {key!r} in {path_str!r} is a pickled/object array, which is refused for "
-                    f"safety (loading pickles can run arbitrary code); store it as a numeric or "
-                    f"string array (numpy said: {exc})"
-                ) from None
+        arrays = {key: _read_member(npz, key, path_str) for key in _NPZ_REQUIRED + _NPZ_OPTIONAL if key in keys}
         ignored = sorted(keys - set(_NPZ_REQUIRED) - set(_NPZ_OPTIONAL))
+    return arrays, ignored
 
-    X_train, y_train = arrays["X_train"], arrays["y_train"]
-    X_test, y_test = arrays["X_test"], arrays["y_test"]
+
+def _read_member(npz, key, path_str):
+    try:
+        arr = npz[key]
+    except ValueError as exc:
+        raise ValueError(
+            f"array {key!r} in {path_str!r} is a pickled/object array, which is refused for "
+            f"safety (loading pickles can run arbitrary code); store it as a numeric or "
+            f"string array (numpy said: {exc})"
+        ) from None
+    except _DAMAGED as exc:
+        raise ValueError(f"{path_str!r} is not a valid .npz archive: member {key!r} cannot be read "
+                         f"({type(exc).__name__}: {exc}); it may be damaged: write it again") from None
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{path_str!r} is not a valid .npz archive: member {key!r} is not a .npy array "
+                         f"(got {type(arr).__name__}); write the file with numpy.savez or selfdistill's save_npz")
+    return arr
+
+
+def _check_npz_shapes(arrays, path_str) -> None:
+    """X_* are 2-D and y_* 1-D, with matching rows and feature dimensions."""
+    X_train, y_train, X_test, y_test = (arrays[k] for k in ("X_train", "y_train", "X_test", "y_test"))
     for key in _NPZ_REQUIRED:
         want = 2 if key.startswith("X") else 1
         if arrays[key].ndim != want:
+            raise ValueError(f"{key} in {path_str!r} must be {want}-D, got shape {arrays[key].shape}")
+    for X_key, y_key, X, y in (("X_train", "y_train", X_train, y_train), ("X_test", "y_test", X_test, y_test)):
+        if X.shape[0] != y.shape[0]:
             raise ValueError(
-                f"{key} in {path_str!r} must be {want}-D, got shape {arrays[key].shape}"
+                f"{X_key} and {y_key} in {path_str!r} disagree: {X_key} has shape {X.shape} but "
+                f"{y_key} has shape {y.shape}; they need the same number of rows"
             )
-    if X_train.shape[0] != y_train.shape[0]:
-        raise ValueError(
-            f"X_train and y_train in {path_str!r} disagree: X_train has shape {X_train.shape} but "
-            f"y_train has shape {y_train.shape}; they need the same number of rows"
-        )
-    if X_test.shape[0] != y_test.shape[0]:
-        raise ValueError(
-            f"X_test and y_test in {path_str!r} disagree: X_test has shape {X_test.shape} but "
-            f"y_test has shape {y_test.shape}; they need the same number of rows"
-        )
     if X_train.shape[1] != X_test.shape[1]:
         raise ValueError(
             f"X_train and X_test in {path_str!r} have different feature dimensions: X_train has shape "
             f"{X_train.shape}, X_test has shape {X_test.shape}"
         )
-    try:
-        X_train = check_features(X_train, "X_train")
-        X_test = _check_features_maybe_empty(X_test, "X_test", n_features=X_train.shape[1])
-        y_train, y_test, class_names, label_note = _encode_labels(
-            y_train, y_test, arrays.get("class_names")
-        )
-    except ValueError as exc:
-        raise ValueError(f"in {path_str!r}: {exc}") from None
 
+
+def _npz_name_and_info(arrays, path_str) -> tuple:
+    """(name, info dict) stored in the file, or (the file stem, {})."""
     name = Path(path_str).stem
     if "name" in arrays:
         name = _scalar_string(arrays["name"], "name", path_str)
-    info = {}
+    info: dict = {}
     if "info" in arrays:
         text = _scalar_string(arrays["info"], "info", path_str)
         try:
@@ -250,16 +277,7 @@ def load_npz(path) -> Dataset:
             raise ValueError(f"'info' in {path_str!r} must be a JSON string: {exc}") from None
         if not isinstance(info, dict):
             raise ValueError(f"'info' in {path_str!r} must be a JSON object, got {type(info).__name__}")
-    info["npz"] = {"path": os.path.abspath(path_str), "labels": label_note, "ignored_keys": ignored}
-    return Dataset(
-        X_train=X_train,
-        y_train=y_train,
-        X_test=X_test,
-        y_test=y_test,
-        class_names=class_names,
-        name=name,
-        info=info,
-    )
+    return name, info
 
 
 def _scalar_string(arr, key, path_str) -> str:
