@@ -402,7 +402,8 @@ def _add_extract(sub):
     p.add_argument("--image-size", type=_positive_int, default=224, metavar="PX",
                    help="input size after resize/centre crop (default: %(default)s)")
     p.add_argument("--device", default=None, metavar="DEV", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--workers", type=_nonneg_int, default=0, metavar="N", help="data-loader workers (default: %(default)s)")
+    p.add_argument("--workers", type=_nonneg_int, default=0, metavar="N",
+                   help="data-loader workers (default: %(default)s)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_extract, parser=p)
     return p

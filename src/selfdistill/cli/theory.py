@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from .argtypes import RATE as _rate
+from .argtypes import RATE
 from .argtypes import finite_float as _float
 from .argtypes import int_at_least as _int_at_least
 from .argtypes import positive_float as _positive
@@ -35,7 +35,8 @@ def _ids(text):
     try:
         return [int(v) for v in text.split(",") if v.strip() != ""]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid ids {text!r}: expected comma-separated integers such as 0,0,1,1") from None
+        raise argparse.ArgumentTypeError(
+            f"invalid ids {text!r}: expected comma-separated integers such as 0,0,1,1") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -61,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     n.add_argument("--noise", choices=NOISE_KINDS, default="symmetric",
                    help="noise model (rows = true class): symmetric, asymmetric (the authors' definition), pairflip, "
                         "class_cluster (labels move inside clusters of classes, see --clusters) (default: %(default)s)")
-    n.add_argument("--rate", type=_rate, default=0.5, metavar="RATE",
+    n.add_argument("--rate", type=RATE, default=0.5, metavar="RATE",
                    help="noise rate in [0, 1]: the probability that a label is changed (default: %(default)s)")
     n.add_argument("--clusters", type=_ids, default=None, metavar="IDS",
                    help="class_cluster noise: cluster id of every class, comma-separated (default: the superclasses "
@@ -125,8 +126,8 @@ def _run_real_features(args, t_start) -> int:
     if not args.no_figures:
         from ..report.theory_figures import plot_theory_vs_training
 
-        plot_theory_vs_training(rows, out / "theory_vs_training.png", dpi=args.dpi,
-                                title=f"{ds.name}, {args.noise} noise {args.rate:g}: linearised theory vs trained probes")
+        title = f"{ds.name}, {args.noise} noise {args.rate:g}: linearised theory vs trained probes"
+        plot_theory_vs_training(rows, out / "theory_vs_training.png", dpi=args.dpi, title=title)
     if not args.quiet:
         print(f"figures and summary.json in {out}/ ({time.perf_counter() - t_start:.1f} s)")
     return 0
@@ -141,137 +142,165 @@ def _fmt(v, pct=True):
 def run(args) -> int:
     """Run ``selfdistill theory`` with parsed ``args``; returns 0. Invalid settings raise ValueError."""
     from .._io import ensure_output_dir, write_json
-    from ..noise import corrupt_labels, realised_rates, transition_matrix
-    from ..theory.block import BlockModel
 
     t_start = time.perf_counter()
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise ValueError(f"--output: output folder {args.output!r} is a file, expected a directory")
     if getattr(args, "features", None) is not None:
         return _run_real_features(args, t_start)
-    K, m, R = args.classes, args.per_class, args.rounds
+    bm, clusters = _block_model(args)
+    out = ensure_output_dir(args.output, name="--output")
+    y_noisy, N = _block_labels(args, bm, clusters)
+    cf = _closed_form(args, bm, N, clusters)
+    ex = _exact(args, bm, N)
+    tr = _trained(args, y_noisy) if not args.no_train else {"acc": None, "test": None, "pll": None, "seconds": None}
+    spec = bm.eigenvalues()
+    files = {}
+    if not args.no_figures:
+        files = _figures(args, bm, spec, clusters, out, cf["acc"], ex["acc"], tr["acc"], cf["cond"]["pll_accuracy"],
+                         ex["pll"], tr["pll"])
+    summary = _summary(args, bm, spec, clusters, N, cf, ex, tr, files, t_start)
+    write_json(out / "summary.json", summary)
+    if not args.quiet:
+        _print_block(args, N, cf, ex, tr)
+        what = "summary.json" if args.no_figures else "figures and summary.json"
+        print(f"{what} in {out}/ ({time.perf_counter() - t_start:.1f} s)")
+    return 0
+
+
+def _block_model(args):
+    """The BlockModel of the options and the class clusters of class_cluster noise (or None)."""
+    from ..theory.block import BlockModel
+
+    K = args.classes
     if args.top_k >= K:
         raise ValueError(f"--top-k must be < --classes (={K}), got {args.top_k}")
     if (args.superclasses is None) != (args.c_super is None):
         raise ValueError("--superclasses and --c-super must be given together")
-    bm = BlockModel(K, m, args.c, args.d, args.reg, superclasses=args.superclasses, c_super=args.c_super)
+    bm = BlockModel(K, args.per_class, args.c, args.d, args.reg, superclasses=args.superclasses,
+                    c_super=args.c_super)
     clusters = None
     if args.noise == "class_cluster":
-        if args.clusters is not None:
-            clusters = args.clusters
-        elif args.superclasses is not None:
-            clusters = args.superclasses
-        else:
-            clusters = [k // 2 for k in range(K)]
+        clusters = args.clusters if args.clusters is not None else (
+            args.superclasses if args.superclasses is not None else [k // 2 for k in range(K)])
         if len(clusters) != K:
             raise ValueError(f"--clusters must give one cluster id per class ({K}), got {len(clusters)}")
-    out = ensure_output_dir(args.output, name="--output")
+    return bm, clusters
 
-    # labels: exact per-class corruption of the sorted training labels
-    y = bm.labels
-    C = transition_matrix(args.noise, K, args.rate, clusters=clusters)
-    y_noisy = corrupt_labels(y, C, args.seed, exact=True)
-    N = realised_rates(y, y_noisy, n_classes=K)["confusion"]
 
-    # closed form
-    acc_cf = bm.accuracy(N, R)
-    test_cf = bm.test_accuracy(N, R)
-    cond = bm.pll_condition(N, top_k=args.top_k)
-    t_star = bm.min_rounds(N)
-    t_over = bm.over_averaging_round(N)
-    threshold = bm.noise_threshold(args.noise, clusters=clusters)
+def _block_labels(args, bm, clusters):
+    """Noisy labels (exact per-class corruption of the sorted training labels) and their counts N[k, j]."""
+    from ..noise import corrupt_labels, realised_rates, transition_matrix
 
-    # exact fixed point chain (reduced to label groups: exact by symmetry)
+    C = transition_matrix(args.noise, args.classes, args.rate, clusters=clusters)
+    y_noisy = corrupt_labels(bm.labels, C, args.seed, exact=True)
+    return y_noisy, realised_rates(bm.labels, y_noisy, n_classes=args.classes)["confusion"]
+
+
+def _closed_form(args, bm, N, clusters) -> dict:
+    """Label averaging on the block model: accuracies per round, the PLL condition, t*, thresholds."""
+    R = args.rounds
+    return {"acc": bm.accuracy(N, R), "test": bm.test_accuracy(N, R), "cond": bm.pll_condition(N, top_k=args.top_k),
+            "t_star": bm.min_rounds(N), "t_over": bm.over_averaging_round(N),
+            "threshold": bm.noise_threshold(args.noise, clusters=clusters)}
+
+
+def _exact(args, bm, N) -> dict:
+    """The exact fixed-point chain, reduced to the K^2 label groups (exact by symmetry)."""
+    K, R = args.classes, args.rounds
     ex = bm.exact_probs(N, R, pll=True, top_k=args.top_k)
     right = np.argmax(np.nan_to_num(ex["train"], nan=-1.0), axis=3) == np.arange(K)[None, :, None]
-    acc_ex = np.einsum("tkj,kj->t", right.astype(float), N) / bm.n
-    test_ex = (np.argmax(ex["test"], axis=2) == np.arange(K)[None, :]).astype(float) @ (bm.sizes / bm.n)
+    acc = np.einsum("tkj,kj->t", right.astype(float), N) / bm.n
+    test = (np.argmax(ex["test"], axis=2) == np.arange(K)[None, :]).astype(float) @ (bm.sizes / bm.n)
     pll_right = np.argmax(np.nan_to_num(ex["pll"], nan=-1.0), axis=2) == np.arange(K)[:, None]
-    pll_ex = float((pll_right * N).sum() / bm.n)
-    hit = np.flatnonzero(acc_ex >= 1.0 - 1e-12)
-    t_star_exact = int(hit[0]) if hit.size else None
+    hit = np.flatnonzero(acc >= 1.0 - 1e-12)
+    return {"acc": acc, "test": test, "pll": float((pll_right * N).sum() / bm.n),
+            "t_star": int(hit[0]) if hit.size else None, "residual": max(ex["residuals"])}
 
-    # trained probes on synthetic block features
-    acc_tr = test_tr = pll_tr = None
-    train_seconds = None
-    if not args.no_train:
-        from ..data import make_block_features
-        from ..distill import distill
 
-        if args.d < 0:
-            raise ValueError("--d must be >= 0 for the trained probes' synthetic features; pass --no-train")
-        t0 = time.perf_counter()
-        ds = make_block_features(K, m, args.c, args.d, n_test_per_class=args.test_per_class,
-                                 superclasses=args.superclasses, c_super=args.c_super)
-        kw = {}
-        if args.test_per_class > 0:
-            kw = dict(X_test=ds.X_test, y_test=ds.y_test)
-        res = distill(ds.X_train, y_noisy, reg=args.reg, rounds=R, pll=K > 2, top_k=args.top_k, pll_loss="uniform",
-                      y_true=ds.y_train, n_classes=K, **kw)
-        acc_tr = np.array([res.metric(f"round {t}", "train_acc") for t in range(R + 1)])
-        if kw:
-            test_tr = np.array([res.metric(f"round {t}", "test_acc") for t in range(R + 1)])
-        if K > 2:
-            pll_tr = res.metric("pll", "train_acc")
-        train_seconds = time.perf_counter() - t0
+def _trained(args, y_noisy) -> dict:
+    """Probes trained by distill() on synthetic block-model features with the same noisy labels."""
+    from ..data import make_block_features
+    from ..distill import distill
 
-    # figures
-    spec = bm.eigenvalues()
-    files = {}
-    if not args.no_figures:
-        files = _figures(args, bm, spec, clusters, out, acc_cf, acc_ex, acc_tr, cond["pll_accuracy"], pll_ex, pll_tr)
+    K, R = args.classes, args.rounds
+    if args.d < 0:
+        raise ValueError("--d must be >= 0 for the trained probes' synthetic features; pass --no-train")
+    t0 = time.perf_counter()
+    ds = make_block_features(K, args.per_class, args.c, args.d, n_test_per_class=args.test_per_class,
+                             superclasses=args.superclasses, c_super=args.c_super)
+    kw = dict(X_test=ds.X_test, y_test=ds.y_test) if args.test_per_class > 0 else {}
+    res = distill(ds.X_train, y_noisy, reg=args.reg, rounds=R, pll=K > 2, top_k=args.top_k, pll_loss="uniform",
+                  y_true=ds.y_train, n_classes=K, **kw)
+    rounds = [f"round {t}" for t in range(R + 1)]
+    return {"acc": np.array([res.metric(r, "train_acc") for r in rounds]),
+            "test": np.array([res.metric(r, "test_acc") for r in rounds]) if kw else None,
+            "pll": res.metric("pll", "train_acc") if K > 2 else None, "seconds": time.perf_counter() - t0}
 
-    summary = {
-        "model": {"n_classes": K, "per_class": m, "c": args.c, "d": args.d, "reg": args.reg,
+
+def _summary(args, bm, spec, clusters, N, cf, ex, tr, files, t_start) -> dict:
+    """The content of summary.json."""
+    R = args.rounds
+
+    def at(v, t):
+        return None if v is None else v[t]
+
+    return {
+        "model": {"n_classes": args.classes, "per_class": args.per_class, "c": args.c, "d": args.d, "reg": args.reg,
                   "superclasses": args.superclasses, "c_super": args.c_super, "shrinkage": bm.shrinkage},
         "noise": {"kind": args.noise, "rate": args.rate, "seed": args.seed, "clusters": clusters,
                   "label_counts": N.tolist()},
         "eigenvalues": [{"value": v, "multiplicity": k, "name": nm} for v, k, nm in spec],
         "rounds": [
-            {"round": t, "closed_form_train_acc": acc_cf[t], "exact_train_acc": acc_ex[t],
-             "trained_train_acc": None if acc_tr is None else acc_tr[t],
-             "closed_form_test_acc": test_cf[t], "exact_test_acc": test_ex[t],
-             "trained_test_acc": None if test_tr is None else test_tr[t]}
+            {"round": t, "closed_form_train_acc": cf["acc"][t], "exact_train_acc": ex["acc"][t],
+             "trained_train_acc": at(tr["acc"], t), "closed_form_test_acc": cf["test"][t],
+             "exact_test_acc": ex["test"][t], "trained_test_acc": at(tr["test"], t)}
             for t in range(R + 1)
         ],
-        "noise_threshold": threshold,
-        "min_rounds": t_star,
-        "min_rounds_exact_within_R": t_star_exact,
-        "over_averaging_round": t_over,
-        "pll": dict(cond, exact_accuracy=pll_ex, trained_accuracy=pll_tr),
-        "exact_residual_max": max(ex["residuals"]),
+        "noise_threshold": cf["threshold"],
+        "min_rounds": cf["t_star"],
+        "min_rounds_exact_within_R": ex["t_star"],
+        "over_averaging_round": cf["t_over"],
+        "pll": dict(cf["cond"], exact_accuracy=ex["pll"], trained_accuracy=tr["pll"]),
+        "exact_residual_max": ex["residual"],
         "files": files,
-        "seconds": {"total": time.perf_counter() - t_start, "training": train_seconds},
+        "seconds": {"total": time.perf_counter() - t_start, "training": tr["seconds"]},
     }
-    write_json(out / "summary.json", summary)
 
-    if not args.quiet:
-        print(f"K={K}, m={m}, c={args.c:g}, d={args.d:g}, reg={args.reg:g}, {args.noise} noise {args.rate:g}")
-        print(f"label counts N[k, j] (rows: true class, columns: observed label):\n{N}")
-        print()
-        print("round | closed form | exact  | trained || test: closed form | exact  | trained")
-        for t in range(R + 1):
-            print(f"{t:5d} |    {_fmt(acc_cf[t])}   | {_fmt(acc_ex[t])} | {_fmt(None if acc_tr is None else acc_tr[t])}  "
-                  f"||          {_fmt(test_cf[t])}   | {_fmt(test_ex[t])} | {_fmt(None if test_tr is None else test_tr[t])}")
-        print("(training-point accuracy in %, against the true labels; closed form = linearised label averaging, "
-              "exact = fixed-point chain)")
-        print()
-        kind_note = f"{args.noise} noise"
-        print(f"noise threshold: SD reaches 100% (some round, expected counts) iff rate < {threshold:.4f} ({kind_note})")
-        print(f"t* (minimum rounds to 100%): closed form {t_star if t_star is not None else 'never'}; "
-              f"exact chain {t_star_exact if t_star_exact is not None else f'not within rounds 0..{R}'}")
-        print(f"over-averaging: accuracy first falls after round {t_over}" if t_over is not None
-              else "over-averaging: accuracy never falls (closed form)")
-        verdict = {"both": "PLL reaches 100% in one round; SD needs t* rounds",
-                   "PLL only": "PLL reaches 100% in one round; no number of SD rounds does",
-                   "SD only": "PLL does not reach 100%; SD does after t* rounds",
-                   "neither": "neither PLL nor any number of SD rounds reaches 100%"}[cond["verdict"]]
-        print(f"PLL student (top-{args.top_k}): closed form {_fmt(cond['pll_accuracy']).strip()}%, exact "
-              f"{_fmt(pll_ex).strip()}%, trained {_fmt(pll_tr).strip()}%; coverage "
-              f"{'full' if cond['coverage'] else 'incomplete'}; verdict: {cond['verdict']} ({verdict})")
-        what = "summary.json" if args.no_figures else "figures and summary.json"
-        print(f"{what} in {out}/ ({time.perf_counter() - t_start:.1f} s)")
-    return 0
+
+_VERDICTS = {"both": "PLL reaches 100% in one round; SD needs t* rounds",
+             "PLL only": "PLL reaches 100% in one round; no number of SD rounds does",
+             "SD only": "PLL does not reach 100%; SD does after t* rounds",
+             "neither": "neither PLL nor any number of SD rounds reaches 100%"}
+
+
+def _print_block(args, N, cf, ex, tr) -> None:
+    """The printed table: per round, closed form / exact / trained accuracy; then t*, thresholds, PLL."""
+    R = args.rounds
+    print(f"K={args.classes}, m={args.per_class}, c={args.c:g}, d={args.d:g}, reg={args.reg:g}, "
+          f"{args.noise} noise {args.rate:g}")
+    print(f"label counts N[k, j] (rows: true class, columns: observed label):\n{N}")
+    print()
+    print("round | closed form | exact  | trained || test: closed form | exact  | trained")
+    for t in range(R + 1):
+        acc_tr = None if tr["acc"] is None else tr["acc"][t]
+        test_tr = None if tr["test"] is None else tr["test"][t]
+        print(f"{t:5d} |    {_fmt(cf['acc'][t])}   | {_fmt(ex['acc'][t])} | {_fmt(acc_tr)}  "
+              f"||          {_fmt(cf['test'][t])}   | {_fmt(ex['test'][t])} | {_fmt(test_tr)}")
+    print("(training-point accuracy in %, against the true labels; closed form = linearised label averaging, "
+          "exact = fixed-point chain)")
+    print()
+    print(f"noise threshold: SD reaches 100% (some round, expected counts) iff rate < {cf['threshold']:.4f} "
+          f"({args.noise} noise)")
+    t_ex = ex["t_star"] if ex["t_star"] is not None else f"not within rounds 0..{R}"
+    print(f"t* (minimum rounds to 100%): closed form {cf['t_star'] if cf['t_star'] is not None else 'never'}; "
+          f"exact chain {t_ex}")
+    print(f"over-averaging: accuracy first falls after round {cf['t_over']}" if cf["t_over"] is not None
+          else "over-averaging: accuracy never falls (closed form)")
+    cond = cf["cond"]
+    print(f"PLL student (top-{args.top_k}): closed form {_fmt(cond['pll_accuracy']).strip()}%, exact "
+          f"{_fmt(ex['pll']).strip()}%, trained {_fmt(tr['pll']).strip()}%; coverage "
+          f"{'full' if cond['coverage'] else 'incomplete'}; verdict: {cond['verdict']} ({_VERDICTS[cond['verdict']]})")
 
 
 def _figures(args, bm, spec, clusters, out, acc_cf, acc_ex, acc_tr, pll_cf, pll_ex, pll_tr):
