@@ -144,7 +144,8 @@ def run_cleanlab_default(d, yn, y_true, reg, seed):
     return {**m, "test_fixed": float(np.mean(cl.predict(d["X_test"]) == d["y_test"])), "seconds": seconds}
 
 
-RUNNERS = {"selfdistill": run_selfdistill, "cleanlab-probe": run_cleanlab_probe, "cleanlab-default": run_cleanlab_default}
+RUNNERS = {"selfdistill": run_selfdistill, "cleanlab-probe": run_cleanlab_probe,
+           "cleanlab-default": run_cleanlab_default}
 
 
 def diagonally_dominant(matrix) -> bool:
@@ -267,7 +268,8 @@ def goal_summary(rows, baseline):
              + (f" ({t_theirs / t_ours:.2f}x)" if t_ours > 0 else "")
              + f"; faster in {sum(ours(k, 'seconds') < theirs(k, 'seconds') for k in keys)}/{len(keys)} cells"]
     if clean:
-        lines.append(f"  ({len(clean)} cells without a wrong label left out: " + ", ".join(f"{k[0]} {k[1]} {k[2]:g}" for k in clean) + ")")
+        left_out = ", ".join(f"{k[0]} {k[1]} {k[2]:g}" for k in clean)
+        lines.append(f"  ({len(clean)} cells without a wrong label left out: {left_out})")
     return "\n".join(lines)
 
 

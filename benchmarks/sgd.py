@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-AUTHORS_LR = {"cifar100": 0.05, "caltech256": 0.01, "food101": 0.01, "caltech101": 0.01, "stanfordcars": 0.1, "flowers102": 0.05}
+AUTHORS_LR = {"cifar100": 0.05, "caltech256": 0.01, "food101": 0.01, "caltech101": 0.01, "stanfordcars": 0.1,
+              "flowers102": 0.05}
 
 
 def sgd_recipe(X, targets, reg, *, K, epochs=200, batch=128, lr=0.05, momentum=0.9, gamma=0.98, init=None, seed=0):

@@ -14,7 +14,8 @@ def test_label_issue_benchmark_quick_runs(tmp_path):
     pytest.importorskip("cleanlab")  # installed by the README's test command (the [cleanlab] extra)
     out, md = tmp_path / "rows.json", tmp_path / "table.md"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    extra = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "src")] + extra)
     res = subprocess.run(
         [sys.executable, "-m", "benchmarks.label_issues", "--quick", "--json", str(out), "--markdown", str(md)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,

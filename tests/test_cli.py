@@ -429,7 +429,8 @@ def test_config_json_holds_every_tasks_chosen_regs(tmp_path):
             assert f"{reg:g}" in {f"{float(g):g}" for g in entry["scores"][model]}
             row = [r for r in rows if r["model"] == model and float(r["rate"]) == entry["rate"]]
             assert float(row[0]["reg"]) == reg
-    fixed = json.loads((tmp_path / "fixed" / "config.json").read_text()) if main(tiny(tmp_path / "fixed")) == 0 else None
+    fixed = (json.loads((tmp_path / "fixed" / "config.json").read_text())
+             if main(tiny(tmp_path / "fixed")) == 0 else None)
     assert all(set(e["reg"].values()) == {0.001} for e in fixed["chosen_reg"])
 
 

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = [p for d in ("src", "docs", "configs", "benchmarks") for p in (ROOT / d).rglob("*") if p.suffix in {".py", ".md", ".toml"}]
+FILES = [p for d in ("src", "docs", "configs", "benchmarks") for p in (ROOT / d).rglob("*")
+         if p.suffix in {".py", ".md", ".toml"}]
 FILES.append(ROOT / "README.md")
 
 

@@ -1,4 +1,6 @@
-"""selfdistill.find_label_issues / inspect_labels and `selfdistill label-issues` (small data, fixed reg where possible)."""
+"""selfdistill.find_label_issues / inspect_labels and `selfdistill label-issues`.
+
+Small data, fixed reg where possible."""
 
 from __future__ import annotations
 

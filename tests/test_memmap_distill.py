@@ -54,8 +54,9 @@ def test_distill_on_memmap_matches_in_memory(tmp_path, dtype):
         np.testing.assert_allclose(got.train_probs[name], ref.train_probs[name], atol=1e-6, rtol=0)
         np.testing.assert_allclose(got.models[name].coef_, ref.models[name].coef_, atol=1e-6, rtol=0)
         # the fitted probes predict the same from the memmap as from memory
-        np.testing.assert_array_equal(got.models[name].predict(Xm_test), ref.models[name].predict(X_test.astype(np.float64)))
-        np.testing.assert_allclose(got.models[name].predict_proba(Xm), ref.models[name].predict_proba(X64), atol=1e-6, rtol=0)
+        mine, theirs = got.models[name], ref.models[name]
+        np.testing.assert_array_equal(mine.predict(Xm_test), theirs.predict(X_test.astype(np.float64)))
+        np.testing.assert_allclose(mine.predict_proba(Xm), theirs.predict_proba(X64), atol=1e-6, rtol=0)
     for a, b in zip(got.metrics, ref.metrics, strict=False):
         assert a["model"] == b["model"]
         for key in ("test_acc", "train_acc", "kept", "corrected", "agree_given", "topk_coverage"):
@@ -87,7 +88,8 @@ def test_distill_passes_the_memmap_itself_to_the_fits(tmp_path, monkeypatch, dty
     X, y, *_ = _data()
     Xm = _memmap(tmp_path, "X", X.astype(dtype))
     checked, fitted = [], []
-    real_check, real_fit, real_pll = distill_module.check_features, distill_module.fit_linear_probe, distill_module.fit_partial_label_probe
+    real_check, real_fit = distill_module.check_features, distill_module.fit_linear_probe
+    real_pll = distill_module.fit_partial_label_probe
 
     def check(X, *args, **kwargs):
         out = real_check(X, *args, **kwargs)
@@ -119,7 +121,8 @@ def test_decision_function_on_memmap_equals_in_memory(tmp_path, dtype):
     Z = probe.decision_function(Xm)
     assert type(Z) is np.ndarray and Z.dtype == np.float64 and Z.shape == (N, K)
     np.testing.assert_allclose(Z, X.astype(np.float64) @ probe.coef_.T + probe.intercept_, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(probe.predict_proba(Xm), probe.predict_proba(X.astype(np.float64)), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(probe.predict_proba(Xm), probe.predict_proba(X.astype(np.float64)),
+                               rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(probe.predict(Xm), probe.predict(X.astype(np.float64)))
     with pytest.raises(ValueError, match="X has 20 features but the probe was fitted on 3"):
         LinearProbe(coef_=np.zeros((K, 3)), intercept_=np.zeros(K), reg_=1.0).decision_function(Xm)
@@ -141,7 +144,8 @@ def test_memmap_with_nan_names_the_argument_and_row(tmp_path, dtype):
     bad = X.astype(dtype)
     bad[123, 7] = np.nan
     bad[400, 0] = np.inf
-    with pytest.raises(ValueError, match=r"X must be finite, found .*nan.* at row 123, column 7 \(2 non-finite entries in all\)"):
+    msg = r"X must be finite, found .*nan.* at row 123, column 7 \(2 non-finite entries in all\)"
+    with pytest.raises(ValueError, match=msg):
         distill(_memmap(tmp_path, "bad", bad), y, reg=1e-3, rounds=1)
     Xm = _memmap(tmp_path, "X", X.astype(dtype))
     with pytest.raises(ValueError, match=r"X_test must be finite, found .* at row 123, column 7"):
@@ -156,7 +160,8 @@ def test_chunked_finiteness_counts_rows_over_the_whole_array():
     X[17, 2] = np.nan
     X[18, 0] = -np.inf
     X[44, 1] = np.nan
-    with pytest.raises(ValueError, match=r"A must be finite, found .*nan.* at row 17, column 2 \(3 non-finite entries in all\)"):
+    msg = r"A must be finite, found .*nan.* at row 17, column 2 \(3 non-finite entries in all\)"
+    with pytest.raises(ValueError, match=msg):
         _check_finite_chunked(X, "A", chunk_rows=7)
     _check_finite_chunked(np.ones((50, 3)), "A", chunk_rows=7)  # finite: no error
 

@@ -55,7 +55,8 @@ def test_intercept_agrees_with_sklearn():
     # the offset makes W and b nearly collinear: lbfgs stops a few 1e-6 away along that direction,
     # by an amount that depends on the BLAS kernel; ours is the better optimum on every kernel
     T = np.eye(3)[y]
-    assert _objective(X, T, probe.coef_, probe.intercept_, reg) <= _objective(X, T, lr.coef_, lr.intercept_, reg) + 1e-14
+    ours = _objective(X, T, probe.coef_, probe.intercept_, reg)
+    assert ours <= _objective(X, T, lr.coef_, lr.intercept_, reg) + 1e-14
     np.testing.assert_allclose(probe.coef_, lr.coef_, rtol=1e-5, atol=1e-5)
     b_ref = lr.intercept_ - lr.intercept_.mean()
     assert np.abs(probe.intercept_ - b_ref).max() / np.abs(b_ref).max() < 1e-4
@@ -117,7 +118,8 @@ def test_hessian_vector_products_match_finite_differences(kind):
     mask = np.zeros((30, 5), bool)
     mask[np.arange(30), rng.integers(0, 5, 30)] = True
     mask[np.arange(30), (np.argmax(mask, 1) + 1) % 5] = True
-    loss = {"ce": lambda: CrossEntropy(rng.dirichlet(np.ones(5), 30)), "candidate": lambda: Candidate(mask), "gce": lambda: GCE(mask)}[kind]()
+    loss = {"ce": lambda: CrossEntropy(rng.dirichlet(np.ones(5), 30)), "candidate": lambda: Candidate(mask),
+            "gce": lambda: GCE(mask)}[kind]()
     h = 1e-6
     v0, G = loss.value_grad(Z)
     HV = loss.hessp(V)

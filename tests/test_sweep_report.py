@@ -63,7 +63,8 @@ def test_write_report_files(tmp_path):
         assert files[key].read_bytes()[:8] == PNG
     with open(files["csv"], newline="") as fh:
         data = list(csv.DictReader(fh))
-    assert len(data) == len(rows) and data[0]["dataset"] == "alpha" and float(data[0]["test_acc"]) == rows[0]["test_acc"]
+    assert len(data) == len(rows) and data[0]["dataset"] == "alpha"
+    assert float(data[0]["test_acc"]) == rows[0]["test_acc"]
     html = files["html"].read_text()
     imgs = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
     assert len(imgs) == 4 and all(base64.b64decode(i)[:8] == PNG for i in imgs)

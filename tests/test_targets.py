@@ -47,7 +47,8 @@ def test_topk_targets_equivariant_under_relabelling():
     for _ in range(5):
         perm = rng.permutation(6)
         for k in (2, 3):
-            np.testing.assert_allclose(refine_targets(P[:, perm], "topk", top_k=k), refine_targets(P, "topk", top_k=k)[:, perm])
+            np.testing.assert_allclose(refine_targets(P[:, perm], "topk", top_k=k),
+                                       refine_targets(P, "topk", top_k=k)[:, perm])
             assert np.array_equal(topk_mask(P[:, perm], k), topk_mask(P, k)[:, perm])
 
 
@@ -57,7 +58,8 @@ def test_tie_tolerance_is_relative():
         p[0] = 1 - p[1:].sum()
         np.testing.assert_allclose(refine_targets(p[None], "topk", top_k=2)[0], [0.5, 0.25, 0.25, 0], atol=1e-15)
         np.testing.assert_allclose(refine_targets(p[None], "topk", top_k=2, tie_rtol=0.0)[0], [0.5, 0, 0.5, 0])
-        np.testing.assert_allclose(refine_targets(p[None], "topk", top_k=2, tie_rtol=1e-3)[0], [0.5, 1 / 6, 1 / 6, 1 / 6])
+        np.testing.assert_allclose(refine_targets(p[None], "topk", top_k=2, tie_rtol=1e-3)[0],
+                                   [0.5, 1 / 6, 1 / 6, 1 / 6])
 
 
 def test_topk_weights_any_leading_shape():

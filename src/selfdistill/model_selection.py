@@ -174,7 +174,8 @@ def select_reg_per_model(
     idx_fit, idx_val = _split(y, val_fraction, seed)
     scores: dict[str, dict[float, float]] = {}
     for reg in grid:
-        res = distill(X[idx_fit], y[idx_fit], reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val], **distill_kwargs)
+        res = distill(X[idx_fit], y[idx_fit], reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val],
+                      **distill_kwargs)
         for m in res.metrics:
             scores.setdefault(m["model"], {})[reg] = m["test_acc"]
     best = {name: max(grid, key=lambda r: s[r]) for name, s in scores.items()}

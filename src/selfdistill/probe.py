@@ -238,7 +238,8 @@ def _check_X(X, backend):
     if backend == "torch" and type(X).__module__.startswith("torch"):
         torch = import_torch()
         if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X must be a non-empty 2-D array of shape (n_samples, n_features), got shape {tuple(X.shape)}")
+            raise ValueError("X must be a non-empty 2-D array of shape (n_samples, n_features), "
+                             f"got shape {tuple(X.shape)}")
         if not X.is_floating_point():
             X = X.double()
         if not bool(torch.isfinite(X).all()):
@@ -373,7 +374,8 @@ def fit_linear_probe(
 
     def make_loss(ops, weights):
         if T.ndim == 1:
-            return CrossEntropy(ops.asarray(np.asarray(T), np.int64) if ops.name == "torch" else np.asarray(T), ops, weights)
+            labels = ops.asarray(np.asarray(T), np.int64) if ops.name == "torch" else np.asarray(T)
+            return CrossEntropy(labels, ops, weights)
         return CrossEntropy(ops.asarray(T, np.float64) if ops.name == "torch" else T, ops, weights)
 
     return _fit(X, make_loss, K, "ce", reg, init, solver, direction=_init_direction, sample_weight=sample_weight)
@@ -478,7 +480,8 @@ def _check_ce_targets(targets, n, n_classes, allow_negative, backend):
         if not bool(torch.isfinite(T).all()):
             raise ValueError("targets must be finite, found NaN or inf")
         if not allow_negative and float(T.min()) < 0:
-            raise ValueError("targets rows must be probability vectors (non-negative); extrapolated targets need allow_negative_targets=True")
+            raise ValueError("targets rows must be probability vectors (non-negative); "
+                             "extrapolated targets need allow_negative_targets=True")
         dev = float((T.sum(dim=1, dtype=torch.float64) - 1).abs().max())
         if dev > 1e-6:
             raise ValueError(f"targets rows must sum to 1, max deviation {dev:.3g}")

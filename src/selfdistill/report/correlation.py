@@ -219,7 +219,9 @@ def make_class_correlation_figure(cc: ClassCorrelation) -> Figure:
     return fig
 
 
-def plot_class_correlation(cc: ClassCorrelation, path: str | os.PathLike[str], *, dpi: int = 120) -> str | os.PathLike[str]:
+def plot_class_correlation(
+    cc: ClassCorrelation, path: str | os.PathLike[str], *, dpi: int = 120
+) -> str | os.PathLike[str]:
     """Write :func:`make_class_correlation_figure` (the class-correlation heat map) to ``path`` atomically.
 
     Parameters

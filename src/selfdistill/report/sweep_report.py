@@ -150,7 +150,8 @@ def markdown_tables(rows: Iterable[Mapping[str, Any]], *, digits: int = 1) -> st
     >>> rows = [dict(dataset="digits", noise="symmetric", rate=0.2, seed=s, model=m, test_acc=a, gain=a - 0.5)
     ...         for s, a1 in enumerate([0.5, 0.75, 1.0]) for m, a in (("round 0", 0.5), ("round 1", a1))]
     >>> print(markdown_tables(rows))
-    Test accuracy (%), mean ± std over 3 seeds [0, 1, 2]; **bold**: best mean in the row. Gain: test accuracy minus round 0 of the same seed (percentage points).
+    Test accuracy (%), mean ± std over 3 seeds [0, 1, 2]; **bold**: best mean in the row.
+    Gain: test accuracy minus round 0 of the same seed (percentage points).
     <BLANKLINE>
     ### digits — noise: symmetric
     <BLANKLINE>

@@ -278,7 +278,8 @@ def summary_table(rows: Iterable[Mapping[str, Any]], *, digits: int = 2) -> str:
     >>> print(summary_table(rows))
     # selfdistill run: digits
     <BLANKLINE>
-    Test accuracy (%) and gain over round 0 (percentage points): mean ± std over 3 seeds [0, 1, 2] (sample std over seeds). Bold: best mean in the row.
+    Test accuracy (%) and gain over round 0 (percentage points):
+    mean ± std over 3 seeds [0, 1, 2] (sample std over seeds). Bold: best mean in the row.
     <BLANKLINE>
     ## noise: symmetric
     <BLANKLINE>

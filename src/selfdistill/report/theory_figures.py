@@ -321,7 +321,8 @@ def make_min_rounds_map_figure(rates: ArrayLike, gaps: ArrayLike, min_rounds: Ar
     Z = np.asarray(min_rounds, dtype=float)
     rates, gaps = np.asarray(rates, dtype=float), np.asarray(gaps, dtype=float)
     if Z.shape != (gaps.size, rates.size):
-        raise ValueError(f"min_rounds must have shape (len(gaps), len(rates)) = {(gaps.size, rates.size)}, got {Z.shape}")
+        raise ValueError(f"min_rounds must have shape (len(gaps), len(rates)) = {(gaps.size, rates.size)}, "
+                         f"got {Z.shape}")
     finite = Z[np.isfinite(Z)]
     top = max(1, int(np.rint(finite.max()))) if finite.size else 1
     cmap = colormap("magma_r").resampled(top + 1).with_extremes(bad="lightgrey")

@@ -105,7 +105,8 @@ class BlockModel:
     # ------------------------------------------------------------------------------- structure
     def __repr__(self):
         sizes = int(self.sizes[0]) if np.all(self.sizes == self.sizes[0]) else self.sizes.tolist()
-        sup = "" if self.superclasses is None else f", superclasses={self.superclasses.tolist()}, c_super={self.c_super}"
+        sup = ("" if self.superclasses is None
+               else f", superclasses={self.superclasses.tolist()}, c_super={self.c_super}")
         return f"BlockModel(n_classes={self.n_classes}, per_class={sizes}, c={self.c}, d={self.d}, reg={self.reg}{sup})"
 
     @property
@@ -116,7 +117,8 @@ class BlockModel:
     def gram(self) -> np.ndarray:
         """The n x n Gram matrix (points sorted by class), for checks: data.block_gram."""
         sup = None if self.superclasses is None else self.superclasses
-        return block_gram(self.labels, self.c, self.d, superclasses=sup, c_super=self.c_super if sup is not None else None)
+        c_super = self.c_super if sup is not None else None
+        return block_gram(self.labels, self.c, self.d, superclasses=sup, c_super=c_super)
 
     def eigenvalues(self) -> BlockSpectrum:
         """The Gram eigenvalues and eigen-spaces (closed form).
@@ -309,8 +311,8 @@ class BlockModel:
         """(K, K) linearised PLL student's predicted label for group (k, j).
 
         Teacher: P_0 (round 0). Targets: T(k, j) = 1/k on the k largest entries of P_0(k, j); labels
-        tied with the k-th share its mass (:func:`selfdistill.targets.topk_weights`). Student: P = 1/K + A (T - 1/K), the same group formula with T in place of
-        one-hot labels.
+        tied with the k-th share its mass (:func:`selfdistill.targets.topk_weights`).
+        Student: P = 1/K + A (T - 1/K), the same group formula with T in place of one-hot labels.
         """
         return np.argmax(block_linear.pll_scores(self, *self._counts_top_k(label_counts, top_k))[0][0], axis=2)
 

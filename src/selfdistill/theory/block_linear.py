@@ -123,7 +123,8 @@ def right(S):
 
     Margins within 1e-9 of the round's largest |score| are ties and count as not correct."""
     K = S.shape[-1]
-    own = np.take_along_axis(S, np.arange(K)[None, :, None, None] * np.ones(S.shape[:3] + (1,), dtype=np.int64), axis=3)[..., 0]
+    own_idx = np.arange(K)[None, :, None, None] * np.ones(S.shape[:3] + (1,), dtype=np.int64)
+    own = np.take_along_axis(S, own_idx, axis=3)[..., 0]
     other = S.copy()
     idx = np.arange(K)
     other[:, idx, :, idx] = -np.inf
