@@ -39,6 +39,21 @@ def _check_block_params(c, d, superclasses, c_super, n_classes, *, generator: bo
     ``generator=True`` (the feature generator) requires ``d >= 0``; :func:`block_gram` only needs
     ``d >= -1``. Superclass ids may be any integers; they are mapped to ``0..S-1``.
     """
+    c, d = _check_correlations(c, d, generator=generator)
+    if superclasses is None:
+        if c_super is not None:
+            raise ValueError(f"c_super={c_super!r} was given without superclasses; pass superclasses too")
+        return c, d, None, None
+    if c_super is None:
+        raise ValueError("c_super is required when superclasses is given (a correlation in [d, c])")
+    c_super = _check_real(c_super, "c_super")
+    if not (d <= c_super <= c):
+        raise ValueError(f"c_super must be in [d, c] = [{d!r}, {c!r}], got c_super={c_super!r}")
+    return c, d, float(c_super), _check_superclass_ids(superclasses, n_classes)
+
+
+def _check_correlations(c, d, *, generator: bool) -> tuple[float, float]:
+    """Validate the within-class (c) and between-class (d) correlations; return them as floats."""
     c = _check_real(c, "c")
     d = _check_real(d, "d")
     if generator and d < 0:
@@ -55,15 +70,11 @@ def _check_block_params(c, d, superclasses, c_super, n_classes, *, generator: bo
             f"c must be > d (within-class correlation above between-class), got c={c!r} <= d={d!r}; "
             "allowed range d < c <= 1"
         )
-    if superclasses is None:
-        if c_super is not None:
-            raise ValueError(f"c_super={c_super!r} was given without superclasses; pass superclasses too")
-        return c, d, None, None
-    if c_super is None:
-        raise ValueError("c_super is required when superclasses is given (a correlation in [d, c])")
-    c_super = _check_real(c_super, "c_super")
-    if not (d <= c_super <= c):
-        raise ValueError(f"c_super must be in [d, c] = [{d!r}, {c!r}], got c_super={c_super!r}")
+    return c, d
+
+
+def _check_superclass_ids(superclasses, n_classes) -> np.ndarray:
+    """Validate superclass ids (one per class, integers); return them mapped to ``0..S-1`` (K,)."""
     sup = np.asarray(superclasses)
     if sup.ndim != 1:
         raise ValueError(f"superclasses must be a 1-D array of superclass ids (one per class), got shape {sup.shape}")
@@ -80,7 +91,7 @@ def _check_block_params(c, d, superclasses, c_super, n_classes, *, generator: bo
         else:
             raise ValueError(f"superclasses must hold integer superclass ids, got dtype {sup.dtype}")
     _, sup_ids = np.unique(sup, return_inverse=True)
-    return c, d, float(c_super), sup_ids.astype(np.int64).reshape(-1)
+    return sup_ids.astype(np.int64).reshape(-1)
 
 
 def block_gram(labels, c, d, superclasses=None, c_super=None) -> np.ndarray:
@@ -134,6 +145,32 @@ def block_gram(labels, c, d, superclasses=None, c_super=None) -> np.ndarray:
     G[same_class] = c
     np.fill_diagonal(G, 1.0)
     return G
+
+
+def _block_vectors(y_all, sup, offsets, amplitudes, dim, rng) -> np.ndarray:
+    """Rows x_i = a_g g + a_v v_{s(y_i)} + a_u u_{y_i} + a_e e_i (N, D) of the block model.
+
+    ``offsets`` = (off_v, off_u, off_e): columns of the v / u / e vectors in the stacked basis
+    [g | v_0.. | u_0.. | e_0..]; ``amplitudes`` = (a_g, a_v, a_u, a_e). ``dim=None``: exact,
+    on coordinate axes (D = off_e + N); else Gaussian basis in R^dim, rows renormalised.
+    """
+    (off_v, off_u, off_e), (a_g, a_v, a_u, a_e) = offsets, amplitudes
+    N = y_all.size
+    n_basis = off_e + N
+    rows = np.arange(N)
+    if dim is None:
+        X = np.zeros((N, n_basis), dtype=np.float64)
+        X[:, 0] = a_g
+        if sup is not None:
+            X[rows, off_v + sup[y_all]] = a_v
+        X[rows, off_u + y_all] = a_u
+        X[rows, off_e + rows] = a_e
+        return X
+    B = rng.standard_normal((n_basis, dim)) / np.sqrt(dim)
+    X = a_g * np.broadcast_to(B[0], (N, dim)) + a_u * B[off_u + y_all] + a_e * B[off_e + rows]
+    if sup is not None:
+        X = X + a_v * B[off_v + sup[y_all]]
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
 
 
 def make_block_features(
@@ -207,23 +244,8 @@ def make_block_features(
 
     # Index of each point's component vectors in the stacked basis [g | v_0.. | u_0.. | e_0..].
     off_v, off_u, off_e = 1, 1 + S, 1 + S + K
-    n_basis = off_e + N
-    a_g, a_v, a_u, a_e = np.sqrt(d), np.sqrt(cs - d), np.sqrt(c - cs), np.sqrt(1.0 - c)
-    rows = np.arange(N)
-
-    if dim is None:
-        X = np.zeros((N, n_basis), dtype=np.float64)
-        X[:, 0] = a_g
-        if sup is not None:
-            X[rows, off_v + sup[y_all]] = a_v
-        X[rows, off_u + y_all] = a_u
-        X[rows, off_e + rows] = a_e
-    else:
-        B = rng.standard_normal((n_basis, dim)) / np.sqrt(dim)
-        X = a_g * np.broadcast_to(B[0], (N, dim)) + a_u * B[off_u + y_all] + a_e * B[off_e + rows]
-        if sup is not None:
-            X = X + a_v * B[off_v + sup[y_all]]
-        X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    amplitudes = (np.sqrt(d), np.sqrt(cs - d), np.sqrt(c - cs), np.sqrt(1.0 - c))
+    X = _block_vectors(y_all, sup, (off_v, off_u, off_e), amplitudes, dim, rng)
 
     info = {
         "generator": "block correlation model",
