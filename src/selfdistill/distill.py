@@ -9,6 +9,7 @@ the teacher's outputs (docs/science.md: SD, the PLL student).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -81,12 +82,12 @@ class ChainRound:
     """One fitted round of a chain: the ``targets`` it was fitted on, the ``model`` its fit
     returned, and its outputs ``probs`` (n, K) on the training points."""
 
-    targets: object
-    model: object
+    targets: np.ndarray
+    model: Any
     probs: np.ndarray
 
 
-def run_chain(fit, targets, rounds, *, refine=None) -> list:
+def run_chain(fit, targets, rounds, *, refine=None) -> list[ChainRound]:
     """The self-distillation chain: fit round 0 on ``targets``, then hand each round's outputs on.
 
     Round t >= 1 is fitted on ``refine(probs of round t-1)`` (default: the outputs themselves,
@@ -120,7 +121,7 @@ def run_chain(fit, targets, rounds, *, refine=None) -> list:
     >>> len(chain), chain[1].targets is chain[0].probs
     (3, True)
     """
-    chain = []
+    chain: list[ChainRound] = []
     for t in range(rounds + 1):
         if t:
             targets = chain[-1].probs if refine is None else refine(chain[-1].probs)
@@ -203,6 +204,16 @@ def _fit_pll_students(X, reg, K, top_k, losses, models, probs, solver, bar):
             bar.update()
 
 
+def _model_metrics(models, probs, y, y_true, X_test, y_test, coverage) -> list[dict]:
+    """:func:`selfdistill.metrics.model_metrics` of every model (train predictions from ``probs``)."""
+    return [
+        model_metrics(name, train_pred=np.argmax(probs[name], axis=1), y_given=y, y_true=y_true,
+                      test_pred=None if X_test is None else model.predict(X_test), y_test=y_test,
+                      coverage=coverage, probe=model)
+        for name, model in models.items()
+    ]
+
+
 def distill(
     X,
     y,
@@ -278,7 +289,8 @@ def distill(
     mix = check_positive(mix, "mix", strict=False)
     X_test, y_test, y_true = _check_eval_sets(X, X_test, y_test, y_true, K)
 
-    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype, _cache=_ChainCache())
+    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype,
+                  _cache=_ChainCache())
     pll_names = pll_model_names(pll_loss) if pll else []
     bar = None
     if progress:
@@ -289,7 +301,8 @@ def distill(
     def fit_round(targets, chain):
         t = len(chain)
         warm = student_warm_start(chain[-1].model, chain[-2].model if t >= 2 else None) if t else {}
-        model = fit_linear_probe(X, targets, reg, n_classes=K, allow_negative_targets=t > 0 and mix > 1, **warm, **solver)
+        model = fit_linear_probe(X, targets, reg, n_classes=K, allow_negative_targets=t > 0 and mix > 1,
+                                 **warm, **solver)
         if bar is not None:
             bar.update()
         return model, model.predict_proba(X)
@@ -305,12 +318,7 @@ def distill(
         bar.close()
 
     coverage = topk_coverage(probs["round 0"], y_true, top_k if pll else 2)
-    metrics = [
-        model_metrics(name, train_pred=np.argmax(probs[name], axis=1), y_given=y, y_true=y_true,
-                      test_pred=None if X_test is None else model.predict(X_test), y_test=y_test,
-                      coverage=coverage, probe=model)
-        for name, model in models.items()
-    ]
+    metrics = _model_metrics(models, probs, y, y_true, X_test, y_test, coverage)
     config = {
         "reg": reg,
         "rounds": rounds,
