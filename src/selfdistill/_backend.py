@@ -17,6 +17,8 @@ torch is imported lazily: the NumPy path never needs it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import _validation
@@ -72,6 +74,7 @@ class NumpyOps:
     """Array operations on NumPy arrays (float64 for K x d quantities)."""
 
     name = "numpy"
+    device: Any  # "cpu" here; a torch.device in TorchOps
 
     def __init__(self, device="cpu"):
         self.device = "cpu"

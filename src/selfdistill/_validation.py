@@ -322,7 +322,9 @@ def check_choice(value, name: str, choices) -> str:
     return value
 
 
-def check_transition_matrix(matrix, name: str = "matrix", *, n_classes: int | None = None, atol: float = 1e-8) -> np.ndarray:
+def check_transition_matrix(
+    matrix, name: str = "matrix", *, n_classes: int | None = None, atol: float = 1e-8
+) -> np.ndarray:
     """Return a K x K row-stochastic matrix, matrix[k, j] = P(observed j | true k)."""
     C = np.asarray(matrix, dtype=np.float64)
     if C.ndim != 2 or C.shape[0] != C.shape[1]:
@@ -348,8 +350,10 @@ def check_random_state(seed) -> np.random.Generator:
     """Return a ``numpy.random.Generator`` from None, an int seed or a Generator."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0):
-        return np.random.default_rng(seed)
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and int(seed) >= 0:
+        return np.random.default_rng(int(seed))
     raise ValueError(f"seed must be None, a non-negative int or a numpy Generator, got {_short(seed)}")
 
 

@@ -30,6 +30,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -150,7 +151,7 @@ class LabelIssues:
         """One dict per flagged point, in rank order: index, given/suggested label (and names), score, rank."""
         rows = []
         for rank, i in enumerate(self.ranked, start=1):
-            row = {"rank": rank, "index": int(i), "given_label": int(self.given[i]),
+            row: dict[str, Any] = {"rank": rank, "index": int(i), "given_label": int(self.given[i]),
                    "suggested_label": int(self.suggested[i])}
             if class_names is not None:
                 row["given_name"] = str(class_names[self.given[i]])
@@ -226,7 +227,8 @@ def _select(X, y, K, *, reg, model, rounds, pll_losses, top_k, reg_grid, val_fra
     Returns (reg, model, reg_scores, selection, n_val, split_teacher): split_teacher is the teacher
     fitted on the fit part (a warm start for the refit on all points), or None.
     """
-    reg_scores, selection, split_teacher = {}, {}, None
+    reg_scores: dict[float, float] = {}
+    selection, split_teacher = {}, None
     if reg == "auto":
         reg, reg_scores = select_reg(X, y, grid=reg_grid, val_fraction=val_fraction, seed=seed, n_classes=K)
     candidates = _candidate_models(rounds, pll_losses, K)

@@ -8,6 +8,7 @@ import zipfile
 import zlib
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -309,12 +310,12 @@ def _encode_labels(y_train, y_test, class_names):
         if y.dtype.kind == "f" and y.size:
             _check_label_values(y, key)  # non-integer floats: an error naming the array and the value
     if class_names is not None:
-        names = np.asarray(class_names)
-        if names.ndim != 1 or names.dtype.kind not in "US":
+        name_arr = np.asarray(class_names)
+        if name_arr.ndim != 1 or name_arr.dtype.kind not in "US":
             raise ValueError(
-                f"class_names must be a 1-D array of strings, got dtype {names.dtype} shape {names.shape}"
+                f"class_names must be a 1-D array of strings, got dtype {name_arr.dtype} shape {name_arr.shape}"
             )
-        names = tuple(_as_str(v) for v in names.tolist())
+        names = tuple(_as_str(v) for v in name_arr.tolist())
         K = len(names)
         hint = f"the file's class_names names {K} classes; labels index them"
         y_tr = check_labels(y_train, "y_train", n_classes=K, hint=hint)
@@ -360,7 +361,8 @@ def save_npz(path, dataset: Dataset) -> None:
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be a selfdistill.data.Dataset, got {type(dataset).__name__}")
     path_str = os.fspath(path)
-    arrays = {
+    # Any: numpy's stub would otherwise match a dict[str, ndarray] against savez(allow_pickle: bool)
+    arrays: dict[str, Any] = {
         "X_train": dataset.X_train,
         "y_train": dataset.y_train,
         "X_test": dataset.X_test,

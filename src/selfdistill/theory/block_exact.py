@@ -11,6 +11,7 @@ reduces to one probe on the group-mean features phi_g, <phi_g, phi_g'> = Gamma[k
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def exact_probs(bm, N, rounds, pll, top_k):
     chain = run_chain(gp.fit, np.eye(K)[gp.jj], rounds)
     train = np.full((rounds + 1, K, K, K), np.nan)
     train[:, gp.kk, gp.jj] = np.stack([r.probs for r in chain])
-    out = {
+    out: dict[str, Any] = {
         "train": train,
         "test": np.stack([r.model["test"] for r in chain]),
         "residuals": [r.model["residual"] for r in chain],

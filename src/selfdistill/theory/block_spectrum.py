@@ -55,7 +55,7 @@ def _tied_groups(values, tol):
     never depends on how round-off orders two equal numbers.
     """
     order = np.argsort(-values, kind="stable")
-    groups = []
+    groups: list[list[int]] = []
     for prev, i in zip([None, *order[:-1]], order, strict=False):
         if prev is None or values[prev] - values[i] > tol:
             groups.append([])

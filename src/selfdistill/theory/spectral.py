@@ -159,6 +159,9 @@ class LabelAveraging:
         return out
 
     def _project_new(self, X_new, gram_new):
+        basis = self._basis
+        if basis is None:
+            raise ValueError("this LabelAveraging holds no eigenbasis (build it with label_averaging)")
         if (X_new is None) == (gram_new is None):
             raise ValueError("pass exactly one of X_new (features) and gram_new (Gram block with the training points)")
         if self._kind == "X":
@@ -168,19 +171,21 @@ class LabelAveraging:
             if X_new.shape[1] != self._n_features:
                 raise ValueError(f"X_new has {X_new.shape[1]} features but X had {self._n_features}")
             # U^T X x = s * (V^T x)
-            return (X_new @ self._basis.T) * np.sqrt(self.eigenvalues)[None, :]
+            return (X_new @ basis.T) * np.sqrt(self.eigenvalues)[None, :]
         if gram_new is None:
             raise ValueError("this chain was built from a Gram matrix: pass gram_new (m, n), not X_new")
-        n = self._basis.shape[0]
+        n = basis.shape[0]
         gn = np.asarray(gram_new, dtype=np.float64)
         if gn.ndim != 2 or gn.shape[1] != n:
             raise ValueError(f"gram_new must have shape (m, n) with n = {n} training points, got {gn.shape}")
         if not np.all(np.isfinite(gn)):
             raise ValueError("gram_new must be finite")
-        return gn @ self._basis
+        return gn @ basis
 
 
-def label_averaging(Y, reg, rounds, *, X=None, gram=None, X_test=None, gram_test=None, n_classes=None) -> LabelAveraging:
+def label_averaging(
+    Y, reg, rounds, *, X=None, gram=None, X_test=None, gram_test=None, n_classes=None
+) -> LabelAveraging:
     """The linearised multi-round self-distillation chain in closed form (label averaging).
 
     P_t = 1/K + A^(t+1) (Y - 1/K),   A = G (G + K n reg I)^-1,   t = 0..rounds,
@@ -453,7 +458,7 @@ def exact_chain(
 
     chain = run_chain(fit, T0, rounds)
     pll_r = pll_round(fit, chain, top_k) if pll else None
-    fits = [r.model for r in chain] + ([pll_r.model] if pll else [])
+    fits = [r.model for r in chain] + ([pll_r.model] if pll_r is not None else [])
     residuals = [f["residual"] for f in fits]
     seconds = [f["seconds"] for f in fits]
     probs = np.stack([r.probs for r in chain])
@@ -462,7 +467,8 @@ def exact_chain(
     test_pll = None if pll_r is None else pll_r.model["test"]
     worst = max(residuals)
     if worst > tol:
-        warnings.warn(f"exact_chain: largest fixed-point residual {worst:.3g} above tol={tol:g}", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"exact_chain: largest fixed-point residual {worst:.3g} above tol={tol:g}", RuntimeWarning,
+                      stacklevel=2)
     return ExactChain(
         train_probs=probs, residuals=residuals, seconds=seconds, pll_probs=pll_probs,
         test_probs=test_probs, test_pll_probs=test_pll,
@@ -572,6 +578,8 @@ def theory_vs_training(X, y, X_test, y_test, regs, *, rounds=4, y_true=None, n_c
                       n_classes=K, tol=tol)
         theory_test = la.test_accuracy(y_test)
         theory_train = la.accuracy(y_true) if y_true is not None else None
+        theory_pred = la.test_predictions
+        assert theory_pred is not None  # built with X_test: test_accuracy above raised otherwise
         for t in range(rounds + 1):
             name = f"round {t}"
             pred_trained = res.models[name].predict(X_test)
@@ -580,7 +588,7 @@ def theory_vs_training(X, y, X_test, y_test, regs, *, rounds=4, y_true=None, n_c
                 "round": t,
                 "theory_test_acc": float(theory_test[t]),
                 "trained_test_acc": float(res.metric(name, "test_acc")),
-                "test_agreement": float(np.mean(pred_trained == la.test_predictions[t])),
+                "test_agreement": float(np.mean(pred_trained == theory_pred[t])),
                 "theory_train_acc": None if theory_train is None else float(theory_train[t]),
                 "trained_train_acc": res.metric(name, "train_acc"),
             })
