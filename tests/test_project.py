@@ -73,3 +73,43 @@ def test_the_version_lives_in_one_place():
     assert 'dynamic = ["version"]' in text and "\nversion =" not in text.split("[project.optional")[0]
     assert importlib.metadata.version("selfdistill") == selfdistill.__version__
     assert sys.modules["selfdistill"].__version__.count(".") == 2
+
+
+def _tool(name):
+    """Path of a tool installed with the test extra (beside this interpreter)."""
+    import shutil
+
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert path, f"{name} is not installed: pip install '.[test]' installs it"
+    return path
+
+
+def test_ruff_is_clean():
+    import subprocess
+
+    res = subprocess.run([_tool("ruff"), "check", "--no-cache", "src", "tests", "benchmarks"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_mypy_is_clean():
+    import subprocess
+
+    res = subprocess.run([_tool("mypy"), "--no-incremental", "--cache-dir", "/dev/null"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_no_function_is_longer_than_60_lines():
+    """Function bodies (docstring excluded) stay short enough to read at once."""
+    long = []
+    for path in sorted(PKG.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body
+                if isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+                    body = body[1:] or body
+                n = (node.end_lineno or node.lineno) - body[0].lineno + 1
+                if n > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.name} ({n} lines)")
+    assert not long, "\n".join(long)
