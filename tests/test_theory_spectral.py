@@ -1,5 +1,6 @@
 """selfdistill.theory.spectral: label averaging, the exact fixed point and chain, bad input."""
 
+import dataclasses
 import tracemalloc
 import warnings
 
@@ -229,6 +230,8 @@ def test_bad_arguments_are_rejected():
     la = label_averaging(y, 0.1, 1, X=X)
     with pytest.raises(ValueError, match="X_new"):
         la.predict_proba(gram_new=np.ones((2, 20)))
+    with pytest.raises(ValueError, match="no eigenbasis"):  # a copy made without label_averaging's basis
+        dataclasses.replace(la, _basis=None).predict_proba(X)
 
 
 def test_fixed_point_warns_when_residual_target_is_unreachable():
