@@ -26,13 +26,50 @@ NUMPY = NumpyOps()
 
 
 def log_softmax(Z: np.ndarray) -> np.ndarray:
-    """Row-wise log softmax of logits Z (n, K), computed stably (max subtracted); shape (n, K)."""
+    """Row-wise log softmax of logits Z (n, K), computed stably (max subtracted); shape (n, K).
+
+    Parameters
+    ----------
+    Z : (n, K) float array
+        Logits.
+
+    Returns
+    -------
+    (n, K) float array
+        log P_ik = Z_ik - log sum_j exp(Z_ij).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.losses import log_softmax
+    >>> np.round(log_softmax(np.array([[0.0, 0.0], [1000.0, 0.0]])), 3).tolist()  # no overflow
+    [[-0.693, -0.693], [0.0, -1000.0]]
+    """
     Zs = Z - Z.max(axis=1, keepdims=True)
     return Zs - np.log(np.exp(Zs).sum(axis=1, keepdims=True))
 
 
 def softmax(Z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of logits Z (n, K): P_ik = exp(Z_ik) / sum_j exp(Z_ij); shape (n, K)."""
+    """Row-wise softmax of logits Z (n, K): P_ik = exp(Z_ik) / sum_j exp(Z_ij); shape (n, K).
+
+    Parameters
+    ----------
+    Z : (n, K) float array
+        Logits.
+
+    Returns
+    -------
+    (n, K) float array
+        Probabilities P, rows summing to 1 (the max is subtracted first, so no overflow).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.losses import softmax
+    >>> np.round(softmax(np.array([[0.0, np.log(3.0)], [1000.0, 1000.0]])), 3)
+    array([[0.25, 0.75],
+           [0.5 , 0.5 ]])
+    """
     E = np.exp(Z - Z.max(axis=1, keepdims=True))
     E /= E.sum(axis=1, keepdims=True)
     return E
