@@ -62,6 +62,7 @@ MODULES = (
     "selfdistill.experiments.main_job",
     "selfdistill.experiments.baselines",
     "selfdistill.probe",
+    "selfdistill.distill",
 )
 
 #: The numpydoc validation codes that fail the test (see the module docstring for why these).
