@@ -63,6 +63,7 @@ MODULES = (
     "selfdistill.experiments.baselines",
     "selfdistill.probe",
     "selfdistill.distill",
+    "selfdistill.label_issues",
 )
 
 #: The numpydoc validation codes that fail the test (see the module docstring for why these).
