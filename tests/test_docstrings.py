@@ -64,6 +64,7 @@ MODULES = (
     "selfdistill.probe",
     "selfdistill.distill",
     "selfdistill.label_issues",
+    "selfdistill.theory.spectral",
 )
 
 #: The numpydoc validation codes that fail the test (see the module docstring for why these).
