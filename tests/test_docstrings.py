@@ -65,6 +65,8 @@ MODULES = (
     "selfdistill.distill",
     "selfdistill.label_issues",
     "selfdistill.theory.spectral",
+    "selfdistill.theory.block",
+    "selfdistill.theory.block_spectrum",
 )
 
 #: The numpydoc validation codes that fail the test (see the module docstring for why these).
