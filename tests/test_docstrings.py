@@ -67,6 +67,9 @@ MODULES = (
     "selfdistill.theory.spectral",
     "selfdistill.theory.block",
     "selfdistill.theory.block_spectrum",
+    "selfdistill.data.dataset",
+    "selfdistill.data.datasets",
+    "selfdistill.data.block",
 )
 
 #: The numpydoc validation codes that fail the test (see the module docstring for why these).
