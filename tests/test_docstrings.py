@@ -70,6 +70,7 @@ MODULES = (
     "selfdistill.data.dataset",
     "selfdistill.data.datasets",
     "selfdistill.data.block",
+    "selfdistill.losses",
 )
 
 #: The numpydoc validation codes that fail the test (see the module docstring for why these).
