@@ -26,9 +26,9 @@ For each module of :data:`MODULES`:
     shapes and formulas in ways those rules reject without making them less clear.
 
 A third-party class that a module re-exports (``ConvergenceWarning``, scikit-learn's, from
-``selfdistill.probe``) is skipped: its docstring is not the project's. An object re-exported by several modules (e.g. ``seeds_text`` in ``report.figures`` and
-``report.tables``) is checked once, under the module that defines it. Extend :data:`MODULES` to
-cover more of the package.
+``selfdistill.probe``) is skipped: its docstring is not the project's. An object re-exported by
+several modules (e.g. ``seeds_text`` in ``report.figures`` and ``report.tables``) is checked
+once, under the module that defines it. Extend :data:`MODULES` to cover more of the package.
 """
 
 from __future__ import annotations

@@ -930,7 +930,6 @@ def phase_maps(n_classes, per_class, d, reg, kind, rates, gaps, *, clusters=None
     :meth:`BlockModel.pll_condition`. Returns a dict with ``min_rounds`` (len(gaps), len(rates)) float
     (NaN where no round reaches 100%) and ``verdict`` (same shape, strings "both", "PLL only",
     "SD only", "neither"), plus ``rates`` and ``gaps``.
-    
 
     Parameters
     ----------
@@ -1003,7 +1002,6 @@ def agreement_grid(
     :meth:`BlockModel.linear_regime`), ``trusted_mismatches``, ``max_logit`` (largest linearised
     logit K |P_t - 1/K| over rounds and groups), ``max_accuracy_gap`` (largest |closed-form - exact|
     training accuracy over rounds), ``ties`` (items whose top-two linearised outputs are tied).
-    
 
     Parameters
     ----------
