@@ -7,7 +7,9 @@ For each module of :data:`MODULES`:
 (b) :func:`numpydoc.validate.validate` checks every public function and class (the callables
     named in the module's ``__all__``; constants such as ``NOISE_KINDS`` are data, not checked)
     and every public method defined in a public class's own body (inherited ones belong to their
-    base class), and the test asserts that none reports one of :data:`CODES`:
+    base class), and the test asserts that none reports one of :data:`CODES` (a module without
+    ``__all__`` -- the block model's internal ``theory.block_*`` modules -- is held to it for every
+    function and class it defines whose name does not start with ``_``):
 
     * ``GL08`` -- no docstring at all;
     * ``SS01`` / ``SS03`` -- no one-line summary / a summary not ending in a period: the summary is
@@ -23,9 +25,10 @@ For each module of :data:`MODULES`:
     description, "See Also" sections ...) are not enforced: the project's docstrings phrase
     shapes and formulas in ways those rules reject without making them less clear.
 
-An object re-exported by several modules (e.g. ``seeds_text`` in ``report.figures`` and
-``report.tables``) is checked once, under the module that defines it. Extend :data:`MODULES` to
-cover more of the package.
+A third-party class that a module re-exports (``ConvergenceWarning``, scikit-learn's, from
+``selfdistill.probe``) is skipped: its docstring is not the project's. An object re-exported by
+several modules (e.g. ``seeds_text`` in ``report.figures`` and ``report.tables``) is checked
+once, under the module that defines it. Extend :data:`MODULES` to cover more of the package.
 """
 
 from __future__ import annotations
@@ -60,6 +63,19 @@ MODULES = (
     "selfdistill.experiments.store",
     "selfdistill.experiments.main_job",
     "selfdistill.experiments.baselines",
+    "selfdistill.probe",
+    "selfdistill.distill",
+    "selfdistill.label_issues",
+    "selfdistill.theory.spectral",
+    "selfdistill.theory.block",
+    "selfdistill.theory.block_spectrum",
+    "selfdistill.theory.block_linear",
+    "selfdistill.theory.block_rounds",
+    "selfdistill.theory.block_exact",
+    "selfdistill.data.dataset",
+    "selfdistill.data.datasets",
+    "selfdistill.data.block",
+    "selfdistill.losses",
 )
 
 #: The numpydoc validation codes that fail the test (see the module docstring for why these).
@@ -72,16 +88,29 @@ def _public_methods(cls):
             if not name.startswith("_") and (inspect.isfunction(attr) or isinstance(attr, property))]
 
 
+def public_names(module):
+    """The module's ``__all__``; without one, the functions and classes it defines whose names do
+    not start with ``_`` (``theory.block_linear``, ``block_rounds``, ``block_exact``: internal
+    modules of functions behind :class:`~selfdistill.theory.BlockModel`'s methods)."""
+    if hasattr(module, "__all__"):
+        return list(module.__all__)
+    return [name for name, obj in vars(module).items()
+            if not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
+            and obj.__module__ == module.__name__]
+
+
 def public_objects(modules=MODULES):
     """Sorted import paths of every public function, class and method of ``modules``, each once."""
     paths = set()
     for modname in modules:
         module = importlib.import_module(modname)
-        for name in module.__all__:
+        for name in public_names(module):
             obj = getattr(module, name)
             if not (inspect.isfunction(obj) or inspect.isclass(obj)):
                 continue  # a constant
             obj = inspect.unwrap(obj)
+            if not obj.__module__.startswith("selfdistill"):
+                continue  # a third-party class re-exported (probe's ConvergenceWarning): not ours to document
             path = f"{obj.__module__}.{obj.__qualname__}"
             paths.add(path)
             if inspect.isclass(obj):
@@ -103,7 +132,7 @@ def test_doctests_pass(modname):
 def test_every_module_is_covered():
     # a listed module that exports nothing, or a collection that finds nothing, would pass vacuously
     for modname in MODULES:
-        assert importlib.import_module(modname).__all__, modname
+        assert public_names(importlib.import_module(modname)), modname
     assert len(OBJECTS) > 60
 
 

@@ -27,14 +27,29 @@ PLL_LOSSES = ("uniform", "candidate", "gce")
 class DistillResult:
     """What :func:`distill` returns.
 
-    Attributes
+    Parameters
     ----------
     models : dict name -> LinearProbe, names "round 0" ... "round R" then the PLL students
         ("pll", or "pll-<loss>" for each loss when several were asked for).
     metrics : list of dicts, one per model, in the order of ``models`` (see :func:`distill`).
     train_probs : dict name -> (n, K) softmax outputs of that model on the training points.
-    y : (n,) the given (possibly noisy) labels.   y_true : (n,) clean labels or None.
+    y : (n,) int array
+        The given (possibly noisy) labels.
+    y_true : (n,) int array or None
+        Clean labels, when known.
     config : the arguments that made it (JSON-serialisable).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill import distill
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 3)); y = np.argmax(X, axis=1); y[:4] = (y[:4] + 1) % 3
+    >>> result = distill(X, y, reg=1e-2, rounds=1, y_true=np.argmax(X, axis=1))
+    >>> list(result.models)
+    ['round 0', 'round 1', 'pll']
+    >>> result.train_probs["round 1"].shape
+    (40, 3)
     """
 
     models: dict
@@ -49,7 +64,34 @@ class DistillResult:
             raise KeyError(f"name must be one of {list(self.models)}, got {name!r}")
 
     def corrected_labels(self, name: str) -> np.ndarray:
-        """The model's predicted labels on the training points, (n,): its suggested correction."""
+        """The model's predicted labels on the training points, (n,): its suggested correction.
+
+        Parameters
+        ----------
+        name : str
+            A model name of ``models``, e.g. ``"round 1"`` or ``"pll"``.
+
+        Returns
+        -------
+        (n,) int array
+            argmax_k of the model's outputs on each training point.
+
+        Raises
+        ------
+        KeyError
+            If ``name`` is not a model of the result.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill import distill
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(40, 3)); y = np.argmax(X, axis=1); y[:4] = (y[:4] + 1) % 3
+        >>> result = distill(X, y, reg=1e-2, rounds=1, y_true=np.argmax(X, axis=1))
+        >>> fixed = result.corrected_labels("round 1")
+        >>> fixed.shape, bool((fixed[:4] == np.argmax(X[:4], axis=1)).mean() >= 0.5)
+        ((40,), True)
+        """
         self._check_name(name)
         return np.argmax(self.train_probs[name], axis=1)
 
@@ -58,6 +100,32 @@ class DistillResult:
 
         Ranked by the margin p(predicted) - p(given) of the model's outputs on the training point
         (largest first; ties by index). ``corrected_labels(name)[idx]`` is the suggested class.
+
+        Parameters
+        ----------
+        name : str
+            A model name of ``models``.
+
+        Returns
+        -------
+        (m,) int array
+            Indices of the m flagged training points, most confident first.
+
+        Raises
+        ------
+        KeyError
+            If ``name`` is not a model of the result.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill import distill
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(40, 3)); y = np.argmax(X, axis=1); y[:4] = (y[:4] + 1) % 3
+        >>> result = distill(X, y, reg=1e-2, rounds=1, y_true=np.argmax(X, axis=1))
+        >>> idx = result.label_issues("round 0")
+        >>> bool(np.all(result.corrected_labels("round 0")[idx] != y[idx]))
+        True
         """
         self._check_name(name)
         P = self.train_probs[name]
@@ -67,12 +135,67 @@ class DistillResult:
         return idx[np.lexsort((idx, -margin))]
 
     def metric_dict(self, name: str) -> dict:
-        """All metrics of one model (a copy of its ``metrics`` entry)."""
+        """All metrics of one model (a copy of its ``metrics`` entry).
+
+        Parameters
+        ----------
+        name : str
+            A model name of ``models``.
+
+        Returns
+        -------
+        dict
+            Metric name -> value (the keys listed under :func:`distill`'s Returns).
+
+        Raises
+        ------
+        KeyError
+            If ``name`` is not a model of the result.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill import distill
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(40, 3)); y = np.argmax(X, axis=1); y[:4] = (y[:4] + 1) % 3
+        >>> result = distill(X, y, reg=1e-2, rounds=1, y_true=np.argmax(X, axis=1))
+        >>> m = result.metric_dict("pll")
+        >>> m["model"], m["test_acc"] is None
+        ('pll', True)
+        """
         self._check_name(name)
         return dict(next(m for m in self.metrics if m["model"] == name))
 
     def metric(self, name: str, key: str):
-        """One metric of one model, e.g. ``result.metric("round 2", "test_acc")``."""
+        """One metric of one model, e.g. ``result.metric("round 2", "test_acc")``.
+
+        Parameters
+        ----------
+        name : str
+            A model name of ``models``.
+        key : str
+            A metric name (see :func:`distill`'s Returns).
+
+        Returns
+        -------
+        object
+            The metric's value (a float, int, bool, or None when its data was missing).
+
+        Raises
+        ------
+        KeyError
+            If ``name`` is not a model of the result.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill import distill
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(40, 3)); y = np.argmax(X, axis=1); y[:4] = (y[:4] + 1) % 3
+        >>> result = distill(X, y, reg=1e-2, rounds=1, y_true=np.argmax(X, axis=1))
+        >>> 0.0 <= result.metric("round 1", "train_acc") <= 1.0
+        True
+        """
         self._check_name(name)
         return next(m[key] for m in self.metrics if m["model"] == name)
 
@@ -80,7 +203,25 @@ class DistillResult:
 @dataclass
 class ChainRound:
     """One fitted round of a chain: the ``targets`` it was fitted on, the ``model`` its fit
-    returned, and its outputs ``probs`` (n, K) on the training points."""
+    returned, and its outputs ``probs`` (n, K) on the training points.
+
+    Parameters
+    ----------
+    targets : (n,) int array or (n, K) float array
+        The round's training targets (labels for the teacher, P_{t-1} or its refinement after).
+    model : object
+        What the chain's ``fit`` returned (a LinearProbe, or a theory module's fixed point).
+    probs : (n, K) float array
+        The round's outputs P_t on the training points.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.distill import ChainRound
+    >>> r = ChainRound(targets=np.array([0, 1]), model=None, probs=np.full((2, 2), 0.5))
+    >>> r.probs.shape
+    (2, 2)
+    """
 
     targets: np.ndarray
     model: Any
@@ -133,7 +274,36 @@ def run_chain(fit, targets, rounds, *, refine=None) -> list[ChainRound]:
 def pll_round(fit, chain, top_k) -> ChainRound:
     """The PLL student of a chain: ``fit`` on the teacher's top-k targets (1/k each, ties shared:
     :func:`selfdistill.refine_targets`), warm-started from the teacher (``fit`` sees
-    ``chain[:1]``). Returns its :class:`ChainRound`."""
+    ``chain[:1]``). Returns its :class:`ChainRound`.
+
+    Parameters
+    ----------
+    fit : callable (targets, chain) -> (model, probs (n, K))
+        As for :func:`run_chain`.
+    chain : list of ChainRound
+        A chain from :func:`run_chain`; only its teacher, ``chain[0]``, is used.
+    top_k : int
+        Candidate-set size k (2 <= k < K).
+
+    Returns
+    -------
+    ChainRound
+        The student: its (n, K) top-k targets (each row 1/k on the teacher's k most probable
+        labels, tied labels sharing the k-th place's mass), its model and its outputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill import fit_linear_probe
+    >>> from selfdistill.distill import pll_round, run_chain
+    >>> X = np.random.default_rng(0).normal(size=(40, 3)); y = np.argmax(X, axis=1)
+    >>> def fit(T, chain):
+    ...     m = fit_linear_probe(X, T, 1e-2, n_classes=3, init=chain[-1].model if chain else None)
+    ...     return m, m.predict_proba(X)
+    >>> student = pll_round(fit, run_chain(fit, y, 0), top_k=2)
+    >>> np.sort(student.targets[0]).tolist(), student.probs.shape  # 1/2 on the teacher's top 2
+    ([0.0, 0.5, 0.5], (40, 3))
+    """
     targets = refine_targets(chain[0].probs, "topk", top_k=top_k)
     model, probs = fit(targets, chain[:1])
     return ChainRound(targets, model, probs)
@@ -156,7 +326,24 @@ def student_warm_start(prev, prev2=None) -> dict:
 
 
 def pll_model_names(pll_loss) -> list[str]:
-    """Model names of the PLL students: "pll" for one loss, "pll-<loss>" for each of several."""
+    """Model names of the PLL students: "pll" for one loss, "pll-<loss>" for each of several.
+
+    Parameters
+    ----------
+    pll_loss : str or sequence of str
+        One PLL loss of ``PLL_LOSSES`` or several.
+
+    Returns
+    -------
+    list of str
+        The names :func:`distill` gives the students, in the order of ``pll_loss``.
+
+    Examples
+    --------
+    >>> from selfdistill.distill import pll_model_names
+    >>> pll_model_names("gce"), pll_model_names(["uniform", "gce"])
+    (['pll'], ['pll-uniform', 'pll-gce'])
+    """
     if isinstance(pll_loss, str):
         return ["pll"]
     return [f"pll-{loss}" for loss in pll_loss]
@@ -241,11 +428,13 @@ def distill(
 
     Parameters
     ----------
-    X : (n, d) training features.    y : (n,) given (possibly noisy) labels in 0..K-1.
+    X : (n, d) training features.
         X may be a float32 or float64 ``numpy.memmap`` (e.g. ``np.load("X.npy", mmap_mode="r")``)
         too large for memory: it is then never loaded whole, but validated, fitted on and
         predicted from in row chunks (memory O(chunk * d + n * K)); a float32 map is read as
         float32 and each chunk upcast to the solver's ``dtype``.
+    y : (n,) int array
+        Given (possibly noisy) labels in 0..K-1.
     reg : L2 strength of every probe (> 0).
     rounds : R >= 0 SD rounds after the teacher; round t is trained on refine_targets(P_{t-1},
         "soft", temperature=, mix=, given=y).
@@ -275,6 +464,25 @@ def distill(
     agree_given (agreement with y), topk_coverage (fraction of points whose teacher top-k holds
     y_true), n_iter, n_grad_evals, n_hessp, objective, grad_norm, converged, seconds. Metrics
     that need missing data are None.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range (the message names it, its value and what was expected),
+        or y holds a single class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill import distill
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 4)); y_true = np.argmax(X[:, :3], axis=1)
+    >>> y = y_true.copy(); y[:6] = (y[:6] + 1) % 3  # 10% of the labels flipped
+    >>> result = distill(X, y, reg=1e-2, rounds=1, top_k=2, y_true=y_true)
+    >>> [m["model"] for m in result.metrics]
+    ['round 0', 'round 1', 'pll']
+    >>> {k: round(result.metric("round 0", k), 2) for k in ("kept", "corrected", "topk_coverage")}
+    {'kept': 0.98, 'corrected': 0.83, 'topk_coverage': 1.0}
     """
     X = check_features(X, stream=True)  # a float32/float64 memmap stays one (streamed by the fits)
     n = X.shape[0]

@@ -94,14 +94,23 @@ def label_quality_scores(probs, labels, method="normalized_margin"):
 class LabelIssues:
     """What :func:`inspect_labels` returns (n training points, K classes).
 
-    Attributes
+    Parameters
     ----------
     is_issue : (n,) bool, the flagged points (the chosen model's top class differs from the given one).
     ranked : (m,) int, the flagged indices, most suspect first (lowest normalized margin; ties by index).
     score : (n,) label quality in [0, 1], the normalized margin (lower = more suspect; < 0.5 iff flagged).
-    given : (n,) the given labels.   suggested : (n,) the model's top class (= given where not flagged).
-    confidence : (n,) the model's probability of ``suggested``.   probs : (n, K) the model's outputs.
-    model : name of the flagging model ("round 0" teacher, "round t", "pll-<loss>").   reg : its reg.
+    given : (n,) int array
+        The given labels.
+    suggested : (n,) int array
+        The model's top class (= given where not flagged).
+    confidence : (n,) float array
+        The model's probability of ``suggested``.
+    probs : (n, K) float array
+        The model's outputs.
+    model : str
+        Name of the flagging model ("round 0" teacher, "round t", "pll-<loss>").
+    reg : float
+        Its reg.
     selection : {model name: held-out accuracy on the given labels} (empty when ``model`` was given).
     reg_scores : {reg: the teacher's held-out accuracy} (empty when ``reg`` was given).
     n_val : held-out points behind the selection.
@@ -109,7 +118,19 @@ class LabelIssues:
         and of the probe retrained on the fixed labels (same reg).
     fixed_model : the retrained LinearProbe, or None.
     metrics : None, or :func:`issue_metrics` against ``y_true`` when it was given.
-    seconds : wall time of the whole call.   config : the arguments (JSON-serialisable).
+    seconds : float
+        Wall time of the whole call.
+    config : dict
+        The arguments (JSON-serialisable).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from selfdistill.label_issues import inspect_labels
+    >>> X, y = load_iris(return_X_y=True); y[:5] = 2  # five setosas labelled virginica
+    >>> res = inspect_labels(X - X.mean(0), y, reg=1e-2, model="round 0")
+    >>> res.model, res.n_issues > 0, res.probs.shape
+    ('round 0', True, (150, 3))
     """
 
     is_issue: np.ndarray
@@ -132,14 +153,71 @@ class LabelIssues:
 
     @property
     def n_issues(self) -> int:
+        """The number m of flagged training points.
+
+        Returns
+        -------
+        int
+            m = is_issue.sum().
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from selfdistill.label_issues import inspect_labels
+        >>> X, y = load_iris(return_X_y=True); y[:5] = 2  # five setosas labelled virginica
+        >>> res = inspect_labels(X - X.mean(0), y, reg=1e-2, model="round 0")
+        >>> res.n_issues == len(res.ranked)
+        True
+        """
         return int(self.is_issue.sum())
 
     def corrected_labels(self) -> np.ndarray:
-        """(n,) the given labels with every flagged one replaced by its suggestion."""
+        """(n,) the given labels with every flagged one replaced by its suggestion.
+
+        Returns
+        -------
+        (n,) int array
+            A copy of ``suggested``: the model's top class where flagged, the given label elsewhere.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from selfdistill.label_issues import inspect_labels
+        >>> X, y = load_iris(return_X_y=True); y[:5] = 2  # five setosas labelled virginica
+        >>> res = inspect_labels(X - X.mean(0), y, reg=1e-2, model="round 0")
+        >>> res.corrected_labels()[:5].tolist()  # the five setosas fixed
+        [0, 0, 0, 0, 0]
+        """
         return self.suggested.copy()
 
     def indices(self, ranked_by: str = "normalized_margin") -> np.ndarray:
-        """Flagged indices ranked by ``ranked_by`` (see :data:`RANKED_BY`), most suspect first."""
+        """Flagged indices ranked by ``ranked_by`` (see :data:`RANKED_BY`), most suspect first.
+
+        Parameters
+        ----------
+        ranked_by : str
+            ``"normalized_margin"`` (the order of ``ranked``) or ``"self_confidence"`` (lowest
+            p(given) first; ties by index).
+
+        Returns
+        -------
+        (m,) int array
+            The flagged indices.
+
+        Raises
+        ------
+        ValueError
+            If ``ranked_by`` is not one of :data:`RANKED_BY`.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from selfdistill.label_issues import inspect_labels
+        >>> X, y = load_iris(return_X_y=True); y[:5] = 2  # five setosas labelled virginica
+        >>> res = inspect_labels(X - X.mean(0), y, reg=1e-2, model="round 0")
+        >>> sorted(res.indices("self_confidence")[:5].tolist())
+        [0, 1, 2, 3, 4]
+        """
         check_choice(ranked_by, "return_indices_ranked_by", RANKED_BY)
         if ranked_by == "normalized_margin":
             return self.ranked.copy()
@@ -148,7 +226,29 @@ class LabelIssues:
         return idx[np.lexsort((idx, q))]
 
     def records(self, class_names=None) -> list[dict]:
-        """One dict per flagged point, in rank order: index, given/suggested label (and names), score, rank."""
+        """One dict per flagged point, in rank order: index, given/suggested label (and names), score, rank.
+
+        Parameters
+        ----------
+        class_names : sequence of str or None
+            K class names; when given, each record also has ``given_name`` and ``suggested_name``.
+
+        Returns
+        -------
+        list of dict
+            Keys rank, index, given_label, suggested_label, (given_name, suggested_name,) score,
+            confidence.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from selfdistill.label_issues import inspect_labels
+        >>> X, y = load_iris(return_X_y=True); y[:5] = 2  # five setosas labelled virginica
+        >>> res = inspect_labels(X - X.mean(0), y, reg=1e-2, model="round 0")
+        >>> r = res.records(["setosa", "versicolor", "virginica"])[0]
+        >>> r["rank"], r["given_name"], r["suggested_name"], r["score"] < 0.5
+        (1, 'virginica', 'setosa', True)
+        """
         rows = []
         for rank, i in enumerate(self.ranked, start=1):
             row: dict[str, Any] = {"rank": rank, "index": int(i), "given_label": int(self.given[i]),
@@ -162,7 +262,24 @@ class LabelIssues:
         return rows
 
     def summary(self) -> dict:
-        """The chosen rule's outcome in JSON-ready form (no per-point arrays)."""
+        """The chosen rule's outcome in JSON-ready form (no per-point arrays).
+
+        Returns
+        -------
+        dict
+            n_train, n_issues, issue_fraction, model, reg, selection, reg_scores (keys as repr
+            strings), n_val, test_acc, metrics, seconds.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from selfdistill.label_issues import inspect_labels
+        >>> X, y = load_iris(return_X_y=True); y[:5] = 2  # five setosas labelled virginica
+        >>> res = inspect_labels(X - X.mean(0), y, reg=1e-2, model="round 0")
+        >>> s = res.summary()
+        >>> s["n_train"], s["model"], s["n_issues"] == res.n_issues
+        (150, 'round 0', True)
+        """
         return {"n_train": int(self.given.shape[0]), "n_issues": self.n_issues,
                 "issue_fraction": float(self.is_issue.mean()), "model": self.model, "reg": self.reg,
                 "selection": self.selection, "reg_scores": {repr(float(k)): v for k, v in self.reg_scores.items()},
@@ -176,6 +293,31 @@ def issue_metrics(is_issue, score, suggested, given, y_true) -> dict:
     ranking ``-score`` (None when every or no label is wrong); corrected_acc: accuracy of the
     corrected labels (``suggested`` where flagged, ``given`` elsewhere) against ``y_true``;
     n_flagged; noise_rate (the realised fraction of wrong given labels).
+
+    Parameters
+    ----------
+    is_issue : (n,) bool array
+        The flags.
+    score : (n,) float array
+        Label quality, lower = more suspect.
+    suggested : (n,) int array
+        The suggested labels.
+    given : (n,) int array
+        The given (noisy) labels.
+    y_true : (n,) int array
+        The clean labels.
+
+    Returns
+    -------
+    dict
+        precision, recall, f1, auroc, corrected_acc, n_flagged, noise_rate.
+
+    Examples
+    --------
+    >>> m = issue_metrics(is_issue=[True, False, True, False], score=[0.2, 0.9, 0.4, 0.8],
+    ...                   suggested=[1, 0, 0, 1], given=[0, 0, 1, 1], y_true=[1, 0, 1, 1])
+    >>> m["precision"], m["recall"], m["auroc"], m["corrected_acc"]
+    (0.5, 1.0, 1.0, 0.75)
     """
     from sklearn.metrics import roc_auc_score
 
@@ -206,6 +348,25 @@ def choose_model(val_acc: dict, n_val: int) -> str:
 
     ``val_acc`` maps model name -> held-out accuracy on the given labels (the teacher "round 0"
     included); among the models that clear the margin the most accurate wins (ties: first listed).
+
+    Parameters
+    ----------
+    val_acc : dict
+        Model name -> held-out accuracy on the given labels; must hold "round 0".
+    n_val : int
+        Number of held-out points behind the accuracies.
+
+    Returns
+    -------
+    str
+        The chosen model's name.
+
+    Examples
+    --------
+    >>> choose_model({"round 0": 0.80, "round 1": 0.84}, n_val=100)  # +0.04 < one SE (0.04)
+    'round 0'
+    >>> choose_model({"round 0": 0.80, "round 1": 0.84}, n_val=1000)  # one SE is 0.013
+    'round 1'
     """
     a0 = val_acc["round 0"]
     margin = math.sqrt(max(a0 * (1.0 - a0), 0.0) / max(n_val, 1))
@@ -261,6 +422,39 @@ def refit_on_fixed(X, y, is_issue, suggested, reg, *, fix="relabel", n_classes=N
     fix="prune": trained on the unflagged points only (cleanlab's CleanLearning); a class whose
     points are all flagged keeps them (a probe needs every class). ``init``: a warm start (e.g. the
     teacher; the optimum does not depend on it). Returns a LinearProbe.
+
+    Parameters
+    ----------
+    X : (n, d) float array
+        Training features.
+    y : (n,) int array
+        Given labels.
+    is_issue : (n,) bool array
+        The flags.
+    suggested : (n,) int array
+        The suggested labels.
+    reg : float
+        L2 strength of the retrained probe.
+    fix : str
+        ``"relabel"`` or ``"prune"`` (see :data:`FIX_MODES`).
+    n_classes : int or None
+        K (default: inferred from y and suggested).
+    init : LinearProbe, (K, d) array or None
+        Warm start.
+
+    Returns
+    -------
+    LinearProbe
+        The exact probe on the fixed labels.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(30, 3)); y = np.argmax(X, axis=1)
+    >>> flags = np.zeros(30, dtype=bool); flags[:3] = True
+    >>> probe = refit_on_fixed(X, y, flags, y, 1e-2, fix="prune")
+    >>> probe.coef_.shape
+    (3, 3)
     """
     check_choice(fix, "fix", FIX_MODES)
     is_issue = np.asarray(is_issue, dtype=bool)
@@ -315,13 +509,20 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
 
     Parameters
     ----------
-    X : (n, d) training features.   y : (n,) given labels in 0..K-1.
+    X : (n, d) training features.
+    y : (n,) int array
+        Given labels in 0..K-1.
     reg : "auto" (select_reg over ``reg_grid``) or a number > 0 for every model.
     model : "auto" (the rule), or a name of the chain: "round 0" (teacher), "round t" (t <= rounds),
         "pll-<loss>" (loss in ``pll_loss``; needs K >= 3).
-    rounds : SD rounds among the candidates.   pll_loss : PLL students among the candidates
+    rounds : int
+        SD rounds among the candidates.
+    pll_loss : PLL students among the candidates
         (a loss name or a sequence, see :func:`selfdistill.distill`; empty: none).
-    top_k : candidate-set size of the PLL students.   n_classes : K when some classes have no label.
+    top_k : int
+        Candidate-set size of the PLL students.
+    n_classes : int or None
+        K when some classes have no label.
     X_test, y_test : optional test set: the teacher (given labels) and a probe retrained on the fixed
         labels are both measured on it (``test_acc``).
     fix : "prune" (drop the flagged points and retrain, as cleanlab's CleanLearning; a class wholly
@@ -388,7 +589,9 @@ def find_label_issues(X, y, *, return_indices_ranked_by=None, **kwargs):
 
     Parameters
     ----------
-    X : (n, d) training features.   y : (n,) given labels in 0..K-1.
+    X : (n, d) training features.
+    y : (n,) int array
+        Given labels in 0..K-1.
     return_indices_ranked_by : None (default) for a boolean mask (n,), True where the label is
         flagged; or "normalized_margin" / "self_confidence" for the flagged indices (m,), most
         suspect first by that label-quality score (see :func:`label_quality_scores`).
@@ -467,6 +670,35 @@ def write_label_issues(result: LabelIssues, output_dir, *, class_names=None, sou
     """Write ``label_issues.csv``, ``summary.md`` and ``label_issues.json`` (config + summary) atomically.
 
     Returns {"csv": path, "summary": path, "json": path}.
+
+    Parameters
+    ----------
+    result : LabelIssues
+        What :func:`inspect_labels` returned.
+    output_dir : str or path
+        Directory to write into (created if missing).
+    class_names : sequence of str or None
+        K class names for the CSV and the summary.
+    source : str or None
+        Where the data came from (recorded in the summary and the JSON).
+    command : str or None
+        The command line that made it (recorded in the JSON).
+
+    Returns
+    -------
+    dict
+        {"csv": path, "summary": path, "json": path}, paths as str.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True); y[:5] = 2
+    >>> res = inspect_labels(X - X.mean(0), y, reg=1e-2, model="round 0")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     paths = write_label_issues(res, tmp, source="iris")
+    ...     print(open(paths["csv"]).readline().strip())
+    rank,index,given_label,suggested_label,score,confidence
     """
     out = ensure_output_dir(output_dir, name="output_dir")
     files = {"csv": out / "label_issues.csv", "summary": out / "summary.md", "json": out / "label_issues.json"}

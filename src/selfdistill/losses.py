@@ -26,13 +26,50 @@ NUMPY = NumpyOps()
 
 
 def log_softmax(Z: np.ndarray) -> np.ndarray:
-    """Row-wise log softmax of logits Z (n, K), computed stably (max subtracted); shape (n, K)."""
+    """Row-wise log softmax of logits Z (n, K), computed stably (max subtracted); shape (n, K).
+
+    Parameters
+    ----------
+    Z : (n, K) float array
+        Logits.
+
+    Returns
+    -------
+    (n, K) float array
+        log P_ik = Z_ik - log sum_j exp(Z_ij).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.losses import log_softmax
+    >>> np.round(log_softmax(np.array([[0.0, 0.0], [1000.0, 0.0]])), 3).tolist()  # no overflow
+    [[-0.693, -0.693], [0.0, -1000.0]]
+    """
     Zs = Z - Z.max(axis=1, keepdims=True)
     return Zs - np.log(np.exp(Zs).sum(axis=1, keepdims=True))
 
 
 def softmax(Z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of logits Z (n, K): P_ik = exp(Z_ik) / sum_j exp(Z_ij); shape (n, K)."""
+    """Row-wise softmax of logits Z (n, K): P_ik = exp(Z_ik) / sum_j exp(Z_ij); shape (n, K).
+
+    Parameters
+    ----------
+    Z : (n, K) float array
+        Logits.
+
+    Returns
+    -------
+    (n, K) float array
+        Probabilities P, rows summing to 1 (the max is subtracted first, so no overflow).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.losses import softmax
+    >>> np.round(softmax(np.array([[0.0, np.log(3.0)], [1000.0, 1000.0]])), 3)
+    array([[0.25, 0.75],
+           [0.5 , 0.5 ]])
+    """
     E = np.exp(Z - Z.max(axis=1, keepdims=True))
     E /= E.sum(axis=1, keepdims=True)
     return E
@@ -70,6 +107,14 @@ class CrossEntropy:
         n x K array); a backend array.
     ops : the backend.
     weights : optional (n, 1) non-negative row weights w_i (backend, float64); None means w_i = 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.losses import CrossEntropy
+    >>> value, grad = CrossEntropy(np.array([0, 1])).value_grad(np.zeros((2, 4)))
+    >>> bool(np.isclose(value, 2 * np.log(4))), grad[0].tolist()  # n log K; P - T
+    (True, [-0.75, 0.25, 0.25, 0.25])
     """
 
     convex = True
@@ -89,7 +134,30 @@ class CrossEntropy:
         return self._cache[id(a)][1]
 
     def value_grad(self, Z):
-        """(sum_i w_i CE(t_i, softmax(z_i)), its gradient (n, K) in Z); Z may be overwritten."""
+        """(sum_i w_i CE(t_i, softmax(z_i)), its gradient (n, K) in Z); Z may be overwritten.
+
+        Parameters
+        ----------
+        Z : (n, K) backend array
+            Logits (float32 or float64; the loss works in that precision).
+
+        Returns
+        -------
+        value : float
+            sum_i w_i CE(t_i, softmax(z_i)).
+        grad : (n, K) backend array
+            w_i (p_i - t_i).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.losses import CrossEntropy
+        >>> Z = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, -1.0]])
+        >>> loss = CrossEntropy(np.array([0, 2]))
+        >>> value, grad = loss.value_grad(Z.copy())
+        >>> round(float(value), 4), bool(np.allclose(grad.sum(axis=1), 0))
+        (4.2685, True)
+        """
         logP, P = log_softmax_ops(self.ops, Z)
         G, picked = self._residual_and_picked(logP, P)
         if self.weights is not None:
@@ -117,11 +185,54 @@ class CrossEntropy:
         return G, picked
 
     def hess_curv(self):
-        """(P (n, K) at the last point, the row weights (n, 1) or None): the curvature's factors."""
+        """(P (n, K) at the last point, the row weights (n, 1) or None): the curvature's factors.
+
+        Returns
+        -------
+        P : (n, K) backend array
+            softmax(Z) at the last :meth:`value_grad`.
+        weights : (n, 1) backend array or None
+            The row weights.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.losses import CrossEntropy
+        >>> Z = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, -1.0]])
+        >>> loss = CrossEntropy(np.array([0, 2]))
+        >>> _ = loss.value_grad(Z.copy())
+        >>> P, w = loss.hess_curv()
+        >>> np.round(P[0], 3).tolist(), w is None
+        ([0.333, 0.333, 0.333], True)
+        """
         return self._P, self.weights
 
     def hessp(self, V):
-        """w_i (diag(p_i) - p_i p_i^T) v_i for every row: the Hessian in Z times V (n, K)."""
+        """w_i (diag(p_i) - p_i p_i^T) v_i for every row: the Hessian in Z times V (n, K).
+
+        Parameters
+        ----------
+        V : (n, K) backend array
+            Direction in logit space.
+
+        Returns
+        -------
+        (n, K) backend array
+            The Hessian-vector product at the last :meth:`value_grad`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.losses import CrossEntropy
+        >>> Z = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, -1.0]])
+        >>> loss = CrossEntropy(np.array([0, 2]))
+        >>> V = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -1.0]])
+        >>> _ = loss.value_grad(Z.copy())
+        >>> Hv = loss.hessp(V)
+        >>> g_plus = loss.value_grad(Z + 1e-6 * V)[1]; g_minus = loss.value_grad(Z - 1e-6 * V)[1]
+        >>> bool(np.allclose(Hv, (g_plus - g_minus) / 2e-6, atol=1e-6))  # the gradient's derivative
+        True
+        """
         H = softmax_jvp(as_dtype(self.ops, self._P, V), V, self.ops)
         if self.weights is not None:
             H *= self._cast(self.weights, H)
@@ -133,6 +244,21 @@ class Candidate:
 
     weights (n, K): candidate weights, rows summing to 1. For 1/k on each of k candidates this is
     -log sum_{j in S_i} p_ij + log k, so the same minimiser as the unweighted candidate loss.
+
+    Parameters
+    ----------
+    weights : (n, K) backend array
+        Candidate weights w_ij >= 0, rows summing to 1 (S_i = {j : w_ij > 0}).
+    ops : backend
+        The array backend (NumPy by default).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.losses import Candidate
+    >>> value, grad = Candidate(np.array([[0.5, 0.5, 0.0]])).value_grad(np.zeros((1, 3)))
+    >>> bool(np.isclose(value, np.log(3)))  # -log(1/2 * 1/3 + 1/2 * 1/3)
+    True
     """
 
     convex = False
@@ -144,6 +270,31 @@ class Candidate:
             self.log_w = np.log(weights) if ops.name != "torch" else ops.torch.log(weights)
 
     def value_grad(self, Z):
+        """(sum_i -log sum_j w_ij p_ij, its gradient (n, K) in Z); Z may be overwritten.
+
+        Parameters
+        ----------
+        Z : (n, K) backend array
+            Logits.
+
+        Returns
+        -------
+        value : float
+            The loss.
+        grad : (n, K) backend array
+            P - Q, Q_ij = w_ij p_ij / sum_l w_il p_il (the posterior over the candidates).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.losses import Candidate
+        >>> W = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])  # 1/2 on each of 2 candidates
+        >>> Z = np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+        >>> loss = Candidate(W)
+        >>> value, grad = loss.value_grad(Z.copy())
+        >>> round(float(value), 4), bool(np.allclose(grad.sum(axis=1), 0))
+        (1.5933, True)
+        """
         ops = self.ops
         logP, P = log_softmax_ops(ops, Z)
         masked = ops.where(self.mask, logP + as_dtype(ops, self.log_w, logP), -np.inf)
@@ -154,9 +305,56 @@ class Candidate:
         return -ops.total(log_mass), P - Q
 
     def hess_curv(self):
+        """(P (n, K) at the last point, None): the softmax factor of the curvature (no row weights).
+
+        Returns
+        -------
+        P : (n, K) backend array
+            softmax(Z) at the last :meth:`value_grad`.
+        weights : None
+            This loss has no row weights.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.losses import Candidate
+        >>> W = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])  # 1/2 on each of 2 candidates
+        >>> Z = np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+        >>> loss = Candidate(W)
+        >>> _ = loss.value_grad(Z.copy())
+        >>> P, w = loss.hess_curv()
+        >>> P.shape, w is None
+        ((2, 3), True)
+        """
         return self._P, None
 
     def hessp(self, V):
+        """The Hessian in Z at the last :meth:`value_grad` times V (n, K), row by row.
+
+        Parameters
+        ----------
+        V : (n, K) backend array
+            Direction in logit space.
+
+        Returns
+        -------
+        (n, K) backend array
+            The Hessian-vector product.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.losses import Candidate
+        >>> W = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])  # 1/2 on each of 2 candidates
+        >>> Z = np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+        >>> loss = Candidate(W)
+        >>> V = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -1.0]])
+        >>> _ = loss.value_grad(Z.copy())
+        >>> Hv = loss.hessp(V)
+        >>> g_plus = loss.value_grad(Z + 1e-6 * V)[1]; g_minus = loss.value_grad(Z - 1e-6 * V)[1]
+        >>> bool(np.allclose(Hv, (g_plus - g_minus) / 2e-6, atol=1e-6))
+        True
+        """
         ops = self.ops
         P, Q = as_dtype(ops, self._P, V), as_dtype(ops, self._Q, V)
         return softmax_jvp(P, V, ops) - softmax_jvp(Q, V, ops)
@@ -166,6 +364,23 @@ class GCE:
     """sum_i sum_j w_ij (1 - p_ij^q) / q: generalised cross-entropy over the candidates.
 
     weights (n, K): candidate weights, rows summing to 1 (1/k on each of k candidates: the mean over S_i).
+
+    Parameters
+    ----------
+    weights : (n, K) backend array
+        Candidate weights w_ij >= 0, rows summing to 1.
+    q : float
+        The GCE exponent (default :data:`GCE_Q` = 0.7, the authors' experiment code).
+    ops : backend
+        The array backend (NumPy by default).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.losses import GCE
+    >>> value, grad = GCE(np.array([[0.5, 0.5, 0.0]])).value_grad(np.zeros((1, 3)))
+    >>> bool(np.isclose(value, (1 - (1 / 3) ** 0.7) / 0.7))
+    True
     """
 
     convex = False
@@ -176,6 +391,31 @@ class GCE:
         self.q = q
 
     def value_grad(self, Z):
+        """(sum_i sum_j w_ij (1 - p_ij^q) / q, its gradient (n, K) in Z); Z may be overwritten.
+
+        Parameters
+        ----------
+        Z : (n, K) backend array
+            Logits.
+
+        Returns
+        -------
+        value : float
+            The loss.
+        grad : (n, K) backend array
+            -(A - a P), A_ij = w_ij p_ij^q, a_i = sum_j A_ij.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.losses import GCE
+        >>> W = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])  # 1/2 on each of 2 candidates
+        >>> Z = np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+        >>> loss = GCE(W)
+        >>> value, grad = loss.value_grad(Z.copy())
+        >>> round(float(value), 4), bool(np.allclose(grad.sum(axis=1), 0))
+        (1.3005, True)
+        """
         ops = self.ops
         _, P = log_softmax_ops(ops, Z)
         A = as_dtype(ops, self.w, P) * ops.power(P, self.q)
@@ -185,9 +425,56 @@ class GCE:
         return value, -(A - a * P)
 
     def hess_curv(self):
+        """(P (n, K) at the last point, None): the softmax factor of the curvature (no row weights).
+
+        Returns
+        -------
+        P : (n, K) backend array
+            softmax(Z) at the last :meth:`value_grad`.
+        weights : None
+            This loss has no row weights.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.losses import GCE
+        >>> W = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])  # 1/2 on each of 2 candidates
+        >>> Z = np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+        >>> loss = GCE(W)
+        >>> _ = loss.value_grad(Z.copy())
+        >>> P, w = loss.hess_curv()
+        >>> P.shape, w is None
+        ((2, 3), True)
+        """
         return self._P, None
 
     def hessp(self, V):
+        """The Hessian in Z at the last :meth:`value_grad` times V (n, K), row by row.
+
+        Parameters
+        ----------
+        V : (n, K) backend array
+            Direction in logit space.
+
+        Returns
+        -------
+        (n, K) backend array
+            The Hessian-vector product.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.losses import GCE
+        >>> W = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])  # 1/2 on each of 2 candidates
+        >>> Z = np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+        >>> loss = GCE(W)
+        >>> V = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -1.0]])
+        >>> _ = loss.value_grad(Z.copy())
+        >>> Hv = loss.hessp(V)
+        >>> g_plus = loss.value_grad(Z + 1e-6 * V)[1]; g_minus = loss.value_grad(Z - 1e-6 * V)[1]
+        >>> bool(np.allclose(Hv, (g_plus - g_minus) / 2e-6, atol=1e-6))
+        True
+        """
         ops = self.ops
         P, A, a = (as_dtype(ops, x, V) for x in (self._P, self._A, self._a))
         Pv = ops.rowsum(P * V)

@@ -60,14 +60,49 @@ __all__ = ["ConvergenceWarning", "LinearProbe", "fit_linear_probe", "fit_partial
 class LinearProbe:
     """A fitted linear probe p(x) = softmax(W x + b).
 
-    Attributes
+    Made by :func:`fit_linear_probe` (``loss_ = "ce"``) and :func:`fit_partial_label_probe`
+    (``"candidate"`` / ``"gce"``); the fields are the answer and the solver's convergence record.
+
+    Parameters
     ----------
-    coef_ : (K, d) weights W.      intercept_ : (K,) bias b (zeros without fit_intercept).
-    n_iter_ : Newton iterations.   objective_ : final value of the training objective.
-    grad_norm_ : max-abs gradient at the answer.    converged_ : whether the tol test passed.
-    n_grad_evals_, n_hessp_ : objective/gradient and Hessian-vector evaluations.
-    n_grad_evals_f32_ : of n_grad_evals_, those whose passes over X ran in float32.
-    seconds_ : wall time of the fit.   loss_ : "ce", "candidate" or "gce".   reg_ : reg.
+    coef_ : (K, d) float array
+        The weights W.
+    intercept_ : (K,) float array
+        The bias b (zeros without fit_intercept).
+    reg_ : float
+        The L2 strength reg the probe was fitted with.
+    loss_ : str
+        ``"ce"``, ``"candidate"`` or ``"gce"``.
+    n_iter_ : int
+        Newton iterations.
+    objective_ : float
+        Final value of the training objective.
+    grad_norm_ : float
+        Max-abs gradient at the answer.
+    initial_grad_norm_ : float
+        Max-abs gradient at the start (the scale of the convergence test).
+    converged_ : bool
+        Whether the tol test passed.
+    n_grad_evals_ : int
+        Objective/gradient evaluations.
+    n_hessp_ : int
+        Hessian-vector evaluations.
+    n_grad_evals_f32_ : int
+        Of n_grad_evals_, those whose passes over X ran in float32.
+    seconds_ : float
+        Wall time of the fit.
+    history_ : list
+        Per-iteration solver record (not shown in the repr).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill import LinearProbe
+    >>> probe = LinearProbe(coef_=np.eye(2), intercept_=np.zeros(2), reg_=1e-2)
+    >>> probe.predict(np.array([[2.0, 0.0], [0.0, 1.0]]))
+    array([0, 1])
+    >>> probe.n_classes_
+    2
     """
 
     coef_: np.ndarray
@@ -87,6 +122,20 @@ class LinearProbe:
 
     @property
     def n_classes_(self) -> int:
+        """The number of classes K (rows of coef_).
+
+        Returns
+        -------
+        int
+            K.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill import LinearProbe
+        >>> LinearProbe(coef_=np.zeros((3, 4)), intercept_=np.zeros(3), reg_=1e-2).n_classes_
+        3
+        """
         return self.coef_.shape[0]
 
     def decision_function(self, X) -> np.ndarray:
@@ -95,6 +144,29 @@ class LinearProbe:
         X may be a float32/float64 ``numpy.memmap`` (e.g. ``np.load(path, mmap_mode="r")``): it is
         then streamed like the fits stream it (``_backend.Features``, row chunks upcast to float64),
         so only O(chunk * d + m * K) is in memory, never the whole of X.
+
+        Parameters
+        ----------
+        X : (m, d) float array or memmap
+            Features, d as at fit time.
+
+        Returns
+        -------
+        (m, K) float64 array
+            The logits Z.
+
+        Raises
+        ------
+        ValueError
+            If X does not have the d features the probe was fitted on.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill import LinearProbe
+        >>> probe = LinearProbe(coef_=np.array([[1.0, 0.0], [0.0, 2.0]]), intercept_=np.zeros(2), reg_=1e-2)
+        >>> probe.decision_function(np.array([[1.0, 1.0]]))
+        array([[1., 2.]])
         """
         X = check_features(X, stream=True)
         if X.shape[1] != self.coef_.shape[1]:
@@ -102,11 +174,49 @@ class LinearProbe:
         return Features(X, NUMPY).forward(self.coef_, np.float64) + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
-        """softmax(W x + b) for each row of X, shape (m, K)."""
+        """softmax(W x + b) for each row of X, shape (m, K).
+
+        Parameters
+        ----------
+        X : (m, d) float array or memmap
+            Features (streamed like :meth:`decision_function`).
+
+        Returns
+        -------
+        (m, K) float64 array
+            Class probabilities p(x), rows summing to 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill import LinearProbe
+        >>> probe = LinearProbe(coef_=np.zeros((2, 3)), intercept_=np.zeros(2), reg_=1e-2)
+        >>> probe.predict_proba(np.ones((1, 3)))
+        array([[0.5, 0.5]])
+        """
         return softmax(self.decision_function(X))
 
     def predict(self, X) -> np.ndarray:
-        """argmax_k of the logits (ties to the lowest class index), shape (m,)."""
+        """argmax_k of the logits (ties to the lowest class index), shape (m,).
+
+        Parameters
+        ----------
+        X : (m, d) float array or memmap
+            Features (streamed like :meth:`decision_function`).
+
+        Returns
+        -------
+        (m,) int array
+            Predicted classes in 0..K-1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill import LinearProbe
+        >>> probe = LinearProbe(coef_=np.zeros((2, 3)), intercept_=np.zeros(2), reg_=1e-2)
+        >>> probe.predict(np.ones((2, 3)))  # a tie goes to class 0
+        array([0, 0])
+        """
         return np.argmax(self.decision_function(X), axis=1)
 
 
@@ -406,13 +516,28 @@ def fit_partial_label_probe(
         (the teacher's top-k), each candidate weighted 1/|S_i|; or (n, K) non-negative candidate
         weights w_ij with rows summing to 1 (:func:`selfdistill.targets.topk_weights`, which
         shares the mass of tied labels), S_i = {j : w_ij > 0}. Every row needs a candidate.
+    reg : float > 0, the L2 strength, as in :func:`fit_linear_probe`.
     loss : ``"candidate"``: -log sum_j w_ij p_j(x_i), i.e. -log sum_{j in S_i} p_j(x_i) + log k
         for a mask;  ``"gce"``:
         sum_j w_ij (1 - p_j(x_i)^0.7) / 0.7, i.e. the mean over S_i for a mask (the authors'
         experiment code).
+    fit_intercept : bool
+        Add an unpenalised, centred bias b, as in :func:`fit_linear_probe`.
     init : starting weights, normally the teacher (the problem is not convex: the answer depends
         on it).
-    Other parameters as :func:`fit_linear_probe`.
+    tol : float
+        Convergence test, as in :func:`fit_linear_probe`.
+    max_iter : int or None
+        Newton iterations (default 500), as in :func:`fit_linear_probe`.
+    backend : str
+        ``"numpy"`` or ``"torch"``, as in :func:`fit_linear_probe`.
+    device : str or None
+        Torch device, as in :func:`fit_linear_probe`.
+    dtype : numpy dtype
+        Working precision, as in :func:`fit_linear_probe`.
+    chunk_rows : int or None
+        Stream X in row chunks, as in :func:`fit_linear_probe`.
+    _cache : internal: the ``_ChainCache`` a chain of fits on the same X shares.
 
     Returns
     -------

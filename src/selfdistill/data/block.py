@@ -117,6 +117,14 @@ def block_gram(labels, c, d, superclasses=None, c_super=None) -> np.ndarray:
     -------
     G : ndarray of shape (n, n)
         ``G[i, j] = <x_i, x_j>``: 1 on the diagonal, then c / c_super / d as described above.
+
+    Examples
+    --------
+    >>> block_gram([0, 0, 1, 2], c=0.5, d=0.1, superclasses=[0, 0, 1], c_super=0.3)
+    array([[1. , 0.5, 0.3, 0.1],
+           [0.5, 1. , 0.3, 0.1],
+           [0.3, 0.3, 1. , 0.1],
+           [0.1, 0.1, 0.1, 1. ]])
     """
     y = np.asarray(labels)
     if y.ndim != 1:
@@ -225,6 +233,17 @@ def make_block_features(
     ValueError
         ``n_classes < 2``, ``per_class < 1``, ``n_test_per_class < 0``, ``d < 0``, ``c > 1``,
         ``c <= d``, ``c_super`` outside ``[d, c]`` or missing, ``superclasses`` of wrong length.
+
+    Examples
+    --------
+    >>> ds = make_block_features(3, 4, c=0.4, d=0.1, n_test_per_class=2)
+    >>> ds.X_train.shape, ds.X_test.shape, ds.y_train.tolist()
+    ((12, 22), (6, 22), [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+    >>> bool(np.allclose(ds.X_train @ ds.X_train.T, block_gram(ds.y_train, 0.4, 0.1)))  # exact
+    True
+    >>> approx = make_block_features(3, 4, c=0.4, d=0.1, dim=64, seed=0)  # Gaussian, approximate
+    >>> approx.X_train.shape
+    (12, 64)
     """
     K = check_int(n_classes, "n_classes", low=2)
     n_per = _check_counts(per_class, "per_class", K, low=1)

@@ -45,6 +45,20 @@ class Dataset:
     The dataclass is frozen (fields cannot be reassigned) but the arrays are not copied and not
     made read-only: do not modify them in place. Validation runs in ``__post_init__`` and raises
     ``ValueError`` naming the offending field.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.data import Dataset
+    >>> ds = Dataset(np.eye(3), np.array([0.0, 1.0, 1.0]), np.ones((1, 3)), np.array([0]), ("cat", "dog"))
+    >>> ds
+    Dataset(name='dataset', n_train=3, n_test=1, n_features=3, n_classes=2)
+    >>> ds.y_train.dtype, ds.X_train.dtype  # integer-valued float labels become int64
+    (dtype('int64'), dtype('float64'))
+    >>> Dataset(np.eye(3), np.array([0, 1, 2]), np.zeros((0, 3)), np.zeros(0), ("cat", "dog"))
+    Traceback (most recent call last):
+    ...
+    ValueError: y_train ...
     """
 
     X_train: np.ndarray
@@ -112,22 +126,78 @@ class Dataset:
 
     @property
     def n_classes(self) -> int:
-        """Number of classes K (= ``len(class_names)``)."""
+        """Number of classes K (= ``len(class_names)``).
+
+        Returns
+        -------
+        int
+            K.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.data import Dataset
+        >>> ds = Dataset(np.eye(3), np.array([0, 1, 1]), np.zeros((0, 3)), np.zeros(0), ("cat", "dog"))
+        >>> ds.n_classes
+        2
+        """
         return len(self.class_names)
 
     @property
     def n_features(self) -> int:
-        """Feature dimension d (columns of ``X_train`` and ``X_test``)."""
+        """Feature dimension d (columns of ``X_train`` and ``X_test``).
+
+        Returns
+        -------
+        int
+            d.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.data import Dataset
+        >>> ds = Dataset(np.eye(3), np.array([0, 1, 1]), np.zeros((0, 3)), np.zeros(0), ("cat", "dog"))
+        >>> ds.n_features
+        3
+        """
         return int(self.X_train.shape[1])
 
     @property
     def n_train(self) -> int:
-        """Number of training points n."""
+        """Number of training points n.
+
+        Returns
+        -------
+        int
+            n.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.data import Dataset
+        >>> ds = Dataset(np.eye(3), np.array([0, 1, 1]), np.zeros((0, 3)), np.zeros(0), ("cat", "dog"))
+        >>> ds.n_train
+        3
+        """
         return int(self.X_train.shape[0])
 
     @property
     def n_test(self) -> int:
-        """Number of test points m (may be 0)."""
+        """Number of test points m (may be 0).
+
+        Returns
+        -------
+        int
+            m.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.data import Dataset
+        >>> ds = Dataset(np.eye(3), np.array([0, 1, 1]), np.zeros((0, 3)), np.zeros(0), ("cat", "dog"))
+        >>> ds.n_test
+        0
+        """
         return int(self.X_test.shape[0])
 
     def __repr__(self) -> str:

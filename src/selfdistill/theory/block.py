@@ -70,8 +70,12 @@ class BlockModel:
         for equal sizes d >= -(1 - c + m c) / ((K - 1) m) (about -c / (K - 1) for large m). With
         superclasses, d <= c_super <= c.
     reg : the probe's L2 strength > 0; lam = K n reg is the shrinkage of A = G (G + lam I)^-1.
-    superclasses : optional (K,) superclass id of each class.   c_super : their correlation.
+    superclasses : optional (K,) superclass id of each class.
+    c_super : float or None
+        The correlation c_s between classes of the same superclass (with ``superclasses``).
 
+    Notes
+    -----
     The label counts ``label_counts`` taken by the methods are a K x K matrix
     N[k, j] = number of class-k training points labelled j (``realised_rates(...)["confusion"]``);
     its rows must sum to the class sizes. Non-integer counts are accepted (expected counts of a
@@ -84,6 +88,8 @@ class BlockModel:
     >>> N = bm.expected_counts("symmetric", 0.5)
     >>> bm.min_rounds(N), round(bm.noise_threshold("symmetric"), 6)
     (1, 0.75)
+    >>> bm.eigenvalues().values.round(6).tolist()  # mu_1 = mu_c + n d, mu_c = 1 - c + m (c - d), mu_w = 1 - c
+    [42.6, 18.6, 0.6]
     """
 
     def __init__(self, n_classes, per_class, c, d, reg, *, superclasses=None, c_super=None):
@@ -111,11 +117,40 @@ class BlockModel:
 
     @property
     def labels(self) -> np.ndarray:
-        """(n,) true classes of the training points, sorted by class (the order of :meth:`gram`)."""
+        """(n,) true classes of the training points, sorted by class (the order of :meth:`gram`).
+
+        Returns
+        -------
+        (n,) int array
+            Class k repeated m_k times, k = 0..K-1.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> BlockModel(3, 2, c=0.4, d=0.1, reg=1e-2).labels.tolist()
+        [0, 0, 1, 1, 2, 2]
+        """
         return np.repeat(np.arange(self.n_classes), self.sizes)
 
     def gram(self) -> np.ndarray:
-        """The n x n Gram matrix (points sorted by class), for checks: data.block_gram."""
+        """The n x n Gram matrix (points sorted by class), for checks: data.block_gram.
+
+        Returns
+        -------
+        (n, n) float array
+            G = (1 - c) I + Z Gamma Z^T: 1 on the diagonal, c inside a class, c_s / d across.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> G = bm.gram()
+        >>> G.shape, round(float(G[0, 1]), 2), round(float(G[0, 20]), 2)
+        ((60, 60), 0.4, 0.1)
+        >>> np.round(np.linalg.eigvalsh(G)[[0, -2, -1]], 3).tolist() == bm.eigenvalues().values[::-1].round(3).tolist()
+        True
+        """
         sup = None if self.superclasses is None else self.superclasses
         c_super = self.c_super if sup is not None else None
         return block_gram(self.labels, self.c, self.d, superclasses=sup, c_super=c_super)
@@ -129,12 +164,52 @@ class BlockModel:
         mu_1 = mu_c + n d (1). With S equal superclasses of q classes: contrasts inside a superclass
         1 - c + m (c - c_s) (K - S), superclass contrasts 1 - c + m (c - c_s) + q m (c_s - d) (S - 1),
         all-ones 1 - c + m (c - c_s) + q m (c_s - d) + n d (1).
+
+        Returns
+        -------
+        BlockSpectrum
+            The distinct eigenvalues (descending), their multiplicities, names and class-level
+            eigenvectors.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> spec = bm.eigenvalues()
+        >>> spec.values.round(6).tolist(), spec.multiplicities.tolist(), spec.names
+        ([12.6, 6.6, 0.6], [1, 2, 57], ('all-ones', 'class contrast', 'within class'))
         """
         return block_spectrum(self)
 
     # ------------------------------------------------------------------------------- label counts
     def check_label_counts(self, label_counts) -> np.ndarray:
-        """Return label_counts as a float (K, K) array; rows must sum to the class sizes."""
+        """Return label_counts as a float (K, K) array; rows must sum to the class sizes.
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+
+        Returns
+        -------
+        (K, K) float array
+            The counts, checked.
+
+        Raises
+        ------
+        ValueError
+            If the counts are not a finite, non-negative K x K matrix whose rows sum to the class
+            sizes (the message names the first bad row).
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.check_label_counts([[20, 0, 0], [0, 20, 0], [0, 0, 20]]).dtype
+        dtype('float64')
+        """
         K = self.n_classes
         N = np.asarray(label_counts)
         if N.dtype.kind not in "iuf" or N.ndim != 2 or N.shape != (K, K):
@@ -165,19 +240,96 @@ class BlockModel:
         """Expected label counts N[k, j] = m_k C[k, j] of a noise model (floats; see noise.transition_matrix).
 
         ``kind`` is a noise kind name or a user K x K transition matrix.
+
+        Parameters
+        ----------
+        kind : str or (K, K) array
+            A noise kind of :data:`selfdistill.noise.NOISE_KINDS` or a row-stochastic transition
+            matrix C, C[k, j] = P(label j | class k).
+        rate : float
+            Noise rate eta in [0, 1].
+        clusters : sequence or None
+            Class clusters for the ``class_cluster`` kind.
+
+        Returns
+        -------
+        (K, K) float array
+            N[k, j] = m_k C[k, j].
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.expected_counts("symmetric", 0.3).tolist()[0]  # 30% spread over the 2 other labels
+        [14.0, 3.0, 3.0]
         """
         C = transition_matrix(kind, self.n_classes, rate, clusters=clusters)
         return self.sizes[:, None] * C
 
     def sample_counts(self, kind, rate, seed=0, *, clusters=None, exact=True) -> np.ndarray:
-        """Realised integer label counts: corrupt the model's labels with noise.corrupt_labels."""
+        """Realised integer label counts: corrupt the model's labels with noise.corrupt_labels.
+
+        Parameters
+        ----------
+        kind : str or (K, K) array
+            Noise kind or transition matrix, as for :meth:`expected_counts`.
+        rate : float
+            Noise rate eta in [0, 1].
+        seed : int
+            Seed of the label flips (reproducible).
+        clusters : sequence or None
+            Class clusters for the ``class_cluster`` kind.
+        exact : bool
+            Flip exactly round(eta m_k) labels per class (else each label independently).
+
+        Returns
+        -------
+        (K, K) int array
+            The realised label counts N.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> N.sum(axis=1).tolist(), N.diagonal().tolist()  # 6 of each class's 20 labels flipped
+        ([20, 20, 20], [14, 14, 14])
+        """
         C = transition_matrix(kind, self.n_classes, rate, clusters=clusters)
         y = self.labels
         y_noisy = corrupt_labels(y, C, seed, exact=exact)
         return realised_rates(y, y_noisy, n_classes=self.n_classes)["confusion"]
 
     def counts_from_labels(self, y_true, y_noisy) -> np.ndarray:
-        """The label-count matrix of given true / observed labels (checked against the class sizes)."""
+        """The label-count matrix of given true / observed labels (checked against the class sizes).
+
+        Parameters
+        ----------
+        y_true : (n,) int array
+            True classes; must match the class sizes (e.g. :attr:`labels`).
+        y_noisy : (n,) int array
+            Observed labels.
+
+        Returns
+        -------
+        (K, K) int array
+            N[k, j] = #{i : y_true[i] = k, y_noisy[i] = j}.
+
+        Raises
+        ------
+        ValueError
+            If the labels do not match the model's class sizes.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> y = bm.labels.copy(); y[0] = 2
+        >>> bm.counts_from_labels(bm.labels, y)[0].tolist()
+        [19, 0, 1]
+        """
         y_true = check_labels(y_true, "y_true", n_samples=self.n, n_classes=self.n_classes)
         N = realised_rates(y_true, y_noisy, n_classes=self.n_classes)["confusion"]
         return self.check_label_counts(N).astype(np.int64)
@@ -188,6 +340,27 @@ class BlockModel:
         class-k point labelled j (defined for every (k, j); only groups with N[k, j] > 0 exist).
 
         P_t(k, j) = 1/K + f_w^(t+1) (e_j - N[k,:]/m_k) + [h_(t+1)(M) Rbar]_k.
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        rounds : int
+            R >= 0 SD rounds after the teacher.
+
+        Returns
+        -------
+        (rounds+1, K, K, K) float array
+            P_t of group (k, j); each row sums to 1.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> P = bm.train_probs(N, 1)
+        >>> P.shape, np.round(P[0, 0, 1], 3).tolist()  # teacher on a class-0 point labelled 1
+        ((2, 3, 3, 3), [0.446, 0.347, 0.207])
         """
         return block_linear.train_probs(self, *self._counts_rounds(label_counts, rounds))
 
@@ -199,6 +372,27 @@ class BlockModel:
         e_t = A e_(t-1) + lam (G + lam I)^-1 q(K (P_lin,t - 1/K)),  e_(-1) = 0.
         Its size against a prediction's margin decides whether the linearised prediction is trusted
         (:meth:`linear_regime`).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        rounds : int
+            R >= 0 SD rounds after the teacher.
+
+        Returns
+        -------
+        (rounds+1, K, K, K) float array
+            e_t of group (k, j).
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> e = bm.second_order_correction(N, 1)
+        >>> e.shape, bool(np.abs(e).max() < 0.1)
+        ((2, 3, 3, 3), True)
         """
         return block_linear.second_order_correction(self, *self._counts_rounds(label_counts, rounds))
 
@@ -210,6 +404,28 @@ class BlockModel:
         covers the float64 accuracy of the exact chain): moving every
         output by less than half the gap cannot change the argmax. ``safety`` covers the
         third-order remainder (docs/theory.md, section 8: chosen from the agreement grid).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        rounds : int
+            R >= 0 SD rounds after the teacher.
+        safety : float
+            Factor > 0 on the second-order correction.
+
+        Returns
+        -------
+        (rounds+1, K, K) bool array
+            Trusted (t, k, j).
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.linear_regime(N, 1)[:, 0].tolist()  # the teacher's close calls are not trusted
+        [[True, False, False], [True, True, True]]
         """
         N, rounds = self._counts_rounds(label_counts, rounds)
         return block_linear.linear_regime(self, N, rounds, check_positive(safety, "safety"))
@@ -217,13 +433,55 @@ class BlockModel:
     def predictions(self, label_counts, rounds) -> np.ndarray:
         """(rounds+1, K, K) predicted label of a class-k point labelled j at round t (argmax of
         :meth:`train_probs`, computed on rescaled scores so that large t does not underflow;
-        ties to the lowest label)."""
+        ties to the lowest label).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        rounds : int
+            R >= 0 SD rounds after the teacher.
+
+        Returns
+        -------
+        (rounds+1, K, K) int array
+            Predicted label of group (k, j) at round t.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.predictions(N, 1)[:, 0].tolist()  # class-0 points labelled 0, 1, 2: round 1 fixes (0, 2)
+        [[0, 0, 2], [0, 0, 0]]
+        """
         N, rounds = self._counts_rounds(label_counts, rounds)
         return np.argmax(block_linear.scores(self, N, np.arange(rounds + 1)), axis=3)
 
     def margins(self, label_counts, rounds) -> np.ndarray:
         """(rounds+1, K, K) S(k) - max_{l != k} S(l) for group (k, j) on the rescaled scores (largest
-        filter = 1): > 0 correct, < 0 wrong, |.| < 1e-12 a tie."""
+        filter = 1): > 0 correct, < 0 wrong, |.| < 1e-12 a tie.
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        rounds : int
+            R >= 0 SD rounds after the teacher.
+
+        Returns
+        -------
+        (rounds+1, K, K) float array
+            The margin of group (k, j) at round t.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> np.round(bm.margins(N, 1)[:, 0], 3).tolist()
+        [[0.56, 0.114, -0.012], [0.405, 0.323, 0.241]]
+        """
         N, rounds = self._counts_rounds(label_counts, rounds)
         return block_linear.margins(block_linear.scores(self, N, np.arange(rounds + 1)))
 
@@ -231,7 +489,28 @@ class BlockModel:
         """(rounds+1,) training-point accuracy of the linearised chain: sum_{k,j} N[k,j] [pred(t,k,j) = k] / n.
 
         A point counts as correct only if its true class wins strictly: a tie (|margin| <= 1e-9 of the
-        round's largest score) between the true class and another label counts as an error."""
+        round's largest score) between the true class and another label counts as an error.
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        rounds : int
+            R >= 0 SD rounds after the teacher.
+
+        Returns
+        -------
+        (rounds+1,) float array
+            Training accuracy of round t = 0..rounds.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> np.round(bm.accuracy(N, 2), 3).tolist()  # SD round 1 reaches 100%
+        [0.917, 1.0, 1.0]
+        """
         N, rounds = self._counts_rounds(label_counts, rounds)
         return block_linear.accuracy_range(self, N, np.arange(rounds + 1))
 
@@ -239,18 +518,84 @@ class BlockModel:
         """(rounds+1, K, K): linearised p_t(x) - 1/K of a new point of class k (row k).
 
         A new point's Gram row is class-constant (Gamma[k, class(i)]), so only the class-level
-        part survives: [(M - (1 - c) I) (M + lam I)^-1 h_t(M) Rbar]_k."""
+        part survives: [(M - (1 - c) I) (M + lam I)^-1 h_t(M) Rbar]_k.
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        rounds : int
+            R >= 0 SD rounds after the teacher.
+
+        Returns
+        -------
+        (rounds+1, K, K) float array
+            Row k: p_t(x) - 1/K for a new point of class k.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> S = bm.test_scores(N, 1)
+        >>> S.shape, bool(np.allclose(S.sum(axis=2), 0))
+        ((2, 3, 3), True)
+        """
         N, rounds = self._counts_rounds(label_counts, rounds)
         return block_linear.test_scores(self, N, np.arange(rounds + 1), scaled=False)
 
     def test_predictions(self, label_counts, rounds) -> np.ndarray:
-        """(rounds+1, K) predicted label of a new point of class k at round t."""
+        """(rounds+1, K) predicted label of a new point of class k at round t.
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        rounds : int
+            R >= 0 SD rounds after the teacher.
+
+        Returns
+        -------
+        (rounds+1, K) int array
+            Predicted label of a new point of class k at round t.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.test_predictions(N, 1).tolist()
+        [[0, 1, 2], [0, 1, 2]]
+        """
         N, rounds = self._counts_rounds(label_counts, rounds)
         return np.argmax(block_linear.test_scores(self, N, np.arange(rounds + 1), scaled=True), axis=2)
 
     def test_accuracy(self, label_counts, rounds, *, class_weights=None) -> np.ndarray:
         """(rounds+1,) accuracy on new points of the model: sum_k pi_k [test_pred(t, k) = k],
-        pi = class_weights normalised (default the training proportions m_k / n)."""
+        pi = class_weights normalised (default the training proportions m_k / n).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        rounds : int
+            R >= 0 SD rounds after the teacher.
+        class_weights : (K,) array or None
+            Non-negative class weights of the test distribution (normalised).
+
+        Returns
+        -------
+        (rounds+1,) float array
+            Test accuracy of round t = 0..rounds.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.test_accuracy(N, 1).tolist()
+        [1.0, 1.0]
+        """
         N, rounds = self._counts_rounds(label_counts, rounds)
         S = block_linear.test_scores(self, N, np.arange(rounds + 1), scaled=True)
         pi = self.sizes / self.n if class_weights is None else block_linear.class_weights(class_weights, self.n_classes)
@@ -266,6 +611,26 @@ class BlockModel:
         superclasses and balanced observed labels (delta = 0):
         t* = max(0, floor(log(1 + m / Delta) / log(g_c / f_w))), Delta = min over k, j != k with
         N[k, j] > 0 of N[k, k] - N[k, j], provided N[k, k] > N[k, l] for all l != k (else None).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        max_rounds : int or None
+            Search horizon (default: where the predictions stop changing in float64).
+
+        Returns
+        -------
+        int or None
+            t*.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.min_rounds(N), bm.min_rounds(bm.expected_counts("symmetric", 0.3))
+        (1, 0)
         """
         N = self.check_label_counts(label_counts)
         max_rounds = None if max_rounds is None else check_int(max_rounds, "max_rounds", low=0)
@@ -275,6 +640,29 @@ class BlockModel:
         """The closed form of t* (equal sizes, no superclasses, balanced labels; see :meth:`min_rounds`).
 
         Raises ValueError outside that case. Returns None when the plurality condition fails.
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+
+        Returns
+        -------
+        int or None
+            t* = max(0, floor(log(1 + m / Delta) / log(g_c / f_w))), or None.
+
+        Raises
+        ------
+        ValueError
+            Unequal sizes, superclasses or unbalanced observed labels.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.min_rounds_formula(bm.expected_counts("symmetric", 0.3))
+        0
         """
         return block_rounds.min_rounds_formula(self, self.check_label_counts(label_counts))
 
@@ -284,13 +672,52 @@ class BlockModel:
         The first t with acc(t + 1) < acc(t) = max_{s <= t} acc(s): the last round before accuracy
         first falls from its running best (searched over 0..max_rounds, default the horizon of
         :meth:`min_rounds`).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        max_rounds : int or None
+            Search horizon (default as :meth:`min_rounds`).
+
+        Returns
+        -------
+        int or None
+            That round, or None if accuracy never falls.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.over_averaging_round(N)  # far past t* = 1: all labels end up averaged
+        26
         """
         N = self.check_label_counts(label_counts)
         max_rounds = None if max_rounds is None else check_int(max_rounds, "max_rounds", low=0)
         return block_rounds.over_averaging_round(self, N, max_rounds)
 
     def reaches_full_accuracy(self, label_counts) -> bool:
-        """Whether some number of SD rounds gives 100% training accuracy (linearised model)."""
+        """Whether some number of SD rounds gives 100% training accuracy (linearised model).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+
+        Returns
+        -------
+        bool
+            ``min_rounds(label_counts) is not None``.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.reaches_full_accuracy(N), bm.reaches_full_accuracy(bm.expected_counts("symmetric", 0.7))
+        (True, False)
+        """
         return self.min_rounds(label_counts) is not None
 
     def noise_threshold(self, kind, *, clusters=None, tol=1e-7) -> float:
@@ -301,6 +728,28 @@ class BlockModel:
         superclasses (balanced labels, so the condition is N[k, k] > N[k, l] for all l != k):
         symmetric (K - 1) / K, asymmetric K / (K + 2), pairflip 1/2, class_cluster (s - 1) / s with s
         the smallest cluster of >= 2 classes.
+
+        Parameters
+        ----------
+        kind : str or (K, K) array
+            Noise kind or transition-matrix function, as for :meth:`expected_counts`.
+        clusters : sequence or None
+            Class clusters for the ``class_cluster`` kind.
+        tol : float
+            Bisection tolerance on eta.
+
+        Returns
+        -------
+        float
+            eta*.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> round(bm.noise_threshold("symmetric"), 6), round(bm.noise_threshold("pairflip"), 6)  # (K-1)/K, 1/2
+        (0.666667, 0.5)
         """
         if isinstance(kind, str):
             check_choice(kind, "kind", NOISE_KINDS)
@@ -313,11 +762,52 @@ class BlockModel:
         Teacher: P_0 (round 0). Targets: T(k, j) = 1/k on the k largest entries of P_0(k, j); labels
         tied with the k-th share its mass (:func:`selfdistill.targets.topk_weights`).
         Student: P = 1/K + A (T - 1/K), the same group formula with T in place of one-hot labels.
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        top_k : int
+            Candidate-set size k of the PLL student (2 <= k < K).
+
+        Returns
+        -------
+        (K, K) int array
+            The student's predicted label of group (k, j).
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.pll_predictions(N).tolist()  # every group predicted as its true class
+        [[0, 0, 0], [1, 1, 1], [2, 2, 2]]
         """
         return np.argmax(block_linear.pll_scores(self, *self._counts_top_k(label_counts, top_k))[0][0], axis=2)
 
     def pll_accuracy(self, label_counts, *, top_k=2) -> float:
-        """Training-point accuracy of the linearised PLL student (one round)."""
+        """Training-point accuracy of the linearised PLL student (one round).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        top_k : int
+            Candidate-set size k of the PLL student (2 <= k < K).
+
+        Returns
+        -------
+        float
+            sum_{k,j} N[k, j] [pred(k, j) = k] / n.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> bm.pll_accuracy(N)
+        1.0
+        """
         N, top_k = self._counts_top_k(label_counts, top_k)
         ok = block_linear.right(block_linear.pll_scores(self, N, top_k)[0])[0]
         return float((ok * N).sum() / self.n)
@@ -333,6 +823,27 @@ class BlockModel:
         Tbar[k, k] > Tbar[k, l] for all l != k, Tbar[k] the class-mean of the student targets (the
         own-label term w_0 cancels because each point's targets weigh its given label and its true
         label equally).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        top_k : int
+            Candidate-set size k of the PLL student (2 <= k < K).
+
+        Returns
+        -------
+        dict
+            coverage, full, pll_accuracy, sd_min_rounds, sd_best_accuracy, verdict.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> cond = bm.pll_condition(N)
+        >>> cond["coverage"], cond["sd_min_rounds"], cond["verdict"]
+        (True, 1, 'both')
         """
         return block_rounds.pll_condition(self, *self._counts_top_k(label_counts, top_k))
 
@@ -351,6 +862,31 @@ class BlockModel:
         ``test`` (rounds+1, K, K) outputs on a new point of class k, ``pll`` (K, K, K) and
         ``pll_test`` (K, K) with ``pll``, ``residuals`` (max-abs fixed-point residuals of the full
         equation), ``ties`` (groups whose teacher top-k had a tie, with ``pll``).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        rounds : int
+            R >= 0 SD rounds after the teacher.
+        pll : bool
+            Also solve the PLL student.
+        top_k : int
+            Candidate-set size k of the PLL student (2 <= k < K).
+
+        Returns
+        -------
+        dict
+            train, test, residuals (and pll, pll_test, ties with ``pll``), as above.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> ex = bm.exact_probs(N, 1, pll=True)
+        >>> ex["train"].shape, ex["pll"].shape, max(ex["residuals"]) < 1e-10
+        ((2, 3, 3, 3), (3, 3, 3), True)
         """
         N, rounds = self._counts_rounds(label_counts, rounds)
         if pll:
@@ -358,7 +894,28 @@ class BlockModel:
         return block_exact.exact_probs(self, N, rounds, pll, top_k)
 
     def exact_accuracy(self, label_counts, rounds) -> np.ndarray:
-        """(rounds+1,) training accuracy of the exact chain (from :meth:`exact_probs`)."""
+        """(rounds+1,) training accuracy of the exact chain (from :meth:`exact_probs`).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; rows sum to the class sizes.
+        rounds : int
+            R >= 0 SD rounds after the teacher.
+
+        Returns
+        -------
+        (rounds+1,) float array
+            Training accuracy of the exact round t = 0..rounds (empty groups count nothing).
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> np.round(bm.exact_accuracy(N, 2), 3).tolist()  # exact: the teacher is worse, round 1 still 100%
+        [0.85, 1.0, 1.0]
+        """
         N = self.check_label_counts(label_counts)
         P = self.exact_probs(N, rounds)["train"]
         pred = np.argmax(np.nan_to_num(P, nan=-1.0), axis=3)
@@ -375,7 +932,39 @@ def phase_maps(n_classes, per_class, d, reg, kind, rates, gaps, *, clusters=None
     :meth:`BlockModel.pll_condition`. Returns a dict with ``min_rounds`` (len(gaps), len(rates)) float
     (NaN where no round reaches 100%) and ``verdict`` (same shape, strings "both", "PLL only",
     "SD only", "neither"), plus ``rates`` and ``gaps``.
-    """
+
+    Parameters
+    ----------
+    n_classes : int
+        K >= 2.
+    per_class : int
+        m, training points per class.
+    d : float
+        Between-class correlation.
+    reg : float
+        L2 strength > 0.
+    kind : str or (K, K) array
+        Noise kind or transition matrix (see :meth:`BlockModel.expected_counts`).
+    rates : sequence of float
+        Noise rates (columns).
+    gaps : sequence of float
+        c - d values (rows).
+    clusters : sequence or None
+        Class clusters for the ``class_cluster`` kind.
+    top_k : int
+        Candidate-set size of the PLL student.
+
+    Returns
+    -------
+    dict
+        min_rounds, verdict (len(gaps), len(rates)), rates, gaps.
+
+        Examples
+        --------
+    >>> maps = phase_maps(3, 20, 0.1, 1e-2, "symmetric", [0.3, 0.7], [0.3])
+    >>> maps["min_rounds"].tolist(), maps["verdict"].tolist()
+    ([[0.0, nan]], [['both', 'neither']])
+        """
     rates = np.asarray(rates, dtype=np.float64)
     gaps = np.asarray(gaps, dtype=np.float64)
     t_star = np.full((gaps.size, rates.size), np.nan)
@@ -415,7 +1004,39 @@ def agreement_grid(
     :meth:`BlockModel.linear_regime`), ``trusted_mismatches``, ``max_logit`` (largest linearised
     logit K |P_t - 1/K| over rounds and groups), ``max_accuracy_gap`` (largest |closed-form - exact|
     training accuracy over rounds), ``ties`` (items whose top-two linearised outputs are tied).
-    """
+
+    Parameters
+    ----------
+    n_classes : sequence of int
+        Values of K.
+    per_class : sequence of int
+        Values of m.
+    correlations : sequence of (c, d)
+        Correlation pairs.
+    regs : sequence of float
+        L2 strengths.
+    kinds : sequence of str
+        Noise kinds.
+    rates : sequence of float
+        Noise rates.
+    rounds : int
+        R, the SD rounds compared.
+    seed : int
+        Seed of the sampled label counts.
+    safety : float
+        Safety factor of :meth:`BlockModel.linear_regime`.
+
+    Returns
+    -------
+    list of dict
+        One row per configuration, keys as above.
+
+        Examples
+        --------
+    >>> rows = agreement_grid((3,), (20,), ((0.4, 0.1),), (1e-2,), ("symmetric",), (0.3,), rounds=2)
+    >>> len(rows), rows[0]["items"], rows[0]["trusted_mismatches"]
+    (1, 27, 0)
+        """
     rows = []
     for K, m, (c, d), reg, kind, rate in itertools.product(n_classes, per_class, correlations, regs, kinds, rates):
         bm = BlockModel(K, m, c, d, reg)

@@ -27,10 +27,29 @@ _GROUP_MAX_ITER = 200
 class GroupProbe:
     """The reduced problem of label counts N (K, K) on a block model ``bm``.
 
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+    N : (K, K) float array
+        Checked label counts.
+
     Attributes
     ----------
     kk, jj : (G,) true class and label of each non-empty group (N[k, j] > 0).
-    w : (G,) group sizes N_g (the sample weights).   Phi : (G, r) group-mean features.
+    w : (G,) group sizes N_g (the sample weights).
+    Phi : (G, r) group-mean features.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+    >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+    >>> gp = GroupProbe(bm, N)
+    >>> gp.kk.tolist(), gp.jj.tolist(), gp.w.tolist()
+    ([0, 0, 0, 1, 1, 1, 2, 2, 2], [0, 1, 2, 0, 1, 2, 0, 1, 2], [14.0, 1.0, 5.0, 4.0, 14.0, 2.0, 2.0, 4.0, 14.0])
+    >>> bool(np.allclose(gp.Phi @ gp.Phi.T, bm.gamma[gp.kk][:, gp.kk] + np.diag(0.6 / gp.w)))
+    True
     """
 
     def __init__(self, bm, N):
@@ -45,7 +64,32 @@ class GroupProbe:
 
     def logits(self, T, P):
         """Full-equation logits G (T - P) / (n reg) of every group (G, K) and of a new point of
-        each class (K, K)."""
+        each class (K, K).
+
+        Parameters
+        ----------
+        T : (G, K) float array
+            Group targets.
+        P : (G, K) float array
+            Group outputs.
+
+        Returns
+        -------
+        z : (G, K) float array
+            G (T - P) / (n reg) on the rows of each group.
+        z_test : (K, K) float array
+            The same for a new point of each class (row k).
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+        >>> gp = GroupProbe(bm, N)
+        >>> z, z_test = gp.logits(np.eye(3)[gp.jj], np.full((9, 3), 1 / 3))
+        >>> z.shape, z_test.shape
+        ((9, 3), (3, 3))
+        """
         bm = self.bm
         M = self.w[:, None] * (T - P)
         scale = float(self.w.sum()) * bm.reg
@@ -54,7 +98,33 @@ class GroupProbe:
 
     def fit(self, T, chain):
         """One round on group targets T (G, K), warm-started from the previous round: (round, P)
-        with round = dict(probe, residual (max-abs fixed-point residual), test (K, K) outputs)."""
+        with round = dict(probe, residual (max-abs fixed-point residual), test (K, K) outputs).
+
+        Parameters
+        ----------
+        T : (G, K) float array
+            Group targets (rows sum to 1).
+        chain : list of ChainRound
+            Earlier rounds (:func:`selfdistill.distill.run_chain`); the last one's probe is the
+            warm start.
+
+        Returns
+        -------
+        round : dict
+            probe, residual, test.
+        P : (G, K) float array
+            The round's group outputs.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+        >>> gp = GroupProbe(bm, N)
+        >>> rnd, P = gp.fit(np.eye(3)[gp.jj], [])  # the teacher
+        >>> P.shape, rnd["residual"] < 1e-10
+        ((9, 3), True)
+        """
         init = chain[-1].model["probe"] if chain else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # judged by the residual below
@@ -67,7 +137,36 @@ class GroupProbe:
 
 def exact_probs(bm, N, rounds, pll, top_k):
     """The exact chain per group (see BlockModel.exact_probs): a dict of train, test, residuals
-    (and pll, pll_test, ties with ``pll``)."""
+    (and pll, pll_test, ties with ``pll``).
+
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+    N : (K, K) float array
+        Checked label counts.
+    rounds : int
+        R >= 0 SD rounds after the teacher.
+    pll : bool
+        Also train the PLL student.
+    top_k : int
+        Its candidate-set size.
+
+    Returns
+    -------
+    dict
+        train (rounds+1, K, K, K), test (rounds+1, K, K), residuals, and with ``pll``: pll
+        (K, K, K), pll_test (K, K), ties.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+    >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+    >>> out = exact_probs(bm, N, 1, True, 2)
+    >>> sorted(out), out["ties"], max(out["residuals"]) < 1e-10
+    (['pll', 'pll_test', 'residuals', 'test', 'ties', 'train'], [], True)
+    """
     K = bm.n_classes
     gp = GroupProbe(bm, N)
     chain = run_chain(gp.fit, np.eye(K)[gp.jj], rounds)

@@ -14,7 +14,26 @@ from . import block_linear as lin
 
 
 def horizon(bm):
-    """A round count after which the linearised predictions no longer change (float64)."""
+    """A round count after which the linearised predictions no longer change (float64).
+
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+
+    Returns
+    -------
+    int
+        A round after which the rescaled filters' ratios have fallen below 1e-40, at most 10^6.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)  # mu_w = 0.6, mu_c = 6.6, mu_1 = 12.6, lam = 1.8
+    >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+    >>> horizon(bm)
+    857
+    """
     vals = np.unique(np.concatenate([bm._lam, [bm.mu_within]]))
     f = vals / (vals + bm.shrinkage)
     f = np.unique(f[f > 0])
@@ -25,7 +44,32 @@ def horizon(bm):
 
 
 def scan(bm, N, max_rounds):
-    """Yield (ts, accuracy) chunks for rounds 0..max_rounds."""
+    """Yield (ts, accuracy) chunks for rounds 0..max_rounds.
+
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+    N : (K, K) float array
+        Checked label counts, N[k, j] = class-k points labelled j.
+    max_rounds : int
+        The last round scanned.
+
+    Returns
+    -------
+    ts : (T,) int array
+        Rounds of one chunk (at most 4096).
+    accuracy : (T,) float array
+        The linearised training accuracy at those rounds.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)  # mu_w = 0.6, mu_c = 6.6, mu_1 = 12.6, lam = 1.8
+    >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+    >>> [(ts.tolist(), np.round(acc, 3).tolist()) for ts, acc in scan(bm, N, 2)]
+    [([0, 1, 2], [0.917, 1.0, 1.0])]
+    """
     chunk = 4096
     for start in range(0, max_rounds + 1, chunk):
         ts = np.arange(start, min(start + chunk, max_rounds + 1))
@@ -33,7 +77,28 @@ def scan(bm, N, max_rounds):
 
 
 def balanced(bm, N):
-    """Equal sizes, no superclasses and balanced observed labels (delta = 0): t* has a closed form."""
+    """Equal sizes, no superclasses and balanced observed labels (delta = 0): t* has a closed form.
+
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+    N : (K, K) float array
+        Checked label counts, N[k, j] = class-k points labelled j.
+
+    Returns
+    -------
+    bool
+        Whether the closed form of t* applies.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)  # mu_w = 0.6, mu_c = 6.6, mu_1 = 12.6, lam = 1.8
+    >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+    >>> balanced(bm, N), balanced(bm, bm.expected_counts("symmetric", 0.3))
+    (False, True)
+    """
     if bm.superclasses is not None or not np.all(bm.sizes == bm.sizes[0]):
         return False
     return float(np.abs(N.sum(axis=0) / bm.n - 1.0 / bm.n_classes).max()) <= 1e-12
@@ -41,7 +106,30 @@ def balanced(bm, N):
 
 def min_rounds(bm, N, max_rounds=None):
     """t*, the first round with 100% training accuracy, or None (closed form when it applies, else a scan
-    up to ``max_rounds``, default :func:`horizon`)."""
+    up to ``max_rounds``, default :func:`horizon`).
+
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+    N : (K, K) float array
+        Checked label counts, N[k, j] = class-k points labelled j.
+    max_rounds : int or None
+        Scan horizon (None: the closed form if balanced, else :func:`horizon`).
+
+    Returns
+    -------
+    int or None
+        t*.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)  # mu_w = 0.6, mu_c = 6.6, mu_1 = 12.6, lam = 1.8
+    >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+    >>> min_rounds(bm, N), min_rounds(bm, N, 0)
+    (1, None)
+    """
     if max_rounds is None and balanced(bm, N):
         return min_rounds_formula(bm, N)  # exact in this case, and O(K^2) instead of a scan
     for ts, acc in scan(bm, N, horizon(bm) if max_rounds is None else max_rounds):
@@ -53,7 +141,35 @@ def min_rounds(bm, N, max_rounds=None):
 
 def min_rounds_formula(bm, N):
     """t* = max(0, floor(log(1 + m / Delta) / log(g_c / f_w))) (equal sizes, no superclasses,
-    balanced labels), or None when the plurality condition N[k, k] > N[k, l] fails."""
+    balanced labels), or None when the plurality condition N[k, k] > N[k, l] fails.
+
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+    N : (K, K) float array
+        Checked label counts, N[k, j] = class-k points labelled j.
+
+    Returns
+    -------
+    int or None
+        t*.
+
+    Raises
+    ------
+    ValueError
+        Unequal sizes, superclasses or unbalanced labels.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)  # mu_w = 0.6, mu_c = 6.6, mu_1 = 12.6, lam = 1.8
+    >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+    >>> min_rounds_formula(bm, bm.expected_counts("symmetric", 0.3))
+    0
+    >>> min_rounds_formula(bm, bm.expected_counts("symmetric", 0.7)) is None  # no plurality
+    True
+    """
     m = bm.sizes
     if bm.superclasses is not None or not np.all(m == m[0]):
         raise ValueError("min_rounds_formula needs equal class sizes and no superclasses; use min_rounds")
@@ -79,7 +195,30 @@ def min_rounds_formula(bm, N):
 
 
 def over_averaging_round(bm, N, max_rounds=None):
-    """The first t with acc(t + 1) < acc(t) = max_{s <= t} acc(s), or None (scan to ``max_rounds``)."""
+    """The first t with acc(t + 1) < acc(t) = max_{s <= t} acc(s), or None (scan to ``max_rounds``).
+
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+    N : (K, K) float array
+        Checked label counts, N[k, j] = class-k points labelled j.
+    max_rounds : int or None
+        Scan horizon (default :func:`horizon`).
+
+    Returns
+    -------
+    int or None
+        The over-averaging round.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)  # mu_w = 0.6, mu_c = 6.6, mu_1 = 12.6, lam = 1.8
+    >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+    >>> over_averaging_round(bm, N), over_averaging_round(bm, N, 10)
+    (26, None)
+    """
     end = horizon(bm) if max_rounds is None else max_rounds
     best, prev, prev_t = -1.0, None, None
     for ts, acc in scan(bm, N, end + 1):
@@ -92,7 +231,32 @@ def over_averaging_round(bm, N, max_rounds=None):
 
 
 def noise_threshold(bm, kind, clusters, tol):
-    """sup {eta : min_rounds(expected_counts(kind, eta)) is not None}, by bisection on [0, 1]."""
+    """sup {eta : min_rounds(expected_counts(kind, eta)) is not None}, by bisection on [0, 1].
+
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+    kind : str or (K, K) array
+        Noise kind or transition matrix.
+    clusters : sequence or None
+        Class clusters for ``class_cluster``.
+    tol : float
+        Bisection tolerance.
+
+    Returns
+    -------
+    float
+        eta*.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)  # mu_w = 0.6, mu_c = 6.6, mu_1 = 12.6, lam = 1.8
+    >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+    >>> round(noise_threshold(bm, "symmetric", None, 1e-7), 5)  # (K - 1) / K
+    0.66667
+    """
 
     def ok(eta):
         return min_rounds(bm, bm.expected_counts(kind, eta, clusters=clusters)) is not None
@@ -112,7 +276,30 @@ _VERDICTS = {(True, True): "both", (True, False): "PLL only", (False, True): "SD
 
 
 def pll_condition(bm, N, top_k):
-    """The PLL student's 100% condition beside repeated SD's (see BlockModel.pll_condition): a dict."""
+    """The PLL student's 100% condition beside repeated SD's (see BlockModel.pll_condition): a dict.
+
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+    N : (K, K) float array
+        Checked label counts, N[k, j] = class-k points labelled j.
+    top_k : int
+        Candidate-set size k (2 <= k < K).
+
+    Returns
+    -------
+    dict
+        coverage, full, pll_accuracy, sd_min_rounds, sd_best_accuracy, verdict.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)  # mu_w = 0.6, mu_c = 6.6, mu_1 = 12.6, lam = 1.8
+    >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+    >>> pll_condition(bm, N, 2)["verdict"]
+    'both'
+    """
     scores, T, _ = lin.pll_scores(bm, N, top_k)
     K = bm.n_classes
     exists = N > 0

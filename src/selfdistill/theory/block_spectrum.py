@@ -18,7 +18,34 @@ __all__ = ["BlockSpectrum", "block_spectrum", "class_correlations", "class_level
 
 
 def class_correlations(K, c, d, superclasses=None, c_super=None) -> np.ndarray:
-    """Gamma (K, K): c on the diagonal, c_super inside a superclass, d elsewhere."""
+    """Gamma (K, K): c on the diagonal, c_super inside a superclass, d elsewhere.
+
+    Parameters
+    ----------
+    K : int
+        Number of classes.
+    c : float
+        Within-class correlation.
+    d : float
+        Between-class correlation (classes of different superclasses).
+    superclasses : (K,) int array or None
+        Superclass id of each class.
+    c_super : float or None
+        Correlation between classes of the same superclass (with ``superclasses``).
+
+    Returns
+    -------
+    (K, K) float array
+        The class correlation matrix Gamma.
+
+    Examples
+    --------
+    >>> class_correlations(4, 0.5, 0.1, np.array([0, 0, 1, 1]), 0.3)
+    array([[0.5, 0.3, 0.1, 0.1],
+           [0.3, 0.5, 0.1, 0.1],
+           [0.1, 0.1, 0.5, 0.3],
+           [0.1, 0.1, 0.3, 0.5]])
+    """
     Gamma = np.full((K, K), d)
     if superclasses is not None:
         Gamma[superclasses[:, None] == superclasses[None, :]] = c_super
@@ -31,6 +58,40 @@ def class_level_eigh(sizes, gamma, c, d, superclasses=None):
 
     Returns (lam (K,) clipped at 0, V (K, K), sqrt(sizes) (K,)). Raises ValueError, naming d and
     the bound on d for equal sizes, when S (so G) is not positive semi-definite.
+
+    Parameters
+    ----------
+    sizes : (K,) int array
+        Class sizes m_k.
+    gamma : (K, K) float array
+        Class correlations Gamma (:func:`class_correlations`).
+    c : float
+        Within-class correlation.
+    d : float
+        Between-class correlation (named in the error message).
+    superclasses : (K,) int array or None
+        Superclass ids (the bound on d is only given without them).
+
+    Returns
+    -------
+    lam : (K,) float array
+        Eigenvalues of S, ascending, clipped at 0: the Gram eigenvalues of the class-constant space.
+    V : (K, K) float array
+        Orthonormal eigenvectors of S (columns).
+    sq : (K,) float array
+        sqrt(sizes).
+
+    Raises
+    ------
+    ValueError
+        If S has a negative eigenvalue (d too negative for a Gram matrix).
+
+    Examples
+    --------
+    >>> sizes = np.array([20, 20, 20])
+    >>> lam, V, sq = class_level_eigh(sizes, class_correlations(3, 0.4, 0.1), 0.4, 0.1)
+    >>> lam.round(6).tolist()  # mu_c = 1 - c + m (c - d) twice, mu_1 = mu_c + n d
+    [6.6, 6.6, 12.6]
     """
     K = len(sizes)
     sq = np.sqrt(sizes.astype(np.float64))
@@ -67,7 +128,7 @@ def _tied_groups(values, tol):
 class BlockSpectrum:
     """Eigenvalues of the block-model Gram matrix, one entry per eigen-space.
 
-    Attributes
+    Parameters
     ----------
     values : (s,) distinct eigenvalues, descending.
     multiplicities : (s,) their multiplicities (they sum to n).
@@ -77,6 +138,13 @@ class BlockSpectrum:
         contrast" when d = 0).
     class_vectors : list (one per entry; None for "within class") of (K, mult) arrays: the
         eigenvectors restricted to the classes (entry k = value on every point of class k).
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> spec = BlockModel(3, 20, c=0.4, d=0.0, reg=1e-2).eigenvalues()
+    >>> [(round(v, 6), mult, name) for v, mult, name in spec]  # d = 0: all-ones merges with the contrasts
+    [(8.6, 3, 'all-ones + class contrast'), (0.6, 57, 'within class')]
     """
 
     values: np.ndarray
@@ -85,7 +153,20 @@ class BlockSpectrum:
     class_vectors: list
 
     def all(self) -> np.ndarray:
-        """All n eigenvalues, descending (each repeated by its multiplicity)."""
+        """All n eigenvalues, descending (each repeated by its multiplicity).
+
+        Returns
+        -------
+        (n,) float array
+            The spectrum of G.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 4, c=0.4, d=0.1, reg=1e-2)
+        >>> bool(np.allclose(bm.eigenvalues().all(), np.linalg.eigvalsh(bm.gram())[::-1]))
+        True
+        """
         return np.repeat(self.values, self.multiplicities)
 
     def __iter__(self):
@@ -128,6 +209,24 @@ def block_spectrum(bm) -> BlockSpectrum:
     Equal class (and superclass) sizes split the class-constant space into all-ones, superclass
     contrasts and class contrasts; otherwise it is reported as K "class level" eigenvalues.
     Eigenvalues equal within 1e-9 of the largest are merged into one entry.
+
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+
+    Returns
+    -------
+    BlockSpectrum
+        Distinct eigenvalues, descending, with multiplicities, names and class vectors.
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(4, 10, c=0.6, d=0.1, reg=1e-2, superclasses=[0, 0, 1, 1], c_super=0.3)
+    >>> spec = block_spectrum(bm)
+    >>> spec.names, spec.multiplicities.tolist()
+    (('all-ones', 'superclass contrast', 'class contrast', 'within class'), [1, 1, 2, 36])
     """
     K = bm.n_classes
     S = (1.0 - bm.c) * np.eye(K) + bm._sq[:, None] * bm.gamma * bm._sq[None, :]

@@ -88,7 +88,7 @@ def _sym_eigh(G, name="gram"):
 class LabelAveraging:
     """The linearised self-distillation chain (what :func:`label_averaging` returns).
 
-    Attributes
+    Parameters
     ----------
     train_probs : (rounds+1, n, K)  P_t = 1/K + A^(t+1) R_0 for t = 0..rounds (rows sum to 1;
         entries may leave [0, 1]: this is the linear model).
@@ -98,8 +98,30 @@ class LabelAveraging:
     signal : (rounds+1, r)  filters^2 * label_signal: energy of P_t - 1/K in direction j
         ("which directions survive").
     null_signal : energy of R_0 outside the span of the u_j (directions where mu = 0: filtered to 0).
+    reg : float
+        The L2 strength.
+    shrinkage : float
+        lam = K n reg.
+    n_classes : int
+        K.
+    rounds : int
+        R, the SD rounds after the teacher.
     test_probs : (rounds+1, m, K) linearised outputs on the test points, or None.
-    reg, shrinkage (= lam = K n reg), n_classes, rounds.
+    _kind : internal: ``"X"`` or ``"gram"``, what the chain was built from.
+    _basis : internal: V^T (r, d) for X, U (n, n) for gram (to project new points).
+    _coef : internal: U^T R_0 (r, K).
+    _n_features : internal: d with X, else None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.theory import label_averaging
+    >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+    >>> la = label_averaging(y, 1e-2, 1, X=X, X_test=X[:5])
+    >>> la.train_probs.shape, la.filters.shape, la.test_probs.shape
+    ((2, 12, 3), (2, 4), (2, 5, 3))
+    >>> bool(np.all(la.filters[1] <= la.filters[0]))  # every direction shrinks round after round
+    True
     """
 
     train_probs: np.ndarray
@@ -120,21 +142,96 @@ class LabelAveraging:
 
     @property
     def predictions(self) -> np.ndarray:
-        """(rounds+1, n) argmax of train_probs per round (ties to the lowest class index)."""
+        """(rounds+1, n) argmax of train_probs per round (ties to the lowest class index).
+
+        Returns
+        -------
+        (rounds+1, n) int array
+            The linearised chain's predicted class of each training point, round by round.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import label_averaging
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> la = label_averaging(y, 1e-2, 1, X=X, X_test=X[:5])
+        >>> la.predictions.shape
+        (2, 12)
+        """
         return np.argmax(self.train_probs, axis=2)
 
     @property
     def test_predictions(self) -> np.ndarray | None:
-        """(rounds+1, m) argmax of test_probs per round, or None without test points."""
+        """(rounds+1, m) argmax of test_probs per round, or None without test points.
+
+        Returns
+        -------
+        (rounds+1, m) int array or None
+            Predicted class of each test point, round by round.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import label_averaging
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> la = label_averaging(y, 1e-2, 1, X=X, X_test=X[:5])
+        >>> la.test_predictions.shape
+        (2, 5)
+        """
         return None if self.test_probs is None else np.argmax(self.test_probs, axis=2)
 
     def accuracy(self, y_true) -> np.ndarray:
-        """(rounds+1,) fraction of training points whose round-t prediction equals y_true."""
+        """(rounds+1,) fraction of training points whose round-t prediction equals y_true.
+
+        Parameters
+        ----------
+        y_true : (n,) int array
+            Reference labels of the training points (clean labels, or the given ones).
+
+        Returns
+        -------
+        (rounds+1,) float array
+            Accuracy of round t = 0..rounds.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import label_averaging
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> la = label_averaging(y, 1e-2, 1, X=X, X_test=X[:5])
+        >>> la.accuracy(y).shape
+        (2,)
+        """
         y_true = check_labels(y_true, "y_true", n_samples=self.train_probs.shape[1])
         return np.mean(self.predictions == y_true[None, :], axis=1)
 
     def test_accuracy(self, y_test) -> np.ndarray:
-        """(rounds+1,) test accuracy per round (needs the test points given to label_averaging)."""
+        """(rounds+1,) test accuracy per round (needs the test points given to label_averaging).
+
+        Parameters
+        ----------
+        y_test : (m,) int array
+            Labels of the test points.
+
+        Returns
+        -------
+        (rounds+1,) float array
+            Test accuracy of round t = 0..rounds.
+
+        Raises
+        ------
+        ValueError
+            If the chain was built without test points.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import label_averaging
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> la = label_averaging(y, 1e-2, 1, X=X, X_test=X[:5])
+        >>> la.test_accuracy(y[:5]).shape
+        (2,)
+        """
         if self.test_probs is None:
             raise ValueError("no test points: pass X_test= or gram_test= to label_averaging")
         y_test = check_labels(y_test, "y_test", n_samples=self.test_probs.shape[1])
@@ -145,6 +242,37 @@ class LabelAveraging:
 
         Give the new points' features ``X_new`` (m, d) when the chain was built from X, or their
         Gram block with the training points ``gram_new`` (m, n), gram_new[a, i] = <x_a, x_i>.
+
+        Parameters
+        ----------
+        X_new : (m, d) float array or None
+            New points' features (chains built from X).
+        gram_new : (m, n) float array or None
+            New points' inner products with the training points (chains built from a Gram matrix).
+
+        Returns
+        -------
+        (rounds+1, m, K) float array
+            The linearised outputs p_t(x) of round t = 0..rounds (rows sum to 1).
+
+        Raises
+        ------
+        ValueError
+            If neither or both are given, the wrong one for how the chain was built, or a shape
+            does not match.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import label_averaging
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> la = label_averaging(y, 1e-2, 1, X=X, X_test=X[:5])
+        >>> bool(np.allclose(la.predict_proba(X[:5]), la.test_probs))
+        True
+        >>> G = X @ X.T
+        >>> la_g = label_averaging(y, 1e-2, 1, gram=G)
+        >>> bool(np.allclose(la_g.predict_proba(gram_new=G[:5]), la.test_probs))
+        True
         """
         g = self._project_new(X_new, gram_new)  # (m, r): U^T g for every new point
         t = np.arange(self.rounds + 1)[:, None]
@@ -217,6 +345,21 @@ def label_averaging(
     ------
     ValueError: neither or both of X / gram; gram not square, not symmetric or not PSD; reg <= 0;
     rounds < 0; Y of the wrong length or not labels / targets; test points of the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+    >>> la = label_averaging(y, 1e-2, 2, X=X)
+    >>> n, K = 12, 3
+    >>> G = X @ X.T; A = G @ np.linalg.inv(G + K * n * 1e-2 * np.eye(n))
+    >>> R0 = np.eye(K)[y] - 1 / K
+    >>> bool(np.allclose(la.train_probs[2] - 1 / K, A @ A @ A @ R0))  # P_2 - 1/K = A^3 (Y - 1/K)
+    True
+    >>> np.round(la.filters[:, 0], 3).tolist()  # (mu_1 / (mu_1 + lam))^(t+1): the largest mu survives
+    [0.982, 0.964, 0.946]
+    >>> np.round(la.filters[:, -1], 3).tolist()  # the smallest mu dies first
+    [0.831, 0.69, 0.573]
     """
     kind, M = _features_or_gram(X, gram)
     n = M.shape[0]
@@ -297,7 +440,39 @@ class _Operator:
 
 
 def fixed_point_residual(P, T, reg, *, X=None, gram=None) -> float:
-    """max_ik |P - softmax(G (T - P) / (n reg))|: how far P is from the exact fixed point."""
+    """max_ik |P - softmax(G (T - P) / (n reg))|: how far P is from the exact fixed point.
+
+    Parameters
+    ----------
+    P : (n, K) float array
+        Candidate training outputs.
+    T : (n,) int array or (n, K) float array
+        Labels or targets (rows summing to 1).
+    reg : float
+        L2 strength > 0.
+    X : (n, d) float array or None
+        Features (G = X X^T, never formed); give exactly one of X and gram.
+    gram : (n, n) float array or None
+        Gram matrix.
+
+    Returns
+    -------
+    float
+        The max-abs residual of the fixed-point equation (0 at the exact probe's outputs).
+
+    Raises
+    ------
+    ValueError
+        If neither or both of X and gram are given, P and T differ in shape, or reg <= 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+    >>> P = fixed_point(y, 1e-2, X=X)
+    >>> fixed_point_residual(P, y, 1e-2, X=X) < 1e-10, fixed_point_residual(np.full((12, 3), 1 / 3), y, 1e-2, X=X) > 0.1
+    (True, True)
+    """
     kind, M = _features_or_gram(X, gram)
     op = _Operator(kind, M, features=False)
     T = _targets(T, None, op.n, name="T")
@@ -347,7 +522,11 @@ def fixed_point(T, reg, *, X=None, gram=None, n_classes=None, init=None, tol=FIX
     Parameters
     ----------
     T : (n,) labels or (n, K) targets whose rows sum to 1.
-    reg : L2 strength > 0.    X : (n, d) features, or gram : (n, n) PSD Gram matrix.
+    reg : L2 strength > 0.
+    X : (n, d) float array or None
+        Features; give exactly one of X and gram.
+    gram : (n, n) float array or None
+        PSD Gram matrix.
     n_classes : K for integer labels with absent classes.
     init : warm start for the solver (a LinearProbe on the same features, or weights (K, d)).
     tol : residual target (default 1e-10). Not reached (extreme reg at float64): RuntimeWarning.
@@ -356,6 +535,16 @@ def fixed_point(T, reg, *, X=None, gram=None, n_classes=None, init=None, tol=FIX
     Returns
     -------
     P : (n, K), or (P, info) with ``return_info``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+    >>> P, info = fixed_point(y, 1e-2, X=X, return_info=True)
+    >>> P.shape, info["residual"] < 1e-10
+    ((12, 3), True)
+    >>> bool(np.allclose(fixed_point(y, 1e-2, gram=X @ X.T), P, atol=1e-8))  # only G matters
+    True
     """
     t0 = time.perf_counter()
     kind, M = _features_or_gram(X, gram)
@@ -380,14 +569,23 @@ def fixed_point(T, reg, *, X=None, gram=None, n_classes=None, init=None, tol=FIX
 class ExactChain:
     """The exact multi-round chain on a Gram matrix or features (what :func:`exact_chain` returns).
 
-    Attributes
+    Parameters
     ----------
     train_probs : (rounds+1, n, K) exact outputs P_t of round t on the training points.
+    residuals : list of fixed-point residuals, rounds 0..R then the PLL student.
+    seconds : list of solve times, in the same order.
     pll_probs : (n, K) the PLL student's outputs (trained on the teacher's top-k, 1/k each), or None.
     test_probs : (rounds+1, m, K) round-t outputs on the test points, or None.
     test_pll_probs : (m, K) or None.
-    residuals : list of fixed-point residuals, rounds 0..R then the PLL student.
-    seconds : list of solve times, in the same order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.theory import exact_chain
+    >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+    >>> ch = exact_chain(y, 1e-2, 1, X=X, pll=False, X_test=X[:5])
+    >>> ch.train_probs.shape, len(ch.residuals), max(ch.residuals) < 1e-10
+    ((2, 12, 3), 2, True)
     """
 
     train_probs: np.ndarray
@@ -399,23 +597,108 @@ class ExactChain:
 
     @property
     def predictions(self) -> np.ndarray:
-        """(rounds+1, n) argmax per round."""
+        """(rounds+1, n) argmax per round.
+
+        Returns
+        -------
+        (rounds+1, n) int array
+            Predicted class of each training point, round by round.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import exact_chain
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> ch = exact_chain(y, 1e-2, 1, X=X, pll=False, X_test=X[:5])
+        >>> ch.predictions.shape
+        (2, 12)
+        """
         return np.argmax(self.train_probs, axis=2)
 
     def accuracy(self, y_true) -> np.ndarray:
-        """(rounds+1,) training-point accuracy against y_true per round."""
+        """(rounds+1,) training-point accuracy against y_true per round.
+
+        Parameters
+        ----------
+        y_true : (n,) int array
+            Reference labels of the training points.
+
+        Returns
+        -------
+        (rounds+1,) float array
+            Accuracy of round t = 0..rounds.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import exact_chain
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> ch = exact_chain(y, 1e-2, 1, X=X, pll=False, X_test=X[:5])
+        >>> ch.accuracy(y).shape
+        (2,)
+        """
         y_true = check_labels(y_true, "y_true", n_samples=self.train_probs.shape[1])
         return np.mean(self.predictions == y_true[None, :], axis=1)
 
     def pll_accuracy(self, y_true) -> float:
-        """Training-point accuracy of the PLL student."""
+        """Training-point accuracy of the PLL student.
+
+        Parameters
+        ----------
+        y_true : (n,) int array
+            Reference labels of the training points.
+
+        Returns
+        -------
+        float
+            Fraction of training points where the PLL student's argmax equals y_true.
+
+        Raises
+        ------
+        ValueError
+            If the chain has no PLL student.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import exact_chain
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> ch = exact_chain(y, 1e-2, 0, X=X, pll=True, top_k=2)
+        >>> 0.0 <= ch.pll_accuracy(y) <= 1.0
+        True
+        """
         if self.pll_probs is None:
             raise ValueError("no PLL student: pass pll=True to exact_chain")
         y_true = check_labels(y_true, "y_true", n_samples=self.pll_probs.shape[0])
         return float(np.mean(np.argmax(self.pll_probs, axis=1) == y_true))
 
     def test_accuracy(self, y_test) -> np.ndarray:
-        """(rounds+1,) test accuracy per round."""
+        """(rounds+1,) test accuracy per round.
+
+        Parameters
+        ----------
+        y_test : (m,) int array
+            Labels of the test points.
+
+        Returns
+        -------
+        (rounds+1,) float array
+            Test accuracy of round t = 0..rounds.
+
+        Raises
+        ------
+        ValueError
+            If the chain was built without test points.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import exact_chain
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> ch = exact_chain(y, 1e-2, 1, X=X, pll=False, X_test=X[:5])
+        >>> ch.test_accuracy(y[:5]).shape
+        (2,)
+        """
         if self.test_probs is None:
             raise ValueError("no test points: pass X_test= or gram_test= to exact_chain")
         y_test = check_labels(y_test, "y_test", n_samples=self.test_probs.shape[1])
@@ -436,6 +719,54 @@ def exact_chain(
 
     Test outputs: softmax(g^T (T_t - P_t) / (n reg)) for a test point with Gram row g
     (= softmax(W_t x) with X).
+
+    Parameters
+    ----------
+    Y : (n,) int array or (n, K) float array
+        Labels (the teacher's one-hot targets) or targets with rows summing to 1.
+    reg : float
+        L2 strength > 0.
+    rounds : int
+        R >= 0 SD rounds after the teacher.
+    X : (n, d) float array or None
+        Features; give exactly one of X and gram.
+    gram : (n, n) float array or None
+        PSD Gram matrix.
+    pll : bool
+        Also solve the PLL student (the uniform top-k loss).
+    top_k : int
+        Candidate-set size k (2 <= k < K), with ``pll``.
+    X_test : (m, d) float array or None
+        Test features (with X).
+    gram_test : (m, n) float array or None
+        Test points' inner products with the training points (with gram).
+    n_classes : int or None
+        K for integer labels with absent classes.
+    tol : float
+        Fixed-point residual target of every round (a RuntimeWarning when not reached).
+
+    Returns
+    -------
+    ExactChain
+        ``train_probs`` (rounds+1, n, K), ``pll_probs``, ``test_probs``, residuals and times.
+
+    Raises
+    ------
+    ValueError
+        Neither or both of X / gram, reg <= 0, rounds < 0, top_k out of range, or test points of
+        the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+    >>> ch = exact_chain(y, 1e-2, 1, X=X, pll=True)
+    >>> from selfdistill import distill
+    >>> res = distill(X, y, reg=1e-2, rounds=1, tol=1e-12)  # the same chain, trained
+    >>> bool(np.allclose(ch.train_probs[1], res.train_probs["round 1"], atol=1e-7))
+    True
+    >>> bool(np.allclose(ch.pll_probs, res.train_probs["pll"], atol=1e-7))
+    True
     """
     kind, M = _features_or_gram(X, gram)
     n = M.shape[0]
@@ -512,6 +843,38 @@ def adam_fixed_point(T, reg, *, gram, steps=5000, lr=0.01, init=None, record_eve
 
     Returns (P, residuals): residuals[i] = max-abs residual after every ``record_every`` steps (the
     final residual last).
+
+    Parameters
+    ----------
+    T : (n,) int array or (n, K) float array
+        Labels or targets with rows summing to 1.
+    reg : float
+        L2 strength > 0.
+    gram : (n, n) float array
+        PSD Gram matrix G.
+    steps : int
+        Adam steps.
+    lr : float
+        Adam's learning rate.
+    init : (n, K) float array or None
+        Starting logits Q (default log T, clipped at 1e-3).
+    record_every : int
+        Record the residual every this many steps (0: only the final one).
+
+    Returns
+    -------
+    P : (n, K) float array
+        softmax(Q) after the last step.
+    residuals : list of float
+        The recorded residuals, the final one last.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+    >>> P, res = adam_fixed_point(y, 1e-1, gram=X @ X.T, steps=200, record_every=100)
+    >>> len(res), res[-1] < res[0]
+    (3, True)
     """
     G = check_gram(gram, "gram")
     n = G.shape[0]
@@ -556,6 +919,41 @@ def theory_vs_training(X, y, X_test, y_test, regs, *, rounds=4, y_true=None, n_c
     ``trained_test_acc``, ``test_agreement`` (fraction of test points where the two predictions
     agree), and, with ``y_true``, ``theory_train_acc`` and ``trained_train_acc`` (against the clean
     training labels).
+
+    Parameters
+    ----------
+    X : (n, d) float array
+        Training features.
+    y : (n,) int array
+        Given (possibly noisy) training labels.
+    X_test : (m, d) float array
+        Test features.
+    y_test : (m,) int array
+        Test labels.
+    regs : float or sequence of float
+        The L2 strengths (each > 0).
+    rounds : int
+        R >= 0 SD rounds after the teacher.
+    y_true : (n,) int array or None
+        Clean training labels, for the train accuracies.
+    n_classes : int or None
+        K when some classes have no label.
+    tol : float
+        The trained probes' convergence tolerance.
+
+    Returns
+    -------
+    list of dict
+        One row per (reg, round), keys as above.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(30, 4)); y = np.argmax(X[:, :3], axis=1)
+    >>> rows = theory_vs_training(X[:20], y[:20], X[20:], y[20:], [1e-2], rounds=1)
+    >>> [(r["reg"], r["round"]) for r in rows], sorted(rows[0])[:3]
+    ([(0.01, 0), (0.01, 1)], ['reg', 'round', 'test_agreement'])
     """
     from ..distill import distill
 
