@@ -6,8 +6,8 @@ For each size S: ``selfdistill extract fashion_mnist --backbone efficientnet_lit
 on the same stratified subset (seed 0), timed (wall and CPU seconds, images/s), then the probe's
 test accuracy, reg chosen by :func:`selfdistill.model_selection.select_reg` on a validation split
 of the training labels (never the test set), on the features as extracted (as a sweep uses them)
-(and standardised, ``--standardised``). Prints one row per size; ``--json`` writes them. Needs the ``efficientnet`` extra
-and the dataset (``dataset-fashion-mnist``).
+(and standardised, ``--standardised``). Prints one row per size; ``--json`` writes them. Needs the
+``efficientnet`` extra and the dataset (``dataset-fashion-mnist``).
 """
 
 from __future__ import annotations
@@ -48,12 +48,26 @@ def extract_size(size, args):
     if os.path.exists(out):
         return out, {}
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    extract_features("fashion_mnist", out, backbone="efficientnet_lite0", image_size=size, limit_train=args.train,
-                     limit_test=args.test, batch_size=args.batch_size, progress=False, device="cpu")
+    extract_features(
+        "fashion_mnist",
+        out,
+        backbone="efficientnet_lite0",
+        image_size=size,
+        limit_train=args.train,
+        limit_test=args.test,
+        batch_size=args.batch_size,
+        progress=False,
+        device="cpu",
+    )
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     n = args.train + args.test
-    return out, {"wall_s": wall, "cpu_s": cpu, "images_per_s": n / wall, "cpu_s_per_image": cpu / n,
-                 "load_avg_1min": os.getloadavg()[0]}
+    return out, {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "images_per_s": n / wall,
+        "cpu_s_per_image": cpu / n,
+        "load_avg_1min": os.getloadavg()[0],
+    }
 
 
 def _save(rows, path):
@@ -70,8 +84,13 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--out", required=True, help="folder for the feature files")
     p.add_argument("--json", default=None, help="rows (read first, if it exists: earlier timings are kept)")
-    p.add_argument("--grid", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4, 1e-5],
-                   help="reg values select_reg chooses from (on the training labels)")
+    p.add_argument(
+        "--grid",
+        type=float,
+        nargs="+",
+        default=[1e-2, 1e-3, 1e-4, 1e-5],
+        help="reg values select_reg chooses from (on the training labels)",
+    )
     p.add_argument("--standardised", action="store_true", help="also probe standardised features")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)

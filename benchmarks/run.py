@@ -25,7 +25,18 @@ REG_CIFAR = 5e-5
 # name -> case spec. baselines: sklearn teacher fit; sgd: the authors' recipe on every model.
 CASES = {
     "digits": dict(kind="digits", reg=1e-3, sklearn=True, sgd=True, dtypes=["float64", "float32"]),
-    "cifar": dict(kind="random", n=50_000, d=512, K=100, reg=REG_CIFAR, sklearn=True, sgd=True, dtypes=["float64"], sklearn_max_iter=3000, theory=True),
+    "cifar": dict(
+        kind="random",
+        n=50_000,
+        d=512,
+        K=100,
+        reg=REG_CIFAR,
+        sklearn=True,
+        sgd=True,
+        dtypes=["float64"],
+        sklearn_max_iter=3000,
+        theory=True,
+    ),
     "cifar32": dict(kind="random", n=50_000, d=512, K=100, reg=REG_CIFAR, dtypes=["float32"]),
     "n12500": dict(kind="random", n=12_500, d=512, K=100, reg=REG_CIFAR, dtypes=["float64"], rounds=0, pll=False),
     "n25000": dict(kind="random", n=25_000, d=512, K=100, reg=REG_CIFAR, dtypes=["float64"], rounds=0, pll=False),
@@ -38,8 +49,21 @@ CASES = {
 DEFAULT = ["digits", "cifar", "n12500", "n25000", "K10", "K50", "cifar32", "n100000", "K200"]
 # --quick: tiny versions of the same cases (CI smoke test), every code path, seconds in all
 QUICK = {
-    "digits": dict(kind="digits", reg=1e-3, sklearn=True, sgd=True, dtypes=["float64", "float32"], sgd_epochs=2, subsample=400),
-    "tiny": dict(kind="random", n=600, d=32, K=10, reg=1e-3, sklearn=True, sgd=True, dtypes=["float64", "float32"], sgd_epochs=2, theory=True),
+    "digits": dict(
+        kind="digits", reg=1e-3, sklearn=True, sgd=True, dtypes=["float64", "float32"], sgd_epochs=2, subsample=400
+    ),
+    "tiny": dict(
+        kind="random",
+        n=600,
+        d=32,
+        K=10,
+        reg=1e-3,
+        sklearn=True,
+        sgd=True,
+        dtypes=["float64", "float32"],
+        sgd_epochs=2,
+        theory=True,
+    ),
 }
 
 
@@ -107,17 +131,61 @@ def _eval_seconds(X, K, dtype, repeats=3):
     times = []
     for _ in range(repeats + 1):
         t = time.perf_counter()
-        Xd @ W.T
-        (Xd.T @ G).T
+        _ = Xd @ W.T, (Xd.T @ G).T  # the two products of one evaluation
         times.append(time.perf_counter() - t)
     return float(np.median(times[1:]))
 
 
+def _label_averaging_case(X, yn, reg, rounds, K):
+    """Seconds and peak memory of the closed-form chain (label averaging) on X."""
+    from selfdistill.theory import label_averaging
+
+    with PeakMemory() as mem:
+        t = time.perf_counter()
+        label_averaging(yn, reg, rounds, X=X, n_classes=K)
+        la_s = time.perf_counter() - t
+    return {"seconds": la_s, "rounds": rounds, "peak_xX": mem.extra / X.nbytes}
+
+
+def _sklearn_teacher(X, yn, reg, K, max_iter):
+    """scikit-learn's lbfgs on the teacher's problem to tol 1e-8: seconds, iterations, objective, |grad|."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    from .sgd import objective
+
+    n, d = X.shape
+    lr = LogisticRegression(C=1.0 / (n * reg), fit_intercept=False, tol=1e-8, max_iter=max_iter)
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lr.fit(X, yn)
+    sk_s = time.perf_counter() - t
+    W = np.zeros((K, d))
+    W[lr.classes_] = lr.coef_ if K > 2 else np.stack([-lr.coef_[0] / 2, lr.coef_[0] / 2])
+    f, g = objective(X, yn, W, reg)
+    return {"seconds": sk_s, "n_iter": int(np.max(lr.n_iter_)), "objective": f, "grad_norm": g, "max_iter": max_iter}
+
+
 # ---------------------------------------------------------------- one case, in a child process
-def run_case(name, spec, *, sgd_epochs=200):
+def _model_inputs(mname, yn, models, probs):
+    """(targets, warm-start keywords) of one model of the chain, as distill() builds them."""
     from selfdistill.distill import student_warm_start
-    from selfdistill.probe import _ChainCache, fit_linear_probe
     from selfdistill.targets import refine_targets
+
+    if mname == "round 0":
+        return yn, {}
+    if mname == "pll":
+        return refine_targets(probs["round 0"], "topk", top_k=2), {"init": models["round 0"]}
+    t = int(mname.split()[1])  # from the teacher, plus the line search along W_{t-1} - W_{t-2}
+    prev = f"round {t - 1}"
+    return refine_targets(probs[prev], "soft"), student_warm_start(models[prev], models.get(f"round {t - 2}"))
+
+
+def run_case(name, spec, *, sgd_epochs=200):
+    from selfdistill.probe import _ChainCache, fit_linear_probe
 
     from .sgd import AUTHORS_LR, objective, sgd_recipe
 
@@ -125,7 +193,16 @@ def run_case(name, spec, *, sgd_epochs=200):
     n, d = X.shape
     reg = spec["reg"]
     rounds = spec.get("rounds", 4)
-    out = {"case": name, "n": n, "d": d, "K": K, "reg": reg, "X_MB": X.nbytes / 2**20, "rows": [], "load": os.getloadavg()[0]}
+    out = {
+        "case": name,
+        "n": n,
+        "d": d,
+        "K": K,
+        "reg": reg,
+        "X_MB": X.nbytes / 2**20,
+        "rows": [],
+        "load": os.getloadavg()[0],
+    }
     t64 = _eval_seconds(X, K, np.float64)
     t32 = _eval_seconds(X, K, np.float32)
     chain_targets = {}
@@ -138,14 +215,7 @@ def run_case(name, spec, *, sgd_epochs=200):
         chain_peak = 0
         order = [f"round {t}" for t in range(rounds + 1)] + (["pll"] if spec.get("pll", True) else [])
         for mname in order:
-            if mname == "round 0":
-                T, warm = yn, {}
-            elif mname == "pll":
-                T, warm = refine_targets(probs["round 0"], "topk", top_k=2), {"init": models["round 0"]}
-            else:  # as in distill(): from the teacher, plus the line search along W_{t-1} - W_{t-2}
-                t = int(mname.split()[1])
-                prev = f"round {t - 1}"
-                T, warm = refine_targets(probs[prev], "soft"), student_warm_start(models[prev], models.get(f"round {t - 2}"))
+            T, warm = _model_inputs(mname, yn, models, probs)
             with PeakMemory() as mem:
                 m = fit_linear_probe(X, T, reg, **warm, **kw)
             models[mname] = m
@@ -190,35 +260,16 @@ def run_case(name, spec, *, sgd_epochs=200):
             "peak_MB": chain_peak / 2**20,
             "peak_xX": chain_peak / X.nbytes,
             "teacher_s": rows[0]["seconds"],
-            "max_sd_over_teacher": max(r["seconds"] for r in rows[1:rounds + 1]) / rows[0]["seconds"] if rounds >= 1 else None,
+            "max_sd_over_teacher": max(r["seconds"] for r in rows[1 : rounds + 1]) / rows[0]["seconds"]
+            if rounds >= 1
+            else None,
             "train_acc_teacher": float(np.mean(np.argmax(probs["round 0"], 1) == y)),
             "train_acc_pll": float(np.mean(np.argmax(probs["pll"], 1) == y)) if "pll" in probs else None,
         }
     if spec.get("theory"):  # the closed-form chain (theory issue): thin SVD of X, no n x n matrix
-        from selfdistill.theory import label_averaging
-
-        with PeakMemory() as mem:
-            t = time.perf_counter()
-            label_averaging(yn, reg, rounds, X=X, n_classes=K)
-            la_s = time.perf_counter() - t
-        out["label_averaging"] = {"seconds": la_s, "rounds": rounds, "peak_xX": mem.extra / X.nbytes}
+        out["label_averaging"] = _label_averaging_case(X, yn, reg, rounds, K)
     if spec.get("sklearn"):
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.linear_model import LogisticRegression
-
-        max_iter = spec.get("sklearn_max_iter", 2000)
-        lr = LogisticRegression(C=1.0 / (n * reg), fit_intercept=False, tol=1e-8, max_iter=max_iter)
-        t = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            lr.fit(X, yn)
-        sk_s = time.perf_counter() - t
-        W = np.zeros((K, d))
-        W[lr.classes_] = lr.coef_ if K > 2 else np.stack([-lr.coef_[0] / 2, lr.coef_[0] / 2])
-        f, g = objective(X, yn, W, reg)
-        out["sklearn"] = {"seconds": sk_s, "n_iter": int(np.max(lr.n_iter_)), "objective": f, "grad_norm": g, "max_iter": max_iter}
+        out["sklearn"] = _sklearn_teacher(X, yn, reg, K, spec.get("sklearn_max_iter", 2000))
     if spec.get("sgd"):
         epochs = spec.get("sgd_epochs", sgd_epochs)
         lr0 = AUTHORS_LR["cifar100"]
@@ -247,8 +298,13 @@ def run_case(name, spec, *, sgd_epochs=200):
         per_model = sum(r["seconds"] for r in sgd_rows) / len(sgd_rows)
         # every model of the recipe runs the same epochs over the same n: the chain costs
         # len(order) models; measured models are summed, the others counted at the mean
-        out["sgd"] = {"epochs": epochs, "lr": lr0, "rows": sgd_rows, "measured_models": len(sgd_rows),
-                      "seconds": per_model * len(order)}
+        out["sgd"] = {
+            "epochs": epochs,
+            "lr": lr0,
+            "rows": sgd_rows,
+            "measured_models": len(sgd_rows),
+            "seconds": per_model * len(order),
+        }
     return out
 
 
@@ -258,7 +314,13 @@ def _child(name, spec, sgd_epochs):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     src = os.path.join(root, "src")
     env["PYTHONPATH"] = os.pathsep.join([root, src] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    cmd = [sys.executable, "-m", "benchmarks", "--_worker", json.dumps({"name": name, "spec": spec, "sgd_epochs": sgd_epochs})]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--_worker",
+        json.dumps({"name": name, "spec": spec, "sgd_epochs": sgd_epochs}),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root)
     if res.returncode != 0:
         raise RuntimeError(f"benchmark case {name} failed:\n{res.stderr[-4000:]}")
@@ -270,7 +332,8 @@ def _child(name, spec, sgd_epochs):
 
 def format_tables(results):
     lines = []
-    hdr = f"{'case':8s} {'dtype':7s} {'model':8s} {'sec':>8s} {'peakMB':>8s} {'xX':>5s} {'newt':>4s} {'grad':>4s} {'hvp':>4s} {'|grad|':>8s} {'objective':>12s} {'sgd obj':>12s} {'sgd sec':>8s}"
+    hdr = (f"{'case':8s} {'dtype':7s} {'model':8s} {'sec':>8s} {'peakMB':>8s} {'xX':>5s} {'newt':>4s} {'grad':>4s} "
+           f"{'hvp':>4s} {'|grad|':>8s} {'objective':>12s} {'sgd obj':>12s} {'sgd sec':>8s}")
     lines.append(hdr)
     lines.append("-" * len(hdr))
     for r in results:
@@ -278,8 +341,10 @@ def format_tables(results):
         for row in r["rows"]:
             s = sgd.get(row["model"]) if row["dtype"] == "float64" else None
             lines.append(
-                f"{r['case']:8s} {row['dtype']:7s} {row['model']:8s} {row['seconds']:8.2f} {row['peak_MB']:8.1f} {row['peak_xX']:5.2f} "
-                f"{row['newton']:4d} {row['grads']:4d} {row['hvps']:4d} {row['grad_norm']:8.1e} {row['objective']:12.8f} "
+                f"{r['case']:8s} {row['dtype']:7s} {row['model']:8s} {row['seconds']:8.2f} "
+                f"{row['peak_MB']:8.1f} {row['peak_xX']:5.2f} "
+                f"{row['newton']:4d} {row['grads']:4d} {row['hvps']:4d} {row['grad_norm']:8.1e} "
+                f"{row['objective']:12.8f} "
                 + (f"{s['objective']:12.8f} {s['seconds']:8.1f}" if s else f"{'':12s} {'':8s}")
             )
     lines.append("")
@@ -287,8 +352,10 @@ def format_tables(results):
         for x in r.get("sgd", {}).get("rows", []):
             if "ours_to_sgd_objective_s" in x:
                 lines.append(
-                    f"{r['case']}: {x['model']}: SGD recipe ({r['sgd']['epochs']} epochs) {x['seconds']:.1f} s to objective {x['objective']:.8f}; "
-                    f"Newton-CG reaches that objective after {x['ours_to_sgd_objective_evals']} evaluations, ~{x['ours_to_sgd_objective_s']:.2f} s "
+                    f"{r['case']}: {x['model']}: SGD recipe ({r['sgd']['epochs']} epochs) {x['seconds']:.1f} "
+                    f"s to objective {x['objective']:.8f}; "
+                    f"Newton-CG reaches that objective after {x['ours_to_sgd_objective_evals']} evaluations, "
+                    f"~{x['ours_to_sgd_objective_s']:.2f} s "
                     f"({x['seconds'] / max(x['ours_to_sgd_objective_s'], 1e-9):.0f}x faster)"
                 )
     for r in results:
@@ -300,8 +367,10 @@ def format_tables(results):
             )
     lines.append("")
     hdr2 = (
-        f"{'case':8s} {'n':>7s} {'d':>4s} {'K':>4s} {'dtype':7s} {'chain s':>8s} {'evals':>5s} {'floor s':>8s} {'chain/floor':>11s} "
-        f"{'SD/teacher':>10s} {'peak xX':>7s} {'sklearn s':>9s} {'sk/teacher':>10s} {'sk |grad|':>9s} {'SGD chain s':>11s} {'SGD/chain':>9s} {'load':>5s}"
+        f"{'case':8s} {'n':>7s} {'d':>4s} {'K':>4s} {'dtype':7s} {'chain s':>8s} {'evals':>5s} "
+        f"{'floor s':>8s} {'chain/floor':>11s} "
+        f"{'SD/teacher':>10s} {'peak xX':>7s} {'sklearn s':>9s} {'sk/teacher':>10s} {'sk |grad|':>9s} "
+        f"{'SGD chain s':>11s} {'SGD/chain':>9s} {'load':>5s}"
     )
     lines.append(hdr2)
     lines.append("-" * len(hdr2))
@@ -311,9 +380,15 @@ def format_tables(results):
             sg = r.get("sgd")
             sd = c["max_sd_over_teacher"]
             lines.append(
-                f"{r['case']:8s} {r['n']:7d} {r['d']:4d} {r['K']:4d} {dt:7s} {c['seconds']:8.2f} {c['evals']:5d} {c['floor_s']:8.2f} "
-                f"{c['seconds'] / c['floor_s']:11.2f} {sd if sd is not None else float('nan'):10.2f} {c['peak_xX']:7.2f} "
-                + (f"{sk['seconds']:9.2f} {sk['seconds'] / c['teacher_s']:10.1f} {sk['grad_norm']:9.1e} " if sk else f"{'':9s} {'':10s} {'':9s} ")
+                f"{r['case']:8s} {r['n']:7d} {r['d']:4d} {r['K']:4d} {dt:7s} {c['seconds']:8.2f} "
+                f"{c['evals']:5d} {c['floor_s']:8.2f} "
+                f"{c['seconds'] / c['floor_s']:11.2f} {sd if sd is not None else float('nan'):10.2f} "
+                f"{c['peak_xX']:7.2f} "
+                + (
+                    f"{sk['seconds']:9.2f} {sk['seconds'] / c['teacher_s']:10.1f} {sk['grad_norm']:9.1e} "
+                    if sk
+                    else f"{'':9s} {'':10s} {'':9s} "
+                )
                 + (f"{sg['seconds']:11.1f} {sg['seconds'] / c['seconds']:9.1f} " if sg else f"{'':11s} {'':9s} ")
                 + f"{r['load']:5.1f}"
             )
@@ -321,13 +396,28 @@ def format_tables(results):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description="Speed and scale of the selfdistill chain (issue 5).")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Speed and scale of the selfdistill chain (issue 5)."
+    )
     p.add_argument("--quick", action="store_true", help="tiny versions of the cases (seconds; the CI smoke test)")
     p.add_argument("--sizes", nargs="+", metavar="CASE", help=f"cases to run, from {list(CASES)} (default: all)")
-    p.add_argument("--sgd-epochs", type=int, default=200, help="epochs of the authors' SGD recipe (default 200, theirs)")
-    p.add_argument("--no-sgd", action="store_true", help="skip the SGD baseline (it takes minutes per model at CIFAR scale)")
-    p.add_argument("--no-sklearn", action="store_true", help="skip the scikit-learn baseline (minutes at CIFAR scale: run to tol 1e-8)")
-    p.add_argument("--sgd-models", nargs="+", metavar="MODEL", help="models to train by SGD (default: all; e.g. 'round 0' 'round 1')")
+    p.add_argument(
+        "--sgd-epochs", type=int, default=200, help="epochs of the authors' SGD recipe (default 200, theirs)"
+    )
+    p.add_argument(
+        "--no-sgd", action="store_true", help="skip the SGD baseline (it takes minutes per model at CIFAR scale)"
+    )
+    p.add_argument(
+        "--no-sklearn",
+        action="store_true",
+        help="skip the scikit-learn baseline (minutes at CIFAR scale: run to tol 1e-8)",
+    )
+    p.add_argument(
+        "--sgd-models",
+        nargs="+",
+        metavar="MODEL",
+        help="models to train by SGD (default: all; e.g. 'round 0' 'round 1')",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     p.add_argument("--_worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

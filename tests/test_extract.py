@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
 from selfdistill.cli import main  # noqa: E402
-from selfdistill.data import load_npz  # noqa: E402
 from selfdistill.data import extract as ex  # noqa: E402
+from selfdistill.data import load_npz  # noqa: E402
 from selfdistill.data.extract import ExtractError, extract_features  # noqa: E402
 
 FAST = dict(backbone="resnet18", weights="none", image_size=32, batch_size=4, progress=False)

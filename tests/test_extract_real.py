@@ -18,8 +18,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
 from selfdistill.cli import main  # noqa: E402
-from selfdistill.data import load_digits, load_npz  # noqa: E402
 from selfdistill.data import extract as ex  # noqa: E402
+from selfdistill.data import load_digits, load_npz  # noqa: E402
 from selfdistill.data.extract import ExtractError, extract_features  # noqa: E402
 from selfdistill.data.images import find_fashion_mnist, load_images, read_idx  # noqa: E402
 from selfdistill.probe import fit_linear_probe  # noqa: E402

@@ -97,7 +97,8 @@ _IMAGE_EXT = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", 
 _LAYOUT = {
     "cifar10": "cifar-10-python.tar.gz extracted to <root>/cifar-10-batches-py/",
     "cifar100": "cifar-100-python.tar.gz extracted to <root>/cifar-100-python/",
-    "caltech101": "101_ObjectCategories.tar.gz (and Annotations.tar) extracted to <root>/caltech101/101_ObjectCategories/",
+    "caltech101": "101_ObjectCategories.tar.gz (and Annotations.tar) extracted to "
+    "<root>/caltech101/101_ObjectCategories/",
     "caltech256": "256_ObjectCategories.tar extracted to <root>/caltech256/256_ObjectCategories/",
     "food101": "food-101.tar.gz extracted to <root>/food-101/ (images/, meta/)",
     "stanford_cars": "the Stanford Cars images and devkit in <root>/stanford_cars/ (cars_train/, cars_test/, devkit/, "
