@@ -75,6 +75,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -374,7 +375,8 @@ def _open_image_dataset(name, *, root, test_size, seed, tf):
             seed = 0 if seed is None else seed
             tr, te = _stratified(labels, test_size, seed)
             full = _GrayImages(images, labels, tf)
-            return Subset(full, tr.tolist()), Subset(full, te.tolist()), list(classes), {
+            ds = cast(Any, full)  # a map-style dataset, not a torch Dataset subclass
+            return Subset(ds, tr.tolist()), Subset(ds, te.tolist()), list(classes), {
                 "kind": name, "split": "stratified", "test_size": test_size, "seed": seed, **prov}
         parts = [load_images(name, part, root=root) for part in ("train", "test")]
     except FileNotFoundError as exc:
@@ -388,31 +390,42 @@ def _open_image_dataset(name, *, root, test_size, seed, tf):
 def _open_dataset(dataset, *, root, download, test_dir, test_size, seed, image_size, mean=IMAGENET_MEAN,
                   std=IMAGENET_STD):
     """(train torch dataset, test torch dataset, class names, split info)."""
-    torch, torchvision = _torch()
-    from torch.utils.data import Subset
-    from torchvision import datasets as tvd
-
+    _torch()
     tf = _transform(image_size, mean, std)
     name = str(dataset)
     if name.lower() in IMAGE_DATASETS:
         return _open_image_dataset(name.lower(), root=root, test_size=test_size, seed=seed, tf=tf)
     if name.lower() not in PAPER_DATASETS:
-        classes = _image_folder_classes(name)
-        full = tvd.ImageFolder(name, transform=tf)
-        if test_dir is not None:
-            test_classes = _image_folder_classes(test_dir)
-            if test_classes != classes:
-                raise ExtractError(f"--test-dir {test_dir!r} has classes {test_classes}, but {name!r} has {classes}")
-            return full, tvd.ImageFolder(test_dir, transform=tf), classes, {
-                "kind": "ImageFolder", "train": str(Path(name).resolve()), "test": str(Path(test_dir).resolve())}
-        labels = np.asarray(full.targets, dtype=np.int64)
-        seed = 0 if seed is None else seed
-        tr, te = _stratified(labels, test_size, seed)
-        return Subset(full, tr.tolist()), Subset(full, te.tolist()), classes, {
-            "kind": "ImageFolder", "path": str(Path(name).resolve()), "split": "stratified",
-            "test_size": test_size, "seed": seed, "train_indices_sha256": _hash_idx(tr), "n_images": int(labels.size)}
+        return _open_image_folder(name, test_dir=test_dir, test_size=test_size, seed=seed, tf=tf)
+    return _open_paper_dataset(name.lower(), root=root, download=download, seed=seed, tf=tf)
 
-    name = name.lower()
+
+def _open_image_folder(name, *, test_dir, test_size, seed, tf):
+    """An ImageFolder directory: with --test-dir, or split stratified by class."""
+    from torch.utils.data import Subset
+    from torchvision import datasets as tvd
+
+    classes = _image_folder_classes(name)
+    full = tvd.ImageFolder(name, transform=tf)
+    if test_dir is not None:
+        test_classes = _image_folder_classes(test_dir)
+        if test_classes != classes:
+            raise ExtractError(f"--test-dir {test_dir!r} has classes {test_classes}, but {name!r} has {classes}")
+        return full, tvd.ImageFolder(test_dir, transform=tf), classes, {
+            "kind": "ImageFolder", "train": str(Path(name).resolve()), "test": str(Path(test_dir).resolve())}
+    labels = np.asarray(full.targets, dtype=np.int64)
+    seed = 0 if seed is None else seed
+    tr, te = _stratified(labels, test_size, seed)
+    return Subset(full, tr.tolist()), Subset(full, te.tolist()), classes, {
+        "kind": "ImageFolder", "path": str(Path(name).resolve()), "split": "stratified",
+        "test_size": test_size, "seed": seed, "train_indices_sha256": _hash_idx(tr), "n_images": int(labels.size)}
+
+
+def _open_paper_dataset(name, *, root, download, seed, tf):
+    """One of the paper's datasets from torchvision's layout under ``root`` (offline unless download)."""
+    from torch.utils.data import Subset
+    from torchvision import datasets as tvd
+
     root = Path(root) if root is not None else default_data_root()
     if download:
         root.mkdir(parents=True, exist_ok=True)
@@ -524,6 +537,22 @@ def _parts(dataset, *, root, download, test_dir, test_size, seed, image_size, no
     return train, test, classes, split
 
 
+def _chunk_dir(output, manifest) -> Path:
+    """The resumable chunk folder beside ``output``; chunks made with other settings are removed."""
+    key = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    chunk_dir = output.with_name(output.name + ".chunks")
+    if chunk_dir.is_dir():
+        try:
+            old = json.loads((chunk_dir / "manifest.json").read_text())
+        except (OSError, ValueError):
+            old = {}
+        if old.get("key") != key:
+            shutil.rmtree(chunk_dir)  # chunks of other settings: not reusable
+    chunk_dir.mkdir(exist_ok=True)
+    (chunk_dir / "manifest.json").write_text(json.dumps({"key": key, **manifest}, indent=1, default=str))
+    return chunk_dir
+
+
 def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT", model=None, root=None,
                      download=False, test_dir=None, test_size=0.2, seed=None, batch_size=128, chunk_size=2048,
                      image_size=224, device=None, num_workers=0, progress=True, limit_train=None,
@@ -565,17 +594,7 @@ def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT",
     manifest = {"dataset": str(dataset), "split": split, "backbone": binfo, "preprocessing": prep,
                 "n_train": len(train), "n_test": len(test), "chunk_size": chunk_size, "classes": classes,
                 "sources_sha256": hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16]}
-    key = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    chunk_dir = output.with_name(output.name + ".chunks")
-    if chunk_dir.is_dir():
-        try:
-            old = json.loads((chunk_dir / "manifest.json").read_text())
-        except (OSError, ValueError):
-            old = {}
-        if old.get("key") != key:
-            shutil.rmtree(chunk_dir)  # chunks of other settings: not reusable
-    chunk_dir.mkdir(exist_ok=True)
-    (chunk_dir / "manifest.json").write_text(json.dumps({"key": key, **manifest}, indent=1, default=str))
+    chunk_dir = _chunk_dir(output, manifest)
 
     bar = None
     if progress:
@@ -589,20 +608,11 @@ def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT",
     finally:
         if bar is not None:
             bar.close()
-    info = {
-        "source": "selfdistill extract",
-        "dataset": str(dataset),
-        "split": split,
-        "backbone": binfo,
-        "feature": "penultimate layer (input of the removed classifier), float32 -> float64, not normalised",
-        "preprocessing": prep,
-        "device": str(device),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "n_train": int(X_tr.shape[0]),
-        "n_test": int(X_te.shape[0]),
-        **sources,
-    }
+    info = {"source": "selfdistill extract", "dataset": str(dataset), "split": split, "backbone": binfo,
+            "feature": "penultimate layer (input of the removed classifier), float32 -> float64, not normalised",
+            "preprocessing": prep, "device": str(device), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "n_train": int(X_tr.shape[0]), "n_test": int(X_te.shape[0]),
+            **sources}
     name = Path(str(dataset)).name.lower() if str(dataset).lower() not in known else str(dataset).lower()
     present = sorted(set(np.unique(y_tr)) | set(np.unique(y_te)))
     if len(present) < len(classes):
