@@ -73,8 +73,8 @@ MODULES = (
     "selfdistill.theory.block_rounds",
     "selfdistill.theory.block_exact",
     "selfdistill.data.dataset",
-    "selfdistill.data.datasets",
-    "selfdistill.data.block",
+    "selfdistill.data.loaders",
+    "selfdistill.data.synthetic",
     "selfdistill.losses",
 )
 

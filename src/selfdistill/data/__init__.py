@@ -8,9 +8,9 @@
 * :func:`load_dataset` -- by name (:data:`DATASETS`) or path.
 """
 
-from .block import block_gram, make_block_features
 from .dataset import Dataset
-from .datasets import BLOCK_DEFAULTS, DATASETS, load_dataset, load_digits, load_npz, save_npz
+from .loaders import BLOCK_DEFAULTS, DATASETS, load_dataset, load_digits, load_npz, save_npz
+from .synthetic import block_gram, make_block_features
 
 __all__ = [
     "Dataset",

@@ -566,7 +566,7 @@ def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT",
     """
     torch, torchvision = _torch()
     from .dataset import Dataset
-    from .datasets import save_npz
+    from .loaders import save_npz
 
     output = Path(output)
     if not output.parent.is_dir():

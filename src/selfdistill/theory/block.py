@@ -45,7 +45,7 @@ import numpy as np
 
 from .._validation import check_choice, check_int, check_labels, check_positive
 from ..data._checks import _check_counts
-from ..data.block import _check_block_params, block_gram
+from ..data.synthetic import _check_block_params, block_gram
 from ..noise import NOISE_KINDS, corrupt_labels, realised_rates, transition_matrix
 from . import block_exact, block_linear, block_rounds
 from .block_spectrum import (

@@ -15,8 +15,8 @@ import numpy as np
 from .._io import atomic_open
 from .._validation import _check_label_values, check_features, check_int, check_labels
 from ._checks import _check_features_maybe_empty, _check_real
-from .block import make_block_features
 from .dataset import Dataset
+from .synthetic import make_block_features
 
 __all__ = ["DATASETS", "BLOCK_DEFAULTS", "load_digits", "load_npz", "save_npz", "load_dataset"]
 
