@@ -3,8 +3,9 @@
     python -m benchmarks.extract_sizes --sizes 64 96 128 --train 5000 --test 2000 --out DIR
 
 For each size S: ``selfdistill extract fashion_mnist --backbone efficientnet_lite0 --image-size S``
-on the same stratified subset (seed 0), timed (wall and CPU seconds, images/s), then the probe's
-test accuracy, reg chosen by :func:`selfdistill.model_selection.select_reg` on a validation split
+on the same stratified subset (seed 0), timed (wall and CPU seconds, images/s), then the test
+accuracy of scikit-learn's LogisticRegression(C=1) on standardised features and, with ``--probe``,
+of the probe with reg chosen by :func:`selfdistill.model_selection.select_reg` on a validation split
 of the training labels (never the test set), on the features as extracted (as a sweep uses them)
 (and standardised, ``--standardised``). Prints one row per size; ``--json`` writes them. Needs the
 ``efficientnet`` extra and the dataset (``dataset-fashion-mnist``).
@@ -38,6 +39,16 @@ def probe_accuracy(ds, standardise, grid):
         Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
     reg, _ = select_reg(Xtr, ds.y_train, grid=grid)
     return reg, float(np.mean(fit_linear_probe(Xtr, ds.y_train, reg).predict(Xte) == ds.y_test))
+
+
+def logreg_accuracy(ds):
+    """scikit-learn LogisticRegression(C=1, max_iter=300) on features standardised with training statistics."""
+    from sklearn.linear_model import LogisticRegression
+
+    mu, sd = ds.X_train.mean(0), ds.X_train.std(0)
+    sd[sd == 0] = 1.0
+    clf = LogisticRegression(C=1.0, max_iter=300).fit((ds.X_train - mu) / sd, ds.y_train)
+    return float(np.mean(clf.predict((ds.X_test - mu) / sd) == ds.y_test))
 
 
 def extract_size(size, args):
@@ -91,7 +102,12 @@ def main(argv=None):
         default=[1e-2, 1e-3, 1e-4, 1e-5],
         help="reg values select_reg chooses from (on the training labels)",
     )
-    p.add_argument("--standardised", action="store_true", help="also probe standardised features")
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="also fit_linear_probe with reg chosen by select_reg (slow: minutes per fit at weak reg)",
+    )
+    p.add_argument("--standardised", action="store_true", help="--probe also on standardised features")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     rows = {}
@@ -106,7 +122,8 @@ def main(argv=None):
 
     for size in args.sizes:
         ds = load_npz(rows[size]["file"])
-        for std in (False, True) if args.standardised else (False,):
+        rows[size]["test_acc_logreg_C1_standardised"] = logreg_accuracy(ds)
+        for std in ((False, True) if args.standardised else (False,)) if args.probe else ():
             reg, acc = probe_accuracy(ds, std, args.grid)
             key = "standardised" if std else "raw"
             rows[size][f"reg_{key}"], rows[size][f"test_acc_{key}"] = reg, acc
