@@ -75,6 +75,8 @@ MODULES = (
     "selfdistill.data.dataset",
     "selfdistill.data.loaders",
     "selfdistill.data.synthetic",
+    "selfdistill.data.images",
+    "selfdistill.data.extract",
     "selfdistill.losses",
 )
 

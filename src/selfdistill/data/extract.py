@@ -109,7 +109,16 @@ _LAYOUT = {
 
 
 class ExtractError(ValueError):
-    """Bad input or a missing file for feature extraction (the message says what to do)."""
+    """Bad input or a missing file for feature extraction (the message says what to do).
+
+    Examples
+    --------
+    >>> try:
+    ...     extract_features("no-such-dataset", "f.npz", progress=False)
+    ... except ExtractError as exc:
+    ...     print(str(exc).startswith("unknown dataset"))
+    True
+    """
 
 
 def _torch():
@@ -165,6 +174,14 @@ def load_backbone(name="resnet34", weights="DEFAULT", *, download=False, image_s
     model : torch.nn.Module in eval mode
     info : dict
         backbone, weights (file, sha256), package versions, ``normalize`` (mean, std).
+
+    Examples
+    --------
+    >>> import torch
+    >>> model, info = load_backbone("resnet18", "none")  # random weights: nothing to download
+    >>> with torch.no_grad():
+    ...     print(tuple(model(torch.zeros(2, 3, 32, 32)).shape), info["weights"].split()[0])
+    (2, 512) none
     """
     torch, torchvision = _torch()
     from torchvision import models
@@ -557,12 +574,73 @@ def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT",
                      download=False, test_dir=None, test_size=0.2, seed=None, batch_size=128, chunk_size=2048,
                      image_size=224, device=None, num_workers=0, progress=True, limit_train=None,
                      limit_test=None) -> Path:
-    """Extract features of ``dataset`` and write them to ``output`` (.npz). Returns the path.
+    """Extract backbone features of an image dataset and write them to ``output`` (.npz).
 
-    ``model``: a torch module mapping a batch of images (B, 3, S, S) to features (B, d); when given,
-    ``backbone`` and ``weights`` are only recorded (ImageNet normalisation). ``limit_train`` /
-    ``limit_test``: keep that many images of each part, stratified by class. Everything else: see
-    the module docstring.
+    Work is done in resumable chunks beside ``output`` (``<output>.chunks/``): an interrupted call
+    with the same settings continues where it stopped. The file holds X_train (n, d), y_train (n,),
+    X_test (m, d), y_test (m,), class_names and an ``info`` record (backbone and weights sha256,
+    package versions, preprocessing, split, each point's index in the source dataset).
+
+    Parameters
+    ----------
+    dataset : str
+        One of :data:`PAPER_DATASETS`, ``"fashion_mnist"``, ``"digits"``, or an ImageFolder directory.
+    output : str or path-like
+        The .npz file to write (its folder must exist).
+    backbone : str, default "resnet34"
+        See :func:`load_backbone`.
+    weights : str, default "DEFAULT"
+        See :func:`load_backbone`.
+    model : torch.nn.Module, optional
+        Maps images (B, 3, S, S) to features (B, d); when given, ``backbone`` and ``weights`` are
+        only recorded (ImageNet normalisation).
+    root : str or path-like, optional
+        Where the dataset files are (default: ``$SELFDISTILL_DATA``; Fashion-MNIST also the
+        Debian package's folder).
+    download : bool, default False
+        Let torchvision fetch a missing dataset or weights.
+    test_dir : str, optional
+        ImageFolder only: a separate test folder (else a stratified split).
+    test_size : float, default 0.2
+        Test share of stratified splits.
+    seed : int, optional
+        Seed of stratified splits and subsets (the dataset's default when None).
+    batch_size : int, default 128
+        Images per forward pass.
+    chunk_size : int, default 2048
+        Images per resumable chunk.
+    image_size : int, default 224
+        Side S of the resized images.
+    device : str, optional
+        Torch device (default: cuda if available, else cpu).
+    num_workers : int, default 0
+        Data-loader worker processes.
+    progress : bool, default True
+        Show a progress bar.
+    limit_train, limit_test : int, optional
+        Keep that many images of each part, stratified by class (seeded).
+
+    Returns
+    -------
+    pathlib.Path
+        ``output``.
+
+    Raises
+    ------
+    ExtractError
+        Unknown dataset, missing files or folder, bad limits (the message says what to do).
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from selfdistill.data import load_npz
+    >>> out = os.path.join(tempfile.mkdtemp(), "digits.npz")
+    >>> tiny = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())  # 12 features
+    >>> _ = extract_features("digits", out, model=tiny, image_size=16, limit_train=30, limit_test=20,
+    ...                      test_size=0.3, progress=False)
+    >>> ds = load_npz(out)
+    >>> ds.X_train.shape, ds.X_test.shape, len(ds.info["train_indices"])
+    ((30, 12), (20, 12), 30)
     """
     torch, torchvision = _torch()
     from .dataset import Dataset

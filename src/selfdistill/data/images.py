@@ -50,6 +50,21 @@ def read_idx(path) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of uint8, shape given by the header (e.g. (60000, 28, 28) or (60000,))
+
+    Raises
+    ------
+    ValueError
+        The file is not an idx file of unsigned bytes, or its size disagrees with its header.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny-idx1-ubyte")
+    >>> with open(path, "wb") as fh:  # 3 labels: header 00 00 08 01, size 3, then the bytes
+    ...     _ = fh.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 9]))
+    >>> read_idx(path).tolist()
+    [7, 2, 9]
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -67,18 +82,52 @@ def read_idx(path) -> np.ndarray:
 
 
 def default_data_root() -> Path:
-    """Where datasets live by default: ``$SELFDISTILL_DATA``, else ``~/.cache/selfdistill/data``."""
+    """Where datasets live by default: ``$SELFDISTILL_DATA``, else ``~/.cache/selfdistill/data``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created here).
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["SELFDISTILL_DATA"] = "/data/mine"
+    >>> str(default_data_root())
+    '/data/mine'
+    >>> del os.environ["SELFDISTILL_DATA"]
+    """
     return Path(os.environ.get("SELFDISTILL_DATA") or Path.home() / ".cache" / "selfdistill" / "data")
 
 
 def find_fashion_mnist(root=None) -> Path:
     """The folder holding Fashion-MNIST's four idx files (see the module docstring for the search order).
 
+    Parameters
+    ----------
+    root : str or path-like, optional
+        Look in ``root/FashionMNIST/raw`` (torchvision's layout) and ``root`` only; default:
+        ``default_data_root()/FashionMNIST/raw``, then the Debian package's folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The first folder that holds the four files (each plain or ``.gz``).
+
     Raises
     ------
     FileNotFoundError
         None of the places holds the four files; the message lists where it looked and how to
         install them.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> try:
+    ...     find_fashion_mnist(tempfile.mkdtemp())  # an empty folder
+    ... except FileNotFoundError as exc:
+    ...     print("dataset-fashion-mnist" in str(exc))
+    True
     """
     if root is not None:
         places = [Path(root) / "FashionMNIST" / "raw", Path(root)]
