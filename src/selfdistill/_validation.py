@@ -98,6 +98,7 @@ def check_features(
         if X.dtype == np.dtype(dtype) or (stream and X.dtype in STREAM_DTYPES):
             _check_finite_chunked(X, name)
             return X
+    _refuse_sparse_or_complex(X, name)
     try:
         arr = np.asarray(X, dtype=dtype)
     except (TypeError, ValueError) as exc:
@@ -107,6 +108,23 @@ def check_features(
         bad = np.argwhere(~np.isfinite(arr))[0]
         _raise_nonfinite(name, arr[tuple(bad)], bad[0], bad[1], int(np.sum(~np.isfinite(arr))))
     return arr
+
+
+def _refuse_sparse_or_complex(X, name: str) -> None:
+    """A ValueError naming ``name`` for scipy.sparse matrices and complex arrays (refused, not converted)."""
+    import scipy.sparse
+
+    if scipy.sparse.issparse(X):
+        raise ValueError(
+            f"{name} is a scipy.sparse {type(X).__name__} of shape {X.shape}; the solver needs a dense array: "
+            f"pass {name}.toarray() (reduce the dimension first, e.g. with TruncatedSVD, if it is too large)")
+    if np.iscomplexobj(X):
+        raise ValueError(f"{name} must be real, got a complex array (dtype {np.asarray(X).dtype}); the imaginary "
+                         "part is not dropped silently: pass the real features you mean")
+
+
+#: Labels beyond this magnitude cannot be class indices (and would overflow int64).
+_MAX_LABEL = 2**62
 
 
 def _check_label_values(arr: np.ndarray, name: str) -> np.ndarray:
@@ -122,6 +140,9 @@ def _check_label_values(arr: np.ndarray, name: str) -> np.ndarray:
         if not bad.any():
             bad = arr != np.round(arr)
             what = "non-integer"
+        if not bad.any():
+            bad = np.abs(arr) > _MAX_LABEL
+            what = "out-of-range"
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(

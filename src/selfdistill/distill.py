@@ -8,6 +8,7 @@ the teacher's outputs (docs/science.md: SD, the PLL student).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 from ._validation import check_choice, check_features, check_int, check_labels, check_positive
 from .metrics import model_metrics, topk_coverage
 from .probe import _ChainCache, fit_linear_probe, fit_partial_label_probe
-from .targets import refine_targets
+from .targets import check_mix, refine_targets
 
 __all__ = ["PLL_LOSSES", "ChainRound", "DistillResult", "distill", "pll_model_names", "pll_round", "run_chain"]
 
@@ -401,6 +402,20 @@ def _model_metrics(models, probs, y, y_true, X_test, y_test, coverage) -> list[d
     ]
 
 
+def _check_chain_memory(n_models: int, n: int, K: int, d: int) -> None:
+    """Refuse, with the estimate, a chain whose kept models and training outputs ((K, d) and (n, K)
+    float64 arrays per model) would not fit in this machine's physical memory."""
+    need = n_models * (n * K + K * d) * 8
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - platforms without sysconf
+        return
+    if need > have:
+        raise ValueError(f"rounds: a chain of {n_models:,} models keeps about {need / 2**30:,.1f} GiB of weights and "
+                         f"training outputs, more than this machine's {have / 2**30:,.1f} GiB of memory; ask for "
+                         "fewer rounds")
+
+
 def distill(
     X,
     y,
@@ -493,8 +508,9 @@ def distill(
     reg = check_positive(reg, "reg")
     rounds = check_int(rounds, "rounds", low=0)
     losses, top_k = _check_pll(pll, pll_loss, top_k, K)
+    _check_chain_memory(rounds + 1 + (len(losses) if pll else 0), n, K, X.shape[1])
     temperature = check_positive(temperature, "temperature")
-    mix = check_positive(mix, "mix", strict=False)
+    mix = check_mix(mix)
     X_test, y_test, y_true = _check_eval_sets(X, X_test, y_test, y_true, K)
 
     solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype,

@@ -11,7 +11,40 @@ from numpy.typing import ArrayLike
 
 from ._validation import check_choice, check_int, check_labels, check_positive, check_targets
 
-__all__ = ["refine_targets", "topk_mask", "topk_weights", "TARGET_KINDS", "TIE_RTOL"]
+#: The largest ``mix`` (xi) accepted: xi * P + (1 - xi) * one-hot keeps unit row sums to ~xi * 1e-16.
+MAX_MIX = 1e6
+
+def check_mix(mix: float) -> float:
+    """``mix`` (xi) as a float in [0, :data:`MAX_MIX`]; a ValueError naming ``mix`` otherwise.
+
+    Parameters
+    ----------
+    mix : float
+        The weight xi of the teacher's outputs in xi * P + (1 - xi) * one-hot(given).
+
+    Returns
+    -------
+    float
+        ``mix``, checked.
+
+    Raises
+    ------
+    ValueError
+        ``mix`` negative, not a number, or above :data:`MAX_MIX`.
+
+    Examples
+    --------
+    >>> check_mix(0.5)
+    0.5
+    """
+    mix = check_positive(mix, "mix", strict=False)
+    if mix > MAX_MIX:
+        raise ValueError(f"mix must be <= {MAX_MIX:g} (beyond it the mixed targets mix * P + (1 - mix) * one-hot "
+                         f"lose their unit row sums to round-off), got mix={mix!r}")
+    return mix
+
+
+__all__ = ["refine_targets", "topk_mask", "topk_weights", "check_mix", "TARGET_KINDS", "TIE_RTOL", "MAX_MIX"]
 
 TARGET_KINDS = ("soft", "topk")
 
@@ -178,7 +211,7 @@ def refine_targets(
         raise ValueError(f"probs must be the teacher's (n, K) softmax outputs, got shape {np.shape(probs)}")
     check_choice(kind, "kind", TARGET_KINDS)
     temperature = check_positive(temperature, "temperature")
-    mix = check_positive(mix, "mix", strict=False)
+    mix = check_mix(mix)
     tie_rtol = check_positive(tie_rtol, "tie_rtol", strict=False)
     n, K = P.shape
     if kind == "soft":
