@@ -37,5 +37,14 @@ def test_mix_beyond_its_bound_names_mix_before_any_fit():
 
 
 def test_rounds_beyond_memory_are_refused_with_the_estimate():
-    with pytest.raises(ValueError, match=r"rounds: a chain of 1,000,000,002 models keeps about [\d,.]+ GiB"):
+    with pytest.raises(ValueError, match=r"rounds: a chain of 1,000,000,002 models .* would need about [\d,.]+ GiB"):
         distill(X, Y, reg=1e-2, rounds=10**9)
+
+
+def test_theory_with_a_billion_points_is_refused_before_anything_is_written(tmp_path, capsys):
+    from selfdistill.cli import main
+
+    assert main(["theory", "--per-class", "100000000", "-q", "-o", str(tmp_path / "th")]) == 2
+    err = capsys.readouterr().err
+    assert "per_class:" in err and "GiB" in err and "Traceback" not in err
+    assert not (tmp_path / "th").exists()

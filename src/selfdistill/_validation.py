@@ -110,6 +110,25 @@ def check_features(
     return arr
 
 
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the platform does not say)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - platforms without sysconf
+        return None
+
+
+def check_memory(need: float, name: str, what: str, hint: str) -> None:
+    """Refuse up front, naming ``name`` and giving the estimate, work whose arrays (``need`` bytes,
+    described by ``what``) would not fit in physical memory; ``hint`` says what to change."""
+    have = physical_memory()
+    if have is not None and need > have:
+        raise ValueError(f"{name}: {what} would need about {need / 2**30:,.1f} GiB, more than this machine's "
+                         f"{have / 2**30:,.1f} GiB of memory; {hint}")
+
+
 def _refuse_sparse_or_complex(X, name: str) -> None:
     """A ValueError naming ``name`` for scipy.sparse matrices and complex arrays (refused, not converted)."""
     import scipy.sparse

@@ -8,13 +8,12 @@ the teacher's outputs (docs/science.md: SD, the PLL student).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ._validation import check_choice, check_features, check_int, check_labels, check_positive
+from ._validation import check_choice, check_features, check_int, check_labels, check_memory, check_positive
 from .metrics import model_metrics, topk_coverage
 from .probe import _ChainCache, fit_linear_probe, fit_partial_label_probe
 from .targets import check_mix, refine_targets
@@ -405,15 +404,8 @@ def _model_metrics(models, probs, y, y_true, X_test, y_test, coverage) -> list[d
 def _check_chain_memory(n_models: int, n: int, K: int, d: int) -> None:
     """Refuse, with the estimate, a chain whose kept models and training outputs ((K, d) and (n, K)
     float64 arrays per model) would not fit in this machine's physical memory."""
-    need = n_models * (n * K + K * d) * 8
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - platforms without sysconf
-        return
-    if need > have:
-        raise ValueError(f"rounds: a chain of {n_models:,} models keeps about {need / 2**30:,.1f} GiB of weights and "
-                         f"training outputs, more than this machine's {have / 2**30:,.1f} GiB of memory; ask for "
-                         "fewer rounds")
+    check_memory(n_models * (n * K + K * d) * 8, "rounds", f"a chain of {n_models:,} models (weights and "
+                 "training outputs)", "ask for fewer rounds")
 
 
 def distill(

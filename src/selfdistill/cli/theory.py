@@ -149,11 +149,12 @@ def run(args) -> int:
     if getattr(args, "features", None) is not None:
         return _run_real_features(args, t_start)
     bm, clusters = _block_model(args)
-    out = ensure_output_dir(args.output, name="--output")
     y_noisy, N = _block_labels(args, bm, clusters)
+    # the trained probes first: their features are the largest arrays (refused up front if too large)
+    tr = _trained(args, y_noisy) if not args.no_train else {"acc": None, "test": None, "pll": None, "seconds": None}
     cf = _closed_form(args, bm, N, clusters)
     ex = _exact(args, bm, N)
-    tr = _trained(args, y_noisy) if not args.no_train else {"acc": None, "test": None, "pll": None, "seconds": None}
+    out = ensure_output_dir(args.output, name="--output")
     spec = bm.eigenvalues()
     files = {}
     if not args.no_figures:

@@ -26,7 +26,7 @@ import numbers
 
 import numpy as np
 
-from .._validation import check_int, check_random_state
+from .._validation import check_int, check_memory, check_random_state
 from ._checks import _check_counts, _check_real
 from .dataset import Dataset
 
@@ -251,6 +251,10 @@ def make_block_features(
     c, d, c_super, sup = _check_block_params(c, d, superclasses, c_super, K, generator=True)
     if dim is not None:
         dim = check_int(dim, "dim", low=1)
+    N_all = int(np.sum(n_per)) + int(np.sum(m_per))
+    width = dim if dim is not None else 1 + K + N_all + (0 if sup is None else int(np.max(sup)) + 1)
+    check_memory(8.0 * N_all * width, "per_class", f"{N_all:,} block-model feature rows of dimension {width:,}",
+                 "use fewer points per class (the exact construction's dimension grows with them), or dim=")
     rng = check_random_state(seed)
 
     y_train = np.repeat(np.arange(K, dtype=np.int64), n_per)
