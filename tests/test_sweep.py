@@ -357,3 +357,42 @@ def test_cleanlab_baseline_without_cleanlab_says_how_to_install(tmp_path, feats,
     assert main(["sweep", str(p), "--db", str(tmp_path / "c.db"), "-q"]) == 2
     assert "pip install 'selfdistill[cleanlab]'" in capsys.readouterr().err
     assert not (tmp_path / "c.db").exists()
+
+
+def test_a_scheduler_killed_mid_sweep_ends_with_one_message_and_no_traceback(tmp_path, feats):
+    pytest.importorskip("distributed")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), SRC, os.environ.get("PYTHONPATH", "")]),
+               SD_TEST_TASK_DELAY="1.0")
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(port),
+                               "--dashboard-address", ":0"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    try:
+        assert _wait_for(lambda: _port_open(port), timeout=60)
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", f"tcp://127.0.0.1:{port}",
+                                       "--nthreads", "1", "--nworkers", "1"], env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        db = tmp_path / "d.db"
+        driver = subprocess.Popen([sys.executable, "-m", "selfdistill", "sweep", str(cfg(tmp_path, feats)), "--db",
+                                   str(db), "-q", "--scheduler", f"tcp://127.0.0.1:{port}"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(driver)
+        assert _wait_for(lambda: _count(db) >= 1 or driver.poll() is not None, timeout=120)
+        assert driver.poll() is None, driver.communicate()
+        procs[0].send_signal(signal.SIGKILL)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert driver.returncode == 1, err
+    assert "Traceback" not in err, err
+    assert err.count("selfdistill: error:") == 1 and "finished tasks are saved; rerun to resume" in err, err
+
+
+def _port_open(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

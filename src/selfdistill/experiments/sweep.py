@@ -29,6 +29,7 @@ One task is :func:`~.runner.compute_task`, the same function everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -281,6 +282,27 @@ def connect_scheduler(address: str, timeout: float = 5.0) -> Any:
                          f"({type(exc).__name__}: {exc}); " + hint) from None
 
 
+@contextlib.contextmanager
+def _dask_client(address, timeout):
+    """A Client on ``address`` (see :func:`connect_scheduler`) with Dask's own logging silenced while it
+    lives: a scheduler that dies mid-sweep ends the sweep with our one message, not Dask's tracebacks."""
+    import logging
+
+    client = connect_scheduler(address, timeout)
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in ("distributed", "tornado", "asyncio")]
+    loggers = [logging.getLogger(n) for n in sorted(set(names) | {"distributed", "tornado", "asyncio"})]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:  # Dask configures levels on its sub-loggers: each is raised, then restored
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.close(timeout=2)
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def _run_dask(client, claims, config, payloads, blas_threads, on_done):
     from distributed import as_completed
 
@@ -314,7 +336,8 @@ def _collect(futs, on_done, as_completed):
         try:
             rec = fut.result()
         except Exception as exc:
-            raise SweepError(f"task {task.task_id} failed on the cluster: {type(exc).__name__}: {exc}") from exc
+            raise SweepError(f"task {task.task_id} failed on the cluster: {type(exc).__name__}: {exc} (if the "
+                             "scheduler or its workers went away: finished tasks are saved; rerun to resume)") from exc
         on_done(rec)
 
 
@@ -510,7 +533,8 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
         config = load_sweep_config(config)
     check_work(config, allow_large=allow_large)
     check_baseline_dependencies(config.baselines)
-    client = connect_scheduler(scheduler, connect_timeout) if scheduler else None
+    stack = contextlib.ExitStack()
+    client = stack.enter_context(_dask_client(scheduler, connect_timeout)) if scheduler else None
     seconds, caught = [], []
     try:
         payloads = payloads or prepare_datasets(config)
@@ -541,8 +565,7 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
                 renewer.stop()
                 store.release(claims.owner)  # unfinished tasks (Ctrl-C, an error) go to other drivers at once
     finally:
-        if client is not None:
-            client.close()
+        stack.close()
     return SweepResult(db_path=Path(db_path), n_tasks=len(tasks), n_computed=len(todo),
                        n_skipped=len(tasks) - len(todo), n_replaced=replaced, seconds=time.perf_counter() - t_start,
                        task_seconds=seconds, warnings=list(dict.fromkeys(caught)))
