@@ -127,3 +127,16 @@ def test_wrong_columns_and_bad_json_are_named(tmp_path):
         st.conn.execute("UPDATE tasks SET metrics = '{\"a\": 1}'")
         with pytest.raises(StoreError, match="column 'metrics': expected a JSON array of objects"):
             st.records()
+
+
+def test_wrongly_typed_metrics_are_named(tmp_path):
+    db = tmp_path / "types.db"
+    with ResultStore(db) as st:
+        st.put(record())
+        st.conn.execute("""UPDATE tasks SET metrics = '[{"model": "round 0", "test_acc": "high"}]'""")
+        with pytest.raises(StoreError, match=r"types.db'.*column 'metrics': model 'round 0', 'test_acc' must be a "
+                                             r"number or null, got str 'high'"):
+            st.rows()
+        st.conn.execute("""UPDATE tasks SET metrics = '[{"test_acc": 0.5}]'""")
+        with pytest.raises(StoreError, match="a model without a string 'model' name"):
+            st.rows()

@@ -68,6 +68,11 @@ _COLUMNS = ("task_id", "dataset", "noise", "rate", "seed", "config_hash", "confi
             "worker", "library_version", "finished_at")
 
 
+#: Metrics the reports compute with: each must be a number or null in a stored task.
+_NUMERIC_METRICS = ("test_acc", "gain", "train_acc", "kept", "corrected", "agree_given", "topk_coverage", "reg",
+                    "realised_rate")
+
+
 class StoreError(ValueError):
     """A results database that cannot be used (other schema version, not a selfdistill file).
 
@@ -564,7 +569,20 @@ class ResultStore:
                 raise StoreError(f"results database {str(self.path)!r}: task {rec['task_id']!r}, column {k!r}: "
                                  f"expected a JSON {'array of objects' if kind is list else 'object'}, got "
                                  f"{type(rec[k]).__name__}")
+        for m in rec["metrics"]:
+            self._check_metric(rec["task_id"], m)
         return rec
+
+    def _check_metric(self, task_id, m):
+        """A model's metrics: a string ``model`` and numbers (or null) for the values reports draw."""
+        where = f"results database {str(self.path)!r}: task {task_id!r}, column 'metrics'"
+        if not isinstance(m.get("model"), str):
+            raise StoreError(f"{where}: a model without a string 'model' name ({m.get('model')!r})")
+        for key in _NUMERIC_METRICS:
+            v = m.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise StoreError(f"{where}: model {m['model']!r}, {key!r} must be a number or null, got "
+                                 f"{type(v).__name__} {v!r}")
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per (task, model): the input of every table, CSV and figure.
