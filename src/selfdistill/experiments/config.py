@@ -174,7 +174,6 @@ class Integer:
 
     low: int
     high: int | None = None
-    plural: str = ""
 
     def describe(self, many=False):
         top = "" if self.high is None else f" and <= {self.high}"

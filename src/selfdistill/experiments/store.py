@@ -216,14 +216,14 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> store.close()
-    >>> with ResultStore(os.path.join(tmp.name, "results.db"), create=False) as store:
-    ...     store.count()
-    0
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> store.close()
+        >>> with ResultStore(os.path.join(tmp.name, "results.db"), create=False) as store:
+        ...     store.count()
+        0
+        >>> tmp.cleanup()
         """
         self.conn.close()
 
@@ -249,14 +249,14 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> store.set_meta("config", {"rounds": 1})
-    >>> store.get_meta("config")
-    {'rounds': 1}
-    >>> store.close()
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> store.set_meta("config", {"rounds": 1})
+        >>> store.get_meta("config")
+        {'rounds': 1}
+        >>> store.close()
+        >>> tmp.cleanup()
         """
         with self._tx():
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
@@ -278,13 +278,13 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> store.get_meta("schema_version"), store.get_meta("config", "none")
-    (1, 'none')
-    >>> store.close()
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> store.get_meta("schema_version"), store.get_meta("config", "none")
+        (1, 'none')
+        >>> store.close()
+        >>> tmp.cleanup()
         """
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         if row is None:
@@ -308,19 +308,19 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
-    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
-    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
-    >>> store.done()
-    {}
-    >>> store.put(rec)
-    >>> store.done()
-    {'b/symmetric/0.3/0': 'h1'}
-    >>> store.close()
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+        ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+        ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+        >>> store.done()
+        {}
+        >>> store.put(rec)
+        >>> store.done()
+        {'b/symmetric/0.3/0': 'h1'}
+        >>> store.close()
+        >>> tmp.cleanup()
         """
         return dict(self.conn.execute("SELECT task_id, config_hash FROM tasks"))
 
@@ -337,18 +337,18 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
-    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
-    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
-    >>> store.put(rec)
-    >>> store.put({**rec, "config_hash": "h2"})  # the same task again: the row is replaced
-    >>> store.count(), store.done()
-    (1, {'b/symmetric/0.3/0': 'h2'})
-    >>> store.close()
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+        ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+        ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+        >>> store.put(rec)
+        >>> store.put({**rec, "config_hash": "h2"})  # the same task again: the row is replaced
+        >>> store.count(), store.done()
+        (1, {'b/symmetric/0.3/0': 'h2'})
+        >>> store.close()
+        >>> tmp.cleanup()
         """
         self.put_many([record])
 
@@ -366,19 +366,19 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
-    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
-    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
-    >>> store.claim(rec["task_id"], owner="driver-1", config_hash="h1", lease=60.0)
-    'claimed'
-    >>> store.put_many([rec, {**rec, "task_id": "b/class_cluster/0.3/0", "noise": "class_cluster"}])
-    >>> sorted(store.done())
-    ['b/class_cluster/0.3/0', 'b/symmetric/0.3/0']
-    >>> store.close()
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+        ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+        ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+        >>> store.claim(rec["task_id"], owner="driver-1", config_hash="h1", lease=60.0)
+        'claimed'
+        >>> store.put_many([rec, {**rec, "task_id": "b/class_cluster/0.3/0", "noise": "class_cluster"}])
+        >>> sorted(store.done())
+        ['b/class_cluster/0.3/0', 'b/symmetric/0.3/0']
+        >>> store.close()
+        >>> tmp.cleanup()
         """
         from .. import __version__
 
@@ -416,19 +416,19 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> store.claim("b/symmetric/0.3/0", "driver-1", "h1", lease=60.0)
-    'claimed'
-    >>> store.claim("b/symmetric/0.3/0", "driver-2", "h1", lease=60.0)  # driver-1 holds it
-    'held'
-    >>> store.claim("b/symmetric/0.5/0", "driver-1", "h1", lease=-1.0)  # a lease that has run out ...
-    'claimed'
-    >>> store.claim("b/symmetric/0.5/0", "driver-2", "h1", lease=60.0)  # ... is taken over
-    'claimed'
-    >>> store.close()
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> store.claim("b/symmetric/0.3/0", "driver-1", "h1", lease=60.0)
+        'claimed'
+        >>> store.claim("b/symmetric/0.3/0", "driver-2", "h1", lease=60.0)  # driver-1 holds it
+        'held'
+        >>> store.claim("b/symmetric/0.5/0", "driver-1", "h1", lease=-1.0)  # a lease that has run out ...
+        'claimed'
+        >>> store.claim("b/symmetric/0.5/0", "driver-2", "h1", lease=60.0)  # ... is taken over
+        'claimed'
+        >>> store.close()
+        >>> tmp.cleanup()
         """
         import time
 
@@ -459,16 +459,16 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> store.claim("b/symmetric/0.3/0", "driver-1", "h1", lease=-1.0)  # expired at once
-    'claimed'
-    >>> store.renew("driver-1", lease=60.0)
-    >>> store.claim("b/symmetric/0.3/0", "driver-2", "h1", lease=60.0)
-    'held'
-    >>> store.close()
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> store.claim("b/symmetric/0.3/0", "driver-1", "h1", lease=-1.0)  # expired at once
+        'claimed'
+        >>> store.renew("driver-1", lease=60.0)
+        >>> store.claim("b/symmetric/0.3/0", "driver-2", "h1", lease=60.0)
+        'held'
+        >>> store.close()
+        >>> tmp.cleanup()
         """
         import time
 
@@ -485,16 +485,16 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> store.claim("b/symmetric/0.3/0", "driver-1", "h1", lease=60.0)
-    'claimed'
-    >>> store.release("driver-1")
-    >>> store.claim("b/symmetric/0.3/0", "driver-2", "h1", lease=60.0)
-    'claimed'
-    >>> store.close()
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> store.claim("b/symmetric/0.3/0", "driver-1", "h1", lease=60.0)
+        'claimed'
+        >>> store.release("driver-1")
+        >>> store.claim("b/symmetric/0.3/0", "driver-2", "h1", lease=60.0)
+        'claimed'
+        >>> store.close()
+        >>> tmp.cleanup()
         """
         with self._tx():
             self.conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
@@ -509,17 +509,17 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
-    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
-    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
-    >>> store.put(rec)
-    >>> store.count()
-    1
-    >>> store.close()
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+        ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+        ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+        >>> store.put(rec)
+        >>> store.count()
+        1
+        >>> store.close()
+        >>> tmp.cleanup()
         """
         return int(self.conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0])
 
@@ -540,18 +540,18 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
-    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
-    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
-    >>> store.put(rec)
-    >>> r = store.records()[0]
-    >>> r["task_id"], r["metrics"], r["finished_at"] is not None
-    ('b/symmetric/0.3/0', [{'model': 'round 0', 'test_acc': 0.9}], True)
-    >>> store.close()
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+        ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+        ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+        >>> store.put(rec)
+        >>> r = store.records()[0]
+        >>> r["task_id"], r["metrics"], r["finished_at"] is not None
+        ('b/symmetric/0.3/0', [{'model': 'round 0', 'test_acc': 0.9}], True)
+        >>> store.close()
+        >>> tmp.cleanup()
         """
         cur = self.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM tasks ORDER BY dataset, noise, rate, seed")
         return [self._decode(dict(zip(_COLUMNS, values, strict=True))) for values in cur]
@@ -596,18 +596,18 @@ class ResultStore:
 
         Examples
         --------
-    >>> import os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
-    >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
-    ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
-    ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
-    >>> store.put(rec)
-    >>> store.rows()  # doctest: +NORMALIZE_WHITESPACE
-    [{'dataset': 'b', 'noise': 'symmetric', 'rate': 0.3, 'seed': 0, 'rounds': 0, 'top_k': None,
-      'exact_noise': None, 'reg_rule': 'fixed', 'model': 'round 0', 'test_acc': 0.9}]
-    >>> store.close()
-    >>> tmp.cleanup()
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+        ...        "config_hash": "h1", "config": {"rounds": 0, "reg": 0.001},
+        ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}}
+        >>> store.put(rec)
+        >>> store.rows()  # doctest: +NORMALIZE_WHITESPACE
+        [{'dataset': 'b', 'noise': 'symmetric', 'rate': 0.3, 'seed': 0, 'rounds': 0, 'top_k': None,
+          'exact_noise': None, 'reg_rule': 'fixed', 'model': 'round 0', 'test_acc': 0.9}]
+        >>> store.close()
+        >>> tmp.cleanup()
         """
         rows = []
         for rec in self.records():

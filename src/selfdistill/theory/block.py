@@ -961,9 +961,9 @@ def phase_maps(n_classes, per_class, d, reg, kind, rates, gaps, *, clusters=None
 
         Examples
         --------
-    >>> maps = phase_maps(3, 20, 0.1, 1e-2, "symmetric", [0.3, 0.7], [0.3])
-    >>> maps["min_rounds"].tolist(), maps["verdict"].tolist()
-    ([[0.0, nan]], [['both', 'neither']])
+        >>> maps = phase_maps(3, 20, 0.1, 1e-2, "symmetric", [0.3, 0.7], [0.3])
+        >>> maps["min_rounds"].tolist(), maps["verdict"].tolist()
+        ([[0.0, nan]], [['both', 'neither']])
         """
     rates = np.asarray(rates, dtype=np.float64)
     gaps = np.asarray(gaps, dtype=np.float64)
@@ -1033,9 +1033,9 @@ def agreement_grid(
 
         Examples
         --------
-    >>> rows = agreement_grid((3,), (20,), ((0.4, 0.1),), (1e-2,), ("symmetric",), (0.3,), rounds=2)
-    >>> len(rows), rows[0]["items"], rows[0]["trusted_mismatches"]
-    (1, 27, 0)
+        >>> rows = agreement_grid((3,), (20,), ((0.4, 0.1),), (1e-2,), ("symmetric",), (0.3,), rounds=2)
+        >>> len(rows), rows[0]["items"], rows[0]["trusted_mismatches"]
+        (1, 27, 0)
         """
     rows = []
     for K, m, (c, d), reg, kind, rate in itertools.product(n_classes, per_class, correlations, regs, kinds, rates):
