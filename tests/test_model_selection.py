@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from conftest import make_classes
 
@@ -30,3 +31,39 @@ def test_bad_arguments():
         select_reg(X, y, val_fraction=1.5)
     with pytest.raises(ValueError, match="grid entry must be > 0"):
         select_reg_per_model(X, y, grid=(1e-2, -1.0), pll=False)
+
+
+def _cold_path(X, y, grid, seed, **chain):
+    """The reg path as it was computed before warm starts: an independent chain per reg."""
+    from selfdistill import distill
+    from selfdistill.model_selection import _split
+
+    idx_fit, idx_val = _split(y, 0.2, seed)
+    out = {}
+    for reg in grid:
+        res = distill(X[idx_fit], y[idx_fit], reg=reg, X_test=X[idx_val], y_test=y[idx_val], **chain)
+        out[reg] = res
+    return out
+
+
+def test_reg_path_warm_starts_reach_the_cold_starts_minimisers():
+    from selfdistill.model_selection import reg_path
+
+    X, y = make_classes(n=400, d=12, K=4, seed=3)
+    y = y.copy()
+    y[::5] = (y[::5] + 1) % 4  # 20% of the labels flipped
+    grid = (1e-1, 1e-2, 1e-3, 1e-4)
+    chain = dict(rounds=3, pll_loss=("uniform", "candidate"), n_classes=4, tol=1e-10)
+    best, scores, models = reg_path(X, y, grid=grid, seed=2, **chain)
+    cold = _cold_path(X, y, grid, 2, **chain)
+    for reg in grid:
+        for m in cold[reg].metrics:
+            assert scores[m["model"]][reg] == m["test_acc"]
+            warm_W, cold_W = models[reg][m["model"]].coef_, cold[reg].models[m["model"]].coef_
+            scale = np.abs(cold_W).max()
+            assert np.abs(warm_W - cold_W).max() <= 1e-5 * scale, (reg, m["model"])
+    # the teachers' warm starts along the path save work over cold starts
+    warm_evals = sum(models[reg]["round 0"].n_hessp_ + models[reg]["round 0"].n_grad_evals_ for reg in grid[1:])
+    cold_evals = sum(cold[reg].models["round 0"].n_hessp_ + cold[reg].models["round 0"].n_grad_evals_
+                     for reg in grid[1:])
+    assert warm_evals < cold_evals

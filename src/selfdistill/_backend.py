@@ -144,6 +144,14 @@ class NumpyOps:
     def inf_where_small(self, sig, thresh):
         return np.where(sig > thresh, sig, np.inf)
 
+    def top_values(self, Z, m):
+        """The m largest entries of each row of Z, in decreasing order, (n, m)."""
+        K = Z.shape[1]
+        return -np.sort(-np.partition(Z, K - m, axis=1)[:, K - m :], axis=1)
+
+    def count_true(self, mask) -> int:
+        return int(np.count_nonzero(mask))
+
     def sync(self):
         pass
 
@@ -235,6 +243,12 @@ class TorchOps(NumpyOps):
 
     def inf_where_small(self, sig, thresh):
         return self.torch.where(sig > thresh, sig, self.torch.full_like(sig, float("inf")))
+
+    def top_values(self, Z, m):
+        return self.torch.topk(Z, m, dim=1).values
+
+    def count_true(self, mask) -> int:
+        return int(mask.sum())
 
     def sync(self):
         if self.device.type == "cuda":
@@ -335,6 +349,15 @@ class Features:
             part = (Xc.T @ Gd[s:e]).T
             out = part if out is None else out + part
         return self.ops.cast(out, np.float64)
+
+    def row_norms(self):
+        """||x_i|| for every row, (n,) float64 on the backend, one pass over X."""
+        parts = []
+        for _, _, Xc in self._chunks(np.float64):
+            parts.append(((Xc * Xc).sum(1)) ** 0.5)
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if self.ops.name == "numpy" else self.ops.torch.cat(parts)
 
     def second_moment(self, weights=None):
         """X^T D X / n (d, d) in float64, accumulated over row chunks.

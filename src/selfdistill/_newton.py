@@ -16,9 +16,11 @@ scikit-learn's ``utils/optimize`` are:
 - :class:`Precision` -- float32 passes handed over to float64 once float32 stops resolving
   the decrease (the convergence test is always on a float64 gradient);
 - :func:`line_min` -- the warm start's exact line minimisation along a direction;
+- :class:`Certifier` -- how many predictions the exact minimiser could still change;
 - :func:`newton_cg` -- the outer loop.
 
-Convergence: max_abs(grad) <= tol * max(1, max_abs(grad at the start)).
+Convergence: max_abs(grad) <= tol * max(1, max_abs(grad at the start)); with a
+:class:`Certifier` (``stop="certain"``) also as soon as no prediction can change any more.
 """
 
 from __future__ import annotations
@@ -254,26 +256,68 @@ class Precision:
         return self.obj.at(pt.theta, np.float64)
 
 
+class Certifier:
+    """Counts the points whose prediction (and top-k set) the exact minimiser could still change.
+
+    f is reg-strongly convex in W (the loss is convex, the penalty (reg/2) ||W||^2), so at any W
+
+        ||W - W*||_F <= ||grad f(W)||_F / reg = eps.
+
+    A logit gap z_a - z_b = (w_a - w_b) . x moves by at most ||dW_a - dW_b|| ||x|| <= sqrt(2) eps ||x||
+    on the way to W*, so a point whose gap between its first and second logit (and, for top-k,
+    between its k-th and (k+1)-th) exceeds sqrt(2) eps ||x_i|| has the exact minimiser's
+    prediction (and top-k set). Only for convex losses without an intercept (b is not penalised).
+
+    Parameters
+    ----------
+    obj : the :class:`Objective` (its features are the training set, certified at top-k).
+    extra : list of ``_backend.Features`` whose predictions (top-1) must be certain too.
+    top_k : k >= 1 for the training points' top-k sets.
+    """
+
+    def __init__(self, obj, extra, top_k):
+        self.obj = obj
+        self.sets = [(obj.feats, obj.feats.row_norms(), top_k)]
+        self.sets += [(f, f.row_norms(), 1) for f in extra]
+
+    def uncertain(self, pt) -> int:
+        """Points of every set not yet certain at ``pt`` (its float64 gradient gives eps)."""
+        obj, ops = self.obj, self.obj.ops
+        bound = np.sqrt(2.0 * obj.dot(pt.g, pt.g)) / obj.reg
+        count = 0
+        for feats, norms, k in self.sets:
+            top = ops.top_values(feats.forward(pt.theta, np.float64), min(k + 1, pt.theta.shape[0]))
+            thr = bound * norms
+            mask = (top[:, 0] - top[:, 1]) <= thr
+            if k >= 2 and top.shape[1] > k:
+                mask = mask | ((top[:, k - 1] - top[:, k]) <= thr)
+            count += ops.count_true(mask)
+        return count
+
+
 @dataclass
 class Result:
     """What :func:`newton_cg` returns: the last :class:`Point` (float64), the start's max_abs(g0),
-    whether the tolerance test passed, Newton iterations, and the history
-    [(f, max_abs(g), CG steps, passes so far)]."""
+    whether the tolerance test (or the certificate) passed, Newton iterations, the history
+    [(f, max_abs(g), CG steps, passes so far)] and, with a :class:`Certifier`, the number of
+    points not certain at the answer (else None)."""
 
     point: Point
     g0: float
     converged: bool
     n_iter: int
     history: list = field(default_factory=list)
+    n_uncertain: int | None = None
 
 
-def newton_cg(obj, theta, eig, tol, max_iter, max_cg=250) -> Result:
+def newton_cg(obj, theta, eig, tol, max_iter, max_cg=250, certifier=None) -> Result:
     """Minimise ``obj`` from theta by preconditioned inexact Newton.
 
     Each iteration: a truncated PCG step (:func:`newton_direction`), then :func:`backtrack`.
     With float32 features the passes run in float32 until :class:`Precision` hands over (max_abs(g)
     below _LO_SWITCH of its scale, a predicted decrease below float32's resolution of f, or a
     failed float32 line search); the reference scale and the convergence test are float64.
+    With a ``certifier`` it also stops, in float64, as soon as no point is uncertain.
     """
     prec = Precision(obj)
     pt = obj.at(theta, np.float64)
@@ -281,12 +325,13 @@ def newton_cg(obj, theta, eig, tol, max_iter, max_cg=250) -> Result:
     thresh = tol * max(1.0, g0)
     lo_target = max(thresh, _LO_SWITCH * max(1.0, g0))
     history = [(pt.f, g0, 0, obj.evals)]
-    it = 0
+    it, certain = 0, False
     while it < max_iter:
         if prec.lo and obj.gmax(pt.g) <= lo_target:
             pt = prec.hand_over(pt)
         g_now = obj.gmax(pt.g)
-        if g_now <= thresh:
+        certain = certifier is not None and not prec.lo and certifier.uncertain(pt) == 0
+        if g_now <= thresh or certain:
             break
         it += 1
         p, slope, steps = newton_direction(obj, pt, eig, thresh, max_cg)
@@ -305,7 +350,10 @@ def newton_cg(obj, theta, eig, tol, max_iter, max_cg=250) -> Result:
         history.append((pt.f, obj.gmax(pt.g), steps, obj.evals))
     if prec.lo:  # stopped (max_iter) while in float32: report float64 quantities
         pt = prec.hand_over(pt)
-    return Result(pt, g0, obj.gmax(pt.g) <= thresh, it, history)
+    n_uncertain = None
+    if certifier is not None:
+        n_uncertain = 0 if certain else certifier.uncertain(pt)
+    return Result(pt, g0, obj.gmax(pt.g) <= thresh or n_uncertain == 0, it, history, n_uncertain)
 
 
 def line_min(obj, theta, D, iters=6):

@@ -352,8 +352,8 @@ def pll_model_names(pll_loss) -> list[str]:
 def _check_pll(pll, pll_loss, top_k, K):
     """(list of PLL losses, checked top_k) of distill's PLL arguments."""
     losses = [pll_loss] if isinstance(pll_loss, str) else list(pll_loss)
-    if not pll:
-        return losses, top_k
+    if not pll:  # top_k still sets the teacher's topk_coverage metric
+        return losses, check_int(top_k, "top_k", low=1)
     if not losses:
         raise ValueError("pll_loss must name at least one loss")
     for loss in losses:
@@ -361,6 +361,15 @@ def _check_pll(pll, pll_loss, top_k, K):
     if K < 3:
         raise ValueError(f"top_k must be >= 2 and < K; with K={K} classes there is no PLL student (pass pll=False)")
     return losses, check_int(top_k, "top_k", low=2, high=K - 1)
+
+
+def _check_stop(stop, X_test, top_k) -> dict:
+    """fit_linear_probe's stop arguments for the chain's convex fits ({} for stop="tol")."""
+    if stop not in ("tol", "certain"):
+        raise ValueError(f"stop must be 'tol' or 'certain', got {stop!r}")
+    if stop == "tol":
+        return {}
+    return {"stop": "certain", "certify_X": [] if X_test is None else [X_test], "certify_top_k": top_k}
 
 
 def _check_eval_sets(X, X_test, y_test, y_true, K):
@@ -377,13 +386,16 @@ def _check_eval_sets(X, X_test, y_test, y_true, K):
     return X_test, y_test, y_true
 
 
-def _fit_pll_students(X, reg, K, top_k, losses, models, probs, solver, bar):
+def _fit_pll_students(X, reg, K, top_k, losses, models, probs, solver, bar, warm_starts):
     """Fit one PLL student per (name, loss) of ``losses`` on the teacher's top-k targets (ties
-    shared, see refine_targets), from the teacher's weights; adds them to models and probs."""
+    shared, see refine_targets), from the teacher's weights (the uniform, convex one from
+    ``warm_starts[name]`` where given); adds them to models and probs."""
     T_pll = refine_targets(probs["round 0"], "topk", top_k=top_k)
+    certain = solver.pop("_certain")
     for name, loss in losses.items():
         if loss == "uniform":
-            models[name] = fit_linear_probe(X, T_pll, reg, n_classes=K, init=models["round 0"], **solver)
+            init = warm_starts.get(name, models["round 0"])
+            models[name] = fit_linear_probe(X, T_pll, reg, n_classes=K, init=init, **solver, **certain)
         else:
             models[name] = fit_partial_label_probe(X, T_pll, reg, loss=loss, init=models["round 0"], **solver)
         probs[name] = models[name].predict_proba(X)
@@ -430,6 +442,9 @@ def distill(
     backend="numpy",
     device=None,
     dtype=np.float64,
+    stop="tol",
+    _cache=None,
+    _warm=None,
 ) -> DistillResult:
     """Run the teacher, ``rounds`` self-distillation rounds and the PLL student(s).
 
@@ -462,6 +477,18 @@ def distill(
     backend, device, dtype : the solver's array backend ("numpy", or "torch" with device "cpu" or
         "cuda") and working precision (float64, or float32 with a float64 finish); see
         :func:`selfdistill.fit_linear_probe`. The chain shares one backend copy of X.
+    stop : ``"tol"`` or ``"certain"``: the convex fits' (SD rounds, uniform PLL) stopping rule,
+        see :func:`selfdistill.fit_linear_probe`. With ``"certain"`` each stops once its training
+        predictions, its X_test predictions and (the teacher) its training top-k sets are those of
+        the exact minimiser of its own objective (its targets being the previous round's computed
+        outputs); each model records ``n_uncertain_``. The non-convex PLL students stop at ``tol``.
+    _cache : internal: a ``probe._ChainCache`` to share with other chains on the same X (the
+        backend copy of X and the eigen-decomposition of X^T X / n; :mod:`selfdistill.model_selection`
+        shares one along the reg path).
+    _warm : internal: {model name: LinearProbe} warm starts replacing the chain's own ones for the
+        convex models (SD rounds, the uniform PLL student): the same model at a neighbouring reg or
+        on a subset of the points. The non-convex PLL students (candidate, gce) always start from
+        their teacher, since their answer depends on where they start.
 
     Returns
     -------
@@ -506,7 +533,10 @@ def distill(
     X_test, y_test, y_true = _check_eval_sets(X, X_test, y_test, y_true, K)
 
     solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype,
-                  _cache=_ChainCache())
+                  _cache=_ChainCache() if _cache is None else _cache)
+    certain = _check_stop(stop, X_test, top_k if pll else 1)  # the teacher's; students certify top-1
+    student_cert = {k: v for k, v in certain.items() if k != "certify_top_k"}
+    warm_starts = dict(_warm or {})
     pll_names = pll_model_names(pll_loss) if pll else []
     bar = None
     if progress:
@@ -517,8 +547,11 @@ def distill(
     def fit_round(targets, chain):
         t = len(chain)
         warm = student_warm_start(chain[-1].model, chain[-2].model if t >= 2 else None) if t else {}
+        if f"round {t}" in warm_starts:
+            warm = {"init": warm_starts[f"round {t}"]}
+        cert = certain if t == 0 else student_cert
         model = fit_linear_probe(X, targets, reg, n_classes=K, allow_negative_targets=t > 0 and mix > 1,
-                                 **warm, **solver)
+                                 **warm, **solver, **cert)
         if bar is not None:
             bar.update()
         return model, model.predict_proba(X)
@@ -529,25 +562,15 @@ def distill(
     models = {f"round {t}": r.model for t, r in enumerate(chain)}
     probs = {f"round {t}": r.probs for t, r in enumerate(chain)}
     if pll:
-        _fit_pll_students(X, reg, K, top_k, dict(zip(pll_names, losses, strict=False)), models, probs, solver, bar)
+        _fit_pll_students(X, reg, K, top_k, dict(zip(pll_names, losses, strict=False)), models, probs,
+                          dict(solver, _certain=student_cert), bar, warm_starts)
     if bar is not None:
         bar.close()
 
-    coverage = topk_coverage(probs["round 0"], y_true, top_k if pll else 2)
+    coverage = topk_coverage(probs["round 0"], y_true, top_k)
     metrics = _model_metrics(models, probs, y, y_true, X_test, y_test, coverage)
-    config = {
-        "reg": reg,
-        "rounds": rounds,
-        "pll": bool(pll),
-        "top_k": top_k,
-        "pll_loss": pll_loss if isinstance(pll_loss, str) else list(pll_loss),
-        "temperature": temperature,
-        "mix": mix,
-        "fit_intercept": bool(fit_intercept),
-        "n_classes": K,
-        "tol": tol,
-        "max_iter": max_iter,
-        "n_train": n,
-        "n_features": X.shape[1],
-    }
+    config = {"reg": reg, "rounds": rounds, "pll": bool(pll), "top_k": top_k,
+              "pll_loss": pll_loss if isinstance(pll_loss, str) else list(pll_loss), "temperature": temperature,
+              "mix": mix, "fit_intercept": bool(fit_intercept), "n_classes": K, "tol": tol, "stop": stop,
+              "max_iter": max_iter, "n_train": n, "n_features": X.shape[1]}
     return DistillResult(models=models, metrics=metrics, train_probs=probs, y=y, y_true=y_true, config=config)

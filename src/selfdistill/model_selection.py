@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 from ._validation import check_features, check_labels, check_positive
 from .probe import fit_linear_probe
 
-__all__ = ["select_reg", "select_reg_per_model", "DEFAULT_REG_GRID"]
+__all__ = ["select_reg", "select_reg_per_model", "reg_path", "DEFAULT_REG_GRID"]
 
 DEFAULT_REG_GRID = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
 
@@ -161,7 +161,62 @@ def select_reg_per_model(
     >>> scores["round 1"]
     {0.1: 1.0, 0.001: 1.0}
     """
+    best, scores, _ = reg_path(X, y, grid=grid, val_fraction=val_fraction, seed=seed, n_classes=n_classes,
+                               **distill_kwargs)
+    return best, scores
+
+
+def reg_path(
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    grid: Iterable[float] = DEFAULT_REG_GRID,
+    val_fraction: float = 0.2,
+    seed: int | None = 0,
+    n_classes: int | None = None,
+    **distill_kwargs: Any,
+) -> tuple[dict[str, float], dict[str, dict[float, float]], dict[float, dict[str, Any]]]:
+    """The chain along the reg grid, as :func:`select_reg_per_model` runs it, with its models.
+
+    Goes down the grid from the largest reg, as glmnet and scikit-learn's logistic-regression
+    path do: the teacher at reg r_j starts from the teacher at the previous, larger reg r_{j-1};
+    the students start as in :func:`selfdistill.distill` (from the previous round at the same reg,
+    which measured closer than the same round at the neighbouring reg: benchmarks/RESULTS.md);
+    every fit shares one copy of the fit part's features and one eigen-decomposition of
+    X_fit^T X_fit / n_fit. Warm starts change where the solver starts, not the minimiser of a
+    convex fit. (The non-convex PLL students' answer depends on the start: theirs is unchanged.)
+
+    Parameters
+    ----------
+    X, y, grid, val_fraction, seed, n_classes, **distill_kwargs
+        As for :func:`select_reg_per_model`.
+
+    Returns
+    -------
+    best : dict of str to float
+        Model name -> its chosen reg.
+    scores : dict of str to dict
+        Model name -> {reg: accuracy on the held-out noisy labels}.
+    models : dict of float to dict
+        reg -> {model name: the fitted :class:`selfdistill.LinearProbe`} (fitted on the fit part):
+        warm starts for a refit on all the points.
+
+    Raises
+    ------
+    ValueError
+        As :func:`select_reg_per_model`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
+    >>> y = np.repeat([0, 1, 2], 10)
+    >>> best, scores, models = reg_path(X, y, grid=(1e-1, 1e-3), rounds=1)
+    >>> sorted(models), sorted(models[0.1])
+    ([0.001, 0.1], ['pll', 'round 0', 'round 1'])
+    """
     from .distill import distill
+    from .probe import _ChainCache
 
     X = check_features(X)
     y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
@@ -172,11 +227,17 @@ def select_reg_per_model(
         raise ValueError("grid must hold at least one reg value")
     K = n_classes if n_classes is not None else int(y.max()) + 1
     idx_fit, idx_val = _split(y, val_fraction, seed)
+    X_fit, y_fit, X_val, y_val = X[idx_fit], y[idx_fit], X[idx_val], y[idx_val]
+    cache = _ChainCache()
     scores: dict[str, dict[float, float]] = {}
-    for reg in grid:
-        res = distill(X[idx_fit], y[idx_fit], reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val],
+    models: dict[float, dict[str, Any]] = {}
+    warm = None
+    for reg in grid:  # strong to weak reg
+        res = distill(X_fit, y_fit, reg=reg, n_classes=K, X_test=X_val, y_test=y_val, _cache=cache, _warm=warm,
                       **distill_kwargs)
+        models[reg] = res.models
+        warm = {"round 0": res.models["round 0"]}
         for m in res.metrics:
             scores.setdefault(m["model"], {})[reg] = m["test_acc"]
     best = {name: max(grid, key=lambda r: s[r]) for name, s in scores.items()}
-    return best, scores
+    return best, scores, models

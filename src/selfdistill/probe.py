@@ -42,7 +42,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._backend import Features, check_backend, import_torch, make_ops
-from ._newton import Objective, line_min, newton_cg
+from ._newton import Certifier, Objective, line_min, newton_cg
 from ._validation import (
     check_features,
     check_int,
@@ -91,6 +91,10 @@ class LinearProbe:
         Of n_grad_evals_, those whose passes over X ran in float32.
     seconds_ : float
         Wall time of the fit.
+    n_uncertain_ : int or None
+        With ``stop="certain"``: how many points (training points, at top-k, and the
+        ``certify_X`` points) the exact minimiser could still predict differently; 0 means every
+        such prediction is the exact optimum's. None with ``stop="tol"``.
     history_ : list
         Per-iteration solver record (not shown in the repr).
 
@@ -118,6 +122,7 @@ class LinearProbe:
     n_hessp_: int = 0
     n_grad_evals_f32_: int = 0
     seconds_: float = 0.0
+    n_uncertain_: int | None = None
     history_: list = field(default_factory=list, repr=False)
 
     @property
@@ -306,7 +311,11 @@ def _fit(X, make_loss, K, loss_name, reg, init, solver, *, direction=None, sampl
     if direction is not None:
         D = _pack(direction[0], direction[1], K, d, fit_intercept, "_init_direction")
         theta = line_min(obj, theta, ops.asarray(D, np.float64))
-    res = newton_cg(obj, theta, eig, solver["tol"], solver["max_iter"])
+    certifier = None
+    if solver.get("stop") == "certain":
+        certifier = Certifier(obj, [Features(Xe, ops, np.float64, solver["chunk_rows"]) for Xe in solver["certify_X"]],
+                              solver["certify_top_k"])
+    res = newton_cg(obj, theta, eig, solver["tol"], solver["max_iter"], certifier=certifier)
     ops.sync()
     if not res.converged:
         warnings.warn(
@@ -337,6 +346,7 @@ def _probe_from(obj, res, reg, loss_name, seconds) -> LinearProbe:
         n_hessp_=obj.counts["hessp"],
         n_grad_evals_f32_=obj.counts["grad_lo"],
         seconds_=seconds,
+        n_uncertain_=res.n_uncertain,
         history_=res.history,
     )
 
@@ -365,6 +375,24 @@ def _check_common(X, reg, tol, max_iter, **solver):
     solver["tol"] = check_positive(tol, "tol")
     solver["max_iter"] = 500 if max_iter is None else check_int(max_iter, "max_iter", low=0)
     return X, reg, solver
+
+
+def _check_stop(stop, certify_X, certify_top_k, X, fit_intercept, backend) -> dict:
+    """The ``stop`` settings checked: {stop, certify_X (list of (m, d) arrays), certify_top_k}."""
+    if stop not in ("tol", "certain"):
+        raise ValueError(f"stop must be 'tol' or 'certain', got {stop!r}")
+    top_k = check_int(certify_top_k, "certify_top_k", low=1)
+    if stop == "tol":
+        return {"stop": stop, "certify_X": [], "certify_top_k": top_k}
+    if fit_intercept:
+        raise ValueError("stop='certain' needs fit_intercept=False: the unpenalised bias breaks the "
+                         "strong-convexity bound ||W - W*|| <= ||grad|| / reg it rests on")
+    sets = [] if certify_X is None else list(certify_X) if isinstance(certify_X, (list, tuple)) else [certify_X]
+    sets = [_check_X(Xe, backend) for Xe in sets]
+    for i, Xe in enumerate(sets):
+        if Xe.shape[1] != X.shape[1]:
+            raise ValueError(f"certify_X[{i}] has {Xe.shape[1]} features but X has {X.shape[1]}")
+    return {"stop": stop, "certify_X": sets, "certify_top_k": top_k}
 
 
 def _check_sample_weight(sample_weight, n) -> np.ndarray | None:
@@ -405,6 +433,9 @@ def fit_linear_probe(
     device=None,
     dtype=np.float64,
     chunk_rows=None,
+    stop="tol",
+    certify_X=None,
+    certify_top_k=1,
     _cache=None,
     _init_direction=None,
 ) -> LinearProbe:
@@ -446,6 +477,21 @@ def fit_linear_probe(
         CPUs, far faster on GPUs) and finishes with float64 gradients, so ``tol`` means the same.
     chunk_rows : stream X in row chunks of this size (memory maps, e.g. ``np.load(path,
         mmap_mode="r")``, are always streamed, 16384 rows at a time, and never loaded whole).
+    stop : ``"tol"`` (default): stop at the gradient test above. ``"certain"``: stop as soon as
+        no prediction can change any more on the way to the exact minimiser, or at the gradient
+        test, whichever comes first. The objective is reg-strongly convex, so
+        ||W - W*||_F <= ||grad||_F / reg = eps; a point whose gap between its largest and second
+        logit exceeds sqrt(2) eps ||x_i|| has the exact minimiser's prediction (likewise the gap
+        between the k-th and (k+1)-th logit for its top-k set). Certified: every training point
+        (top-1, and top-``certify_top_k``) and every row of ``certify_X``; ``n_uncertain_`` counts
+        those that are not at the answer (0: the predictions are exactly the optimum's). Pass a
+        smaller ``tol`` to keep going until certain. Needs ``fit_intercept=False`` (b is not
+        penalised, so the bound does not hold for it). Each Newton iteration costs one more pass
+        over X and over ``certify_X``.
+    certify_X : (m, d) array or a list of them: more points whose predictions ``stop="certain"``
+        certifies (a test or validation set).
+    certify_top_k : k >= 1: ``stop="certain"`` also certifies the training points' top-k sets
+        (the candidate sets a PLL student learns from).
     _cache : internal: the ``_ChainCache`` a chain of fits on the same X shares (the backend copy
         of X and the eigen-decomposition of X^T X / n).
     _init_direction : internal: (D_W (K, d), D_b (K,)); the fit first moves ``init`` to the
@@ -455,7 +501,7 @@ def fit_linear_probe(
     Returns
     -------
     LinearProbe with coef_ (K, d), intercept_ (K,), predict_proba, predict, decision_function and
-    the convergence record n_iter_, objective_, grad_norm_, converged_.
+    the convergence record n_iter_, objective_, grad_norm_, converged_ (and n_uncertain_).
 
     Examples
     --------
@@ -476,6 +522,7 @@ def fit_linear_probe(
     """
     X, reg, solver = _check_common(X, reg, tol, max_iter, fit_intercept=fit_intercept, backend=backend,
                                    device=device, dtype=dtype, chunk_rows=chunk_rows, cache=_cache)
+    solver.update(_check_stop(stop, certify_X, certify_top_k, X, fit_intercept, backend))
     if n_classes is not None:
         n_classes = check_int(n_classes, "n_classes", low=2)
     T = _check_ce_targets(targets, X.shape[0], n_classes, allow_negative_targets, backend)
