@@ -52,6 +52,7 @@ MODULES = (
     "selfdistill.report.correlation",
     "selfdistill.report.figures",
     "selfdistill.report.html",
+    "selfdistill.report.label_issues_html",
     "selfdistill.report.rows",
     "selfdistill.report.sweep_report",
     "selfdistill.report.tables",

@@ -439,6 +439,7 @@ def _cmd_extract(args, parser) -> int:
 def _add_label_issues(sub):
     from ..distill import PLL_LOSSES
     from ..label_issues import FIX_MODES
+    from ..report.label_issues_html import DEFAULT_HTML_LIMIT
 
     p = sub.add_parser(
         "label-issues",
@@ -450,7 +451,12 @@ def _add_label_issues(sub):
             "error), flag every training point whose label the model disagrees with, and write label_issues.csv "
             "(rank, index, given and suggested label, class names, score, confidence), summary.md and "
             "label_issues.json (config and outcome) to --output. With test data, a probe retrained on the fixed "
-            "labels is measured next to the teacher."
+            "labels is measured next to the teacher. When DATA.npz was made by 'selfdistill extract' from "
+            "fashion_mnist or digits (its info records each training row's source image), or is 'digits', it also "
+            "writes label_issues.html: the flagged images, most suspect first, with the given and the suggested "
+            "label. When those images cannot be read (e.g. Fashion-MNIST is no longer installed) or the file "
+            "records none, a one-line note says why and the other files are written as usual (an earlier run's "
+            "label_issues.html in --output is removed: it would not match them)."
         ),
     )
     p.add_argument("data", metavar="DATA.npz", help="a feature file (or 'digits', 'block')")
@@ -470,6 +476,10 @@ def _add_label_issues(sub):
                    help="retrain without the flagged points (prune) or on the corrected labels (relabel) "
                         "(default: %(default)s)")
     p.add_argument("--seed", type=_nonneg_int, default=0, metavar="S", help="held-out split seed (default: 0)")
+    p.add_argument("--html-limit", type=_positive_int, default=DEFAULT_HTML_LIMIT, metavar="N", dest="html_limit",
+                   help="label_issues.html shows the N most suspect flagged images (default: %(default)s)")
+    p.add_argument("--no-html", action="store_true", dest="no_html",
+                   help="do not write label_issues.html (an earlier run's page in --output is removed)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     p.set_defaults(func=_cmd_label_issues, parser=p)
     return p
@@ -491,11 +501,38 @@ def _cmd_label_issues(args, parser) -> int:
     with output_errors(args.output, "--output"):
         files = write_label_issues(res, args.output, class_names=ds.class_names, source=args.data,
                                    command=shlex.join([PROG] + list(args.argv)))
+        page, note = (None, None) if args.no_html else _label_issues_page(ds, res, args)
+        stale = os.path.join(args.output, "label_issues.html")
+        if page is None and os.path.exists(stale):  # a page of an earlier run would not match these files
+            os.remove(stale)
+            note = (note or "note:") + f" (removed the earlier run's {stale})"
+    if page is not None:
+        files["html"] = page
     if not args.quiet:
         with open(files["summary"], encoding="utf-8") as fh:
             print(fh.read())
         print("Files: " + ", ".join(files.values()))
+        if note:
+            print(note)
     return 0
+
+
+def _label_issues_page(ds, res, args):
+    """Write OUT/label_issues.html from the images ``ds.info`` records. Returns (path or None, note or None)."""
+    from ..data.images import source_images
+    from ..report.label_issues_html import write_label_issues_html
+
+    try:
+        images, indices, part = source_images(ds.info, n_train=ds.n_train)
+    except (LookupError, OSError, ValueError) as exc:
+        return None, f"note: no label_issues.html: {exc}".replace("\n", " ")
+    note = (f"{args.data}: {res.n_issues} of {ds.n_train} training labels flagged by {res.model} "
+            f"(reg {res.reg:g}); images: {part}")
+    path = write_label_issues_html(
+        os.path.join(args.output, "label_issues.html"), res.records(), lambda i: images[indices[i]],
+        class_names=ds.class_names, limit=args.html_limit, title=f"Label issues: {ds.name}", note=note,
+        image_caption=lambda i: f"{part} image {int(indices[i])}")
+    return path, None
 
 
 # ---------------------------------------------------------------------------- theory (cli/theory.py)

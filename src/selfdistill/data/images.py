@@ -11,6 +11,10 @@ NumPy only: no torch needed to read them.
   (``/usr/share/datasets/fashion-mnist/``).
 * ``digits``: scikit-learn's bundled 1,797 images of 8 x 8 pixels (values 0..16, scaled to 0..255
   here), one part ``"all"``; the caller splits it.
+
+:func:`source_images` goes the other way: from a feature file's ``info`` (``dataset`` and
+``train_indices``, as ``selfdistill extract`` and :func:`selfdistill.data.load_digits` record them)
+to the image behind each training row.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["IMAGE_DATASETS", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST", "load_images", "find_fashion_mnist",
-           "read_idx", "default_data_root"]
+           "read_idx", "default_data_root", "source_images"]
 
 #: Names :func:`load_images` knows.
 IMAGE_DATASETS = ("fashion_mnist", "digits")
@@ -198,3 +202,88 @@ def load_images(name, part, *, root=None):
         return images, bunch.target.astype(np.int64), tuple(str(k) for k in range(10)), {
             "source": "sklearn.datasets.load_digits (bundled), pixels 0..16 scaled by 255/16"}
     raise ValueError(f"unknown image dataset {name!r}: expected one of {list(IMAGE_DATASETS)}")
+
+
+#: The part of :func:`load_images` that a feature file's ``train_indices`` index, per dataset.
+_TRAIN_PART = {"fashion_mnist": "train", "digits": "all"}
+
+
+def source_images(info, *, n_train=None, root=None):
+    """The images behind the training rows of a feature file, from the file's ``info`` record.
+
+    ``selfdistill extract fashion_mnist`` / ``extract digits`` (and :func:`selfdistill.data.load_digits`)
+    record ``info["dataset"]`` and ``info["train_indices"]``: training row i is image
+    ``train_indices[i]`` of Fashion-MNIST's official training set (``load_images(name, "train")``)
+    or of scikit-learn's digits (``load_images("digits", "all")``). Fashion-MNIST is looked for first
+    in the folder the extraction read (``info["split"]["source"]``), then as :func:`load_images` does.
+
+    Parameters
+    ----------
+    info : dict
+        A feature file's ``info`` (``Dataset.info``).
+    n_train : int, optional
+        The file's number of training rows; when given, ``train_indices`` must have that length.
+    root : str or path-like, optional
+        Fashion-MNIST only: where to look instead of the recorded folder (see :func:`find_fashion_mnist`).
+
+    Returns
+    -------
+    images : numpy.ndarray of uint8, shape (N, h, w)
+        The whole source set, in its own order.
+    indices : numpy.ndarray of int64, shape (n_train,)
+        Row i's image is ``images[indices[i]]``.
+    part : str
+        The source set, e.g. ``"fashion_mnist train"`` or ``"digits"``.
+
+    Raises
+    ------
+    LookupError
+        ``info`` records no source images (no ``dataset`` / ``train_indices``, or a dataset whose
+        images this module cannot read, such as an ImageFolder); the message says which.
+    FileNotFoundError
+        The dataset's files are not installed (Fashion-MNIST: the message says how to install them).
+    ValueError
+        ``train_indices`` does not match the file (length) or the source set (out of range).
+
+    Examples
+    --------
+    >>> from selfdistill.data import load_digits
+    >>> ds = load_digits(seed=0)
+    >>> images, indices, part = source_images(ds.info, n_train=ds.n_train)
+    >>> images.shape, indices.shape, part
+    ((1797, 8, 8), (1257,), 'digits')
+    >>> source_images({"source": "my own features"})
+    Traceback (most recent call last):
+    ...
+    LookupError: the file's info records no source images ...
+    """
+    info = info if isinstance(info, dict) else {}
+    name, indices = info.get("dataset"), info.get("train_indices")
+    if not isinstance(name, str) or not isinstance(indices, list):
+        raise LookupError("the file's info records no source images (no 'dataset' and 'train_indices', as "
+                          "'selfdistill extract' writes)")
+    if name.lower() not in _TRAIN_PART:
+        raise LookupError(f"the images of dataset {name!r} cannot be read back (only {', '.join(IMAGE_DATASETS)})")
+    name = name.lower()
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if n_train is not None and idx.size != n_train:
+        raise ValueError(f"info records {idx.size} training images but the file has {n_train} training rows")
+    images = _load_recorded(name, info, root)
+    if idx.size and (idx.min() < 0 or idx.max() >= images.shape[0]):
+        raise ValueError(f"train_indices out of range for {name} ({images.shape[0]} images): "
+                         f"{int(idx.min())}..{int(idx.max())}")
+    part = _TRAIN_PART[name]
+    return images, idx, name if part == "all" else f"{name} {part}"
+
+
+def _load_recorded(name, info, root):
+    """The source set's images, trying the folder the extraction recorded first (Fashion-MNIST)."""
+    part = _TRAIN_PART[name]
+    split = info.get("split")
+    recorded = split.get("source") if isinstance(split, dict) else None
+    if root is None and name == "fashion_mnist" and isinstance(recorded, str) and os.path.isdir(recorded):
+        try:
+            return load_images(name, part, root=recorded)[0]
+        except FileNotFoundError:
+            pass
+    return load_images(name, part, root=root)[0]

@@ -93,6 +93,7 @@ def load_digits(*, test_size=0.3, seed=0) -> Dataset:
 
     info = {
         "source": "sklearn.datasets.load_digits (bundled, no download)",
+        "dataset": "digits",  # train_indices index selfdistill.data.images.load_images("digits", "all")
         "n_samples": int(y.shape[0]),
         "n_features": int(X.shape[1]),
         "split": "sklearn.model_selection.train_test_split(stratify=y)",
