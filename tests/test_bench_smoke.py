@@ -32,3 +32,18 @@ def test_benchmark_quick_runs(tmp_path):
         by = {(row["dtype"], row["model"]): row["objective"] for row in r["rows"]}
         for (_dt, m), f in by.items():
             assert abs(f - by[("float64", m)]) < 1e-7
+
+
+def test_auto_benchmark_quick_runs_and_matches_the_old_task(tmp_path):
+    out = tmp_path / "auto.json"
+    env = dict(os.environ)
+    extra = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "src")] + extra)
+    res = subprocess.run([sys.executable, "-m", "benchmarks.auto", "--quick", "--json", str(out)],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = {r["variant"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"fixed", "fixed-certain", "auto-before", "auto"}
+    assert rows["auto"]["same_as_before"] is True  # same regs, validation and test accuracies
+    assert rows["auto"]["evals"] < rows["auto-before"]["evals"]
+    assert "x fixed" in res.stdout

@@ -67,3 +67,26 @@ def test_reg_path_warm_starts_reach_the_cold_starts_minimisers():
     cold_evals = sum(cold[reg].models["round 0"].n_hessp_ + cold[reg].models["round 0"].n_grad_evals_
                      for reg in grid[1:])
     assert warm_evals < cold_evals
+
+
+def test_refit_selected_fits_only_what_the_choice_needs_and_the_same_models():
+    from selfdistill import distill
+    from selfdistill.model_selection import refit_selected, reg_path
+
+    X, y = make_classes(n=300, d=10, K=4, seed=5)
+    y = y.copy()
+    y[::4] = (y[::4] + 2) % 4
+    chain = dict(rounds=3, pll_loss=("uniform", "gce"), n_classes=4, tol=1e-10)
+    _, _, path = reg_path(X, y, grid=(1e-1, 1e-3), seed=0, **chain)
+    best = {"round 0": 1e-1, "round 1": 1e-3, "round 2": 1e-1, "round 3": 1e-1,
+            "pll-uniform": 1e-3, "pll-gce": 1e-1}
+    chains = refit_selected(X, y, best, path, **chain)
+    assert sorted(chains[1e-1].models) == ["pll-gce", "round 0", "round 1", "round 2", "round 3"]
+    assert sorted(chains[1e-3].models) == ["pll-uniform", "round 0", "round 1"]
+    for reg, part in chains.items():
+        full = distill(X, y, reg=reg, **chain)
+        for name, model in part.models.items():
+            W = full.models[name].coef_
+            np.testing.assert_allclose(model.coef_, W, atol=1e-6 * np.abs(W).max())
+    with pytest.raises(ValueError, match="missing \\['pll-gce'\\]"):
+        refit_selected(X, y, {k: v for k, v in best.items() if k != "pll-gce"}, **chain)

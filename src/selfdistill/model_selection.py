@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 from ._validation import check_features, check_labels, check_positive
 from .probe import fit_linear_probe
 
-__all__ = ["select_reg", "select_reg_per_model", "reg_path", "DEFAULT_REG_GRID"]
+__all__ = ["select_reg", "select_reg_per_model", "reg_path", "refit_selected", "DEFAULT_REG_GRID"]
 
 DEFAULT_REG_GRID = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
 
@@ -241,3 +241,84 @@ def reg_path(
             scores.setdefault(m["model"], {})[reg] = m["test_acc"]
     best = {name: max(grid, key=lambda r: s[r]) for name, s in scores.items()}
     return best, scores, models
+
+
+def refit_selected(
+    X: ArrayLike,
+    y: ArrayLike,
+    best: dict[str, float],
+    path: dict[float, dict[str, Any]] | None = None,
+    *,
+    rounds: int = 4,
+    pll: bool = True,
+    pll_loss: Any = "uniform",
+    **distill_kwargs: Any,
+) -> dict[float, Any]:
+    """Refit every model at its chosen reg on all the points: one partial chain per distinct reg.
+
+    For each distinct reg r of ``best`` (largest first) :func:`selfdistill.distill` runs only as
+    far as r's models need: rounds 0..t where t is the last round that chose r, and the PLL
+    students that chose r (the teacher is always there: the students learn from it). With
+    ``path`` (the third value of :func:`reg_path`) the teacher starts from the path's teacher at
+    r, fitted on the fit part. Model ``m`` of the answer is ``result[best[m]].models[m]``; every
+    fit is the same minimiser as in a full chain at its reg.
+
+    Parameters
+    ----------
+    X : array-like of float, shape (n, d)
+        All the training features.
+    y : array-like of int, shape (n,)
+        The given (possibly noisy) labels.
+    best : dict of str to float
+        Model name -> chosen reg (the first value of :func:`reg_path`).
+    path : dict of float to dict, optional
+        reg -> {model name: LinearProbe} from :func:`reg_path`, for warm starts.
+    rounds : int, default 4, keyword-only
+        R, the last SD round of the chain ``best`` was chosen for.
+    pll : bool, default True, keyword-only
+        Whether the chain has PLL students.
+    pll_loss : str or sequence of str, default "uniform", keyword-only
+        The PLL losses, as for :func:`selfdistill.distill` (model names "pll" or "pll-<loss>").
+    **distill_kwargs
+        Passed on to :func:`selfdistill.distill` (``X_test``, ``y_test``, ``y_true``, ``top_k``,
+        ``n_classes``, solver settings).
+
+    Returns
+    -------
+    dict of float to DistillResult
+        reg -> the partial chain at that reg.
+
+    Raises
+    ------
+    ValueError
+        A model of the chain missing from ``best``, and as :func:`selfdistill.distill`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
+    >>> y = np.repeat([0, 1, 2], 10)
+    >>> best = {"round 0": 0.1, "round 1": 0.01, "pll": 0.1}
+    >>> chains = refit_selected(X, y, best, rounds=1)
+    >>> {r: sorted(c.models) for r, c in chains.items()}
+    {0.1: ['pll', 'round 0'], 0.01: ['round 0', 'round 1']}
+    """
+    from .distill import distill, pll_model_names
+    from .probe import _ChainCache
+
+    losses = [pll_loss] if isinstance(pll_loss, str) else list(pll_loss)
+    names = [f"round {t}" for t in range(rounds + 1)] + (pll_model_names(pll_loss) if pll else [])
+    missing = [m for m in names if m not in best]
+    if missing:
+        raise ValueError(f"best must give a reg for every model of the chain, missing {missing}")
+    X = check_features(X)
+    cache = _ChainCache()
+    chains = {}
+    for r in sorted({best[m] for m in names}, reverse=True):
+        last = max([t for t in range(rounds + 1) if best[f"round {t}"] == r], default=0)
+        chosen = [loss for name, loss in zip(names[rounds + 1 :], losses, strict=False) if best[name] == r]
+        part_loss = pll_loss if isinstance(pll_loss, str) else tuple(chosen)
+        warm = {"round 0": path[r]["round 0"]} if path is not None and r in path else None
+        chains[r] = distill(X, y, reg=r, rounds=last, pll=bool(chosen), pll_loss=part_loss if chosen else "uniform",
+                            _cache=cache, _warm=warm, **distill_kwargs)
+    return chains

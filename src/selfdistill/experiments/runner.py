@@ -38,9 +38,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..distill import distill
-from ..model_selection import reg_path
+from ..model_selection import refit_selected, reg_path
 from ..noise import class_clusters, make_noisy_labels
-from ..probe import _ChainCache
 from .config import ConfigError, ExperimentConfig, Task
 
 if TYPE_CHECKING:
@@ -431,9 +430,8 @@ def _chains(task, config, data, y_noisy, reg):
 
     With ``reg = "auto"`` the chain runs down the reg grid on the fit part
     (:func:`selfdistill.model_selection.reg_path`), then each distinct chosen reg is refitted on
-    all the training points, only as far as its models need (the rounds up to the last one that
-    chose it, the PLL students that chose it), each convex model warm-started from the same model
-    of the path (same reg, fit part): the same minimisers, less work.
+    all the training points only as far as its models need
+    (:func:`selfdistill.model_selection.refit_selected`): the same minimisers, less work.
     """
     X, y, K = data["X_train"], data["y_train"], data["n_classes"]
     pll = bool(config.pll_losses)
@@ -445,13 +443,7 @@ def _chains(task, config, data, y_noisy, reg):
         return {m["model"]: reg for m in res.metrics}, {reg: res}, None
     best, scores, path = reg_path(X, y_noisy, grid=config.reg_grid, val_fraction=config.val_fraction,
                                   seed=task.seed, **chain)
-    cache = _ChainCache()
-    chains = {}
-    for r in sorted(set(best.values()), reverse=True):
-        rounds = max([t for t in range(config.rounds + 1) if best[f"round {t}"] == r], default=0)
-        losses = tuple(loss for loss in config.pll_losses if best[f"pll-{loss}"] == r)
-        part = dict(chain, rounds=rounds, pll=bool(losses), pll_loss=losses or "uniform")
-        chains[r] = distill(X, y_noisy, reg=r, **test, **part, _cache=cache, _warm=path[r])
+    chains = refit_selected(X, y_noisy, best, path, **test, **chain)
     return best, chains, scores
 
 
