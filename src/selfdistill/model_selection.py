@@ -41,7 +41,7 @@ def select_reg(
     y : array-like of int, shape (n,)
         The given (possibly noisy) training labels in 0..K-1.
     grid : iterable of float, default DEFAULT_REG_GRID, keyword-only
-        The reg values (> 0) to try; the objective is (1/n) sum CE + (reg/2) ||W||^2.
+        The reg values (> 0) to try (duplicates count once); the objective is (1/n) sum CE + (reg/2) ||W||^2.
     val_fraction : float, default 0.2, keyword-only
         Share of the points held out for validation, in (0, 1).
     seed : int or None, default 0, keyword-only
@@ -73,23 +73,30 @@ def select_reg(
     >>> select_reg(X, y, grid=(1e-1, 1e-3))
     (0.1, {0.1: 1.0, 0.001: 1.0})
     """
+    grid, K, (X_fit, y_fit, X_val, y_val) = _checked_split(X, y, grid, val_fraction, seed, n_classes)
+    scores = {}
+    init = None
+    for reg in grid:  # strong to weak reg, warm-started
+        probe = fit_linear_probe(X_fit, y_fit, reg, n_classes=K, init=init)
+        init = probe
+        scores[reg] = float(np.mean(probe.predict(X_val) == y_val))
+    best = max(grid, key=lambda r: scores[r])
+    return best, scores
+
+
+def _checked_split(X, y, grid, val_fraction, seed, n_classes):
+    """The selection's inputs checked: (grid, unique and largest first; K; (X_fit, y_fit, X_val,
+    y_val), the seeded split stratified by y)."""
     X = check_features(X)
     y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-    grid = [check_positive(r, "grid entry") for r in grid]
+    grid = sorted({check_positive(r, "grid entry") for r in grid}, reverse=True)
     if not grid:
         raise ValueError("grid must hold at least one reg value")
     K = n_classes if n_classes is not None else int(y.max()) + 1
     idx_fit, idx_val = _split(y, val_fraction, seed)
-    scores = {}
-    init = None
-    for reg in sorted(grid, reverse=True):  # strong to weak reg, warm-started
-        probe = fit_linear_probe(X[idx_fit], y[idx_fit], reg, n_classes=K, init=init)
-        init = probe
-        scores[reg] = float(np.mean(probe.predict(X[idx_val]) == y[idx_val]))
-    best = max(sorted(scores, reverse=True), key=lambda r: scores[r])
-    return best, scores
+    return grid, K, (X[idx_fit], y[idx_fit], X[idx_val], y[idx_val])
 
 
 def _split(y, val_fraction, seed):
@@ -218,16 +225,7 @@ def reg_path(
     from .distill import distill
     from .probe import _ChainCache
 
-    X = check_features(X)
-    y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-    grid = sorted({check_positive(r, "grid entry") for r in grid}, reverse=True)
-    if not grid:
-        raise ValueError("grid must hold at least one reg value")
-    K = n_classes if n_classes is not None else int(y.max()) + 1
-    idx_fit, idx_val = _split(y, val_fraction, seed)
-    X_fit, y_fit, X_val, y_val = X[idx_fit], y[idx_fit], X[idx_val], y[idx_val]
+    grid, K, (X_fit, y_fit, X_val, y_val) = _checked_split(X, y, grid, val_fraction, seed, n_classes)
     cache = _ChainCache()
     scores: dict[str, dict[float, float]] = {}
     models: dict[float, dict[str, Any]] = {}
