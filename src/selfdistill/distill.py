@@ -15,7 +15,7 @@ import numpy as np
 
 from ._validation import check_choice, check_features, check_int, check_labels, check_memory, check_positive
 from .metrics import model_metrics, topk_coverage
-from .probe import _ChainCache, fit_linear_probe, fit_partial_label_probe
+from .probe import _ChainCache, _check_stop, fit_linear_probe, fit_partial_label_probe
 from .targets import check_mix, refine_targets
 
 __all__ = ["PLL_LOSSES", "ChainRound", "DistillResult", "distill", "pll_model_names", "pll_round", "run_chain"]
@@ -363,15 +363,6 @@ def _check_pll(pll, pll_loss, top_k, K):
     return losses, check_int(top_k, "top_k", low=2, high=K - 1)
 
 
-def _check_stop(stop, X_test, top_k) -> dict:
-    """fit_linear_probe's stop arguments for the chain's convex fits ({} for stop="tol")."""
-    if stop not in ("tol", "certain"):
-        raise ValueError(f"stop must be 'tol' or 'certain', got {stop!r}")
-    if stop == "tol":
-        return {}
-    return {"stop": "certain", "certify_X": [] if X_test is None else [X_test], "certify_top_k": top_k}
-
-
 def _check_eval_sets(X, X_test, y_test, y_true, K):
     """(X_test, y_test, y_true) checked against X (n, d) and K."""
     if (X_test is None) != (y_test is None):
@@ -386,16 +377,15 @@ def _check_eval_sets(X, X_test, y_test, y_true, K):
     return X_test, y_test, y_true
 
 
-def _fit_pll_students(X, reg, K, top_k, losses, models, probs, solver, bar, warm_starts):
+def _fit_pll_students(X, reg, K, top_k, losses, models, probs, solver, bar, warm_starts, stop):
     """Fit one PLL student per (name, loss) of ``losses`` on the teacher's top-k targets (ties
     shared, see refine_targets), from the teacher's weights (the uniform, convex one from
-    ``warm_starts[name]`` where given); adds them to models and probs."""
+    ``warm_starts[name]`` where given, and with the ``stop`` settings); adds them to models and probs."""
     T_pll = refine_targets(probs["round 0"], "topk", top_k=top_k)
-    certain = solver.pop("_certain")
     for name, loss in losses.items():
         if loss == "uniform":
             init = warm_starts.get(name, models["round 0"])
-            models[name] = fit_linear_probe(X, T_pll, reg, n_classes=K, init=init, **solver, **certain)
+            models[name] = fit_linear_probe(X, T_pll, reg, n_classes=K, init=init, **solver, **stop)
         else:
             models[name] = fit_partial_label_probe(X, T_pll, reg, loss=loss, init=models["round 0"], **solver)
         probs[name] = models[name].predict_proba(X)
@@ -534,8 +524,9 @@ def distill(
 
     solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype,
                   _cache=_ChainCache() if _cache is None else _cache)
-    certain = _check_stop(stop, X_test, top_k if pll else 1)  # the teacher's; students certify top-1
-    student_cert = {k: v for k, v in certain.items() if k != "certify_top_k"}
+    # stop settings, checked up front: the teacher certifies its top-k sets, the students top-1
+    teacher_stop = _check_stop(stop, X_test, top_k if pll else 1, X, fit_intercept, backend)
+    student_stop = dict(teacher_stop, certify_top_k=1)
     warm_starts = dict(_warm or {})
     pll_names = pll_model_names(pll_loss) if pll else []
     bar = None
@@ -549,9 +540,8 @@ def distill(
         warm = student_warm_start(chain[-1].model, chain[-2].model if t >= 2 else None) if t else {}
         if f"round {t}" in warm_starts:
             warm = {"init": warm_starts[f"round {t}"]}
-        cert = certain if t == 0 else student_cert
         model = fit_linear_probe(X, targets, reg, n_classes=K, allow_negative_targets=t > 0 and mix > 1,
-                                 **warm, **solver, **cert)
+                                 **warm, **solver, **(student_stop if t else teacher_stop))
         if bar is not None:
             bar.update()
         return model, model.predict_proba(X)
@@ -562,8 +552,8 @@ def distill(
     models = {f"round {t}": r.model for t, r in enumerate(chain)}
     probs = {f"round {t}": r.probs for t, r in enumerate(chain)}
     if pll:
-        _fit_pll_students(X, reg, K, top_k, dict(zip(pll_names, losses, strict=False)), models, probs,
-                          dict(solver, _certain=student_cert), bar, warm_starts)
+        _fit_pll_students(X, reg, K, top_k, dict(zip(pll_names, losses, strict=False)), models, probs, solver, bar,
+                          warm_starts, student_stop)
     if bar is not None:
         bar.close()
 
