@@ -7,7 +7,8 @@ command to the end, and prints a table:
   metrics, chosen regs and iteration counts; solver floats within 1e-9 relative);
 * files left over in the output folder (temporary ``*.tmp`` files, anything not written by a
   clean run);
-* processes that outlive their driver (descendants of a killed driver still alive 3 s later).
+* processes that outlive their driver (descendants of a killed driver still running 3 s later;
+  a zombie has exited).
 
 Targets, drawn at random per trial: the driver of ``run`` (in-process tasks), the driver of
 ``sweep -j 2``, one of ``sweep -j 2``'s worker processes, and two ``sweep`` drivers sharing one
@@ -103,6 +104,21 @@ def _descendants(psutil, pid):
         return []
 
 
+def _survivors(psutil, procs, timeout):
+    """Those of ``procs`` still running after ``timeout`` seconds. A zombie has exited: it only
+    waits for its new parent (the driver is dead) to collect its exit status."""
+    def running(p):
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    t0 = time.time()
+    while (alive := [p for p in procs if running(p)]) and time.time() - t0 < timeout:
+        time.sleep(0.05)
+    return alive
+
+
 def _short(proc) -> str:
     try:
         cmd = " ".join(proc.cmdline())
@@ -129,11 +145,11 @@ def _trial(psutil, rng, target, feats, config, out, clean_seconds):
         family = _descendants(psutil, victim.pid)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
-        _, alive = psutil.wait_procs(family, timeout=3.0)
+        alive = _survivors(psutil, family, 3.0)
         orphans = len(alive)
         if alive:
             names = [_short(p) for p in alive]
-            _, still = psutil.wait_procs(alive, timeout=30.0)
+            still = _survivors(psutil, alive, 30.0)
             print(f"  outlived the driver by 3 s: {names}; {len(still)} still alive 30 s later", file=sys.stderr)
             for p in still:
                 p.kill()

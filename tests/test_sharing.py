@@ -32,6 +32,20 @@ if _delay:
                 fh.write(f"{task.task_id} {os.getpid()}\\n")
         return out
     _sw.compute_task = _slow
+_preload_delay = os.environ.get("SD_TEST_PRELOAD_DELAY")
+if _preload_delay:  # a forkserver whose preload (the library's imports) takes this many seconds more
+    import sys
+    import multiprocessing.forkserver as _fs
+    _main = _fs.main
+    class _SlowImport:
+        def find_spec(self, name, path=None, target=None):
+            if name == "selfdistill.noise":
+                time.sleep(float(_preload_delay))
+            return None
+    def _slow_main(*a, **k):
+        sys.meta_path.insert(0, _SlowImport())
+        return _main(*a, **k)
+    _fs.main = _slow_main
 """
 
 DRIVER = ("import sys; from selfdistill.experiments import run_sweep; "
@@ -65,12 +79,15 @@ def _config(tmp_path, feats, rates="[0.2, 0.4, 0.6]"):
     return p
 
 
-def _driver(tmp_path, config, db, *, jobs=1, lease=30.0, delay=0.3, log=None):
+def _driver(tmp_path, config, db, *, jobs=1, lease=30.0, delay=0.3, log=None, preload_delay=None):
     hook = tmp_path / "hook"
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(SITE)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), SRC, os.environ.get("PYTHONPATH", "")]),
                SD_TEST_TASK_DELAY=str(delay), SD_TEST_TASK_LOG=str(log or tmp_path / "log.txt"))
+    if preload_delay is not None:  # the task hook would import the library before the forkserver's preload
+        env["SD_TEST_PRELOAD_DELAY"] = str(preload_delay)
+        del env["SD_TEST_TASK_DELAY"]
     return subprocess.Popen([sys.executable, "-c", DRIVER, str(config), str(db), str(jobs), str(lease)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -156,3 +173,45 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path, feats):
             driver.kill()
     gone, alive = psutil.wait_procs(kids, timeout=10)
     assert alive == [], [" ".join(p.cmdline()) for p in alive]
+
+
+def _gone(proc) -> bool:
+    """Exited (a zombie waiting for its new parent to reap it has exited too)."""
+    import psutil
+
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_driver_killed_while_its_forkserver_imports_the_library_leaves_no_process(tmp_path, feats):
+    psutil = pytest.importorskip("psutil")
+    config, db = _config(tmp_path, feats), tmp_path / "preload.db"
+    # the forkserver's preload is held for 60 s inside the library's imports: the moment of the kill
+    driver = _driver(tmp_path, config, db, jobs=2, preload_delay=60.0)
+    try:
+        def servers():
+            try:
+                kids = psutil.Process(driver.pid).children()
+            except psutil.NoSuchProcess:
+                return []
+            return [k for k in kids if "forkserver" in " ".join(k.cmdline())]
+
+        assert _wait_for(lambda: servers() != [] or driver.poll() is not None), "no forkserver started"
+        assert driver.poll() is None, driver.communicate()
+        time.sleep(1.0)  # well into the held import
+        kids = psutil.Process(driver.pid).children(recursive=True)  # forkserver and resource tracker
+        assert kids and not any(k.children() for k in kids if k in servers())  # no worker forked yet
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(10)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    try:  # gone within seconds, not after the 60 s of the held import
+        assert _wait_for(lambda: all(_gone(k) for k in kids), timeout=5.0), [
+            " ".join(k.cmdline()) for k in kids if not _gone(k)]
+    finally:
+        for k in kids:
+            if not _gone(k):
+                k.kill()
