@@ -177,6 +177,12 @@ def test_bad_input(tmp_path, feats, capsys):
     assert main(["sweep", str(cfg(tmp_path, feats)), "--db", str(db), "-q"]) == 2
     assert "schema version 0" in capsys.readouterr().err
     assert not (tmp_path / "x.db").exists()
+    # a database in a folder that does not exist: said so, not "not a selfdistill results database"
+    nodir = tmp_path / "nodir" / "x" / "s.db"
+    assert main(["sweep", str(cfg(tmp_path, feats)), "--db", str(nodir), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"--db '{nodir}': its folder '{nodir.parent}' does not exist" in err and "Traceback" not in err
+    assert not (tmp_path / "nodir").exists()
 
 
 def _free_port():
