@@ -402,3 +402,25 @@ def test_a_scheduler_killed_mid_sweep_ends_with_one_message_and_no_traceback(tmp
 def _port_open(port):
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_torch_backend_gives_the_numpy_results_and_is_recorded(tmp_path, feats, capsys):
+    pytest.importorskip("torch")
+    config = cfg(tmp_path, feats, rates="[0.0, 0.4]", seeds="[0]")
+    run_sweep(config, tmp_path / "np.db", jobs=1, quiet=True)
+    assert main(["sweep", str(config), "--db", str(tmp_path / "t.db"), "--backend", "torch", "--device", "cpu",
+                 "-j", "1", "-q"]) == 0
+    assert_same_results(read_rows(tmp_path / "t.db"), read_rows(tmp_path / "np.db"))
+    with ResultStore(tmp_path / "t.db") as st:
+        recs = st.records()
+    assert {json.dumps(r["solver"]["execution"], sort_keys=True) for r in recs} == {
+        '{"backend": "torch", "device": "cpu"}'}
+    # an execution setting, not a task setting: a rerun on NumPy finds every task done
+    res = run_sweep(config, tmp_path / "t.db", jobs=1, quiet=True)
+    assert res.n_computed == 0 and res.n_skipped == len(recs)
+    # bad devices are refused by name before anything is written
+    assert main(["sweep", str(config), "--db", str(tmp_path / "u.db"), "--device", "cuda", "-q"]) == 2
+    assert "--device cuda" in capsys.readouterr().err and not (tmp_path / "u.db").exists()
+    with pytest.raises(ValueError, match="backend must be one of"):
+        run_sweep(config, tmp_path / "u.db", jobs=1, quiet=True, backend="jax")
+    assert not (tmp_path / "u.db").exists()

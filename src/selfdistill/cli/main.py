@@ -227,6 +227,12 @@ def _add_sweep(sub):
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run the tasks on the Dask cluster of this scheduler (e.g. tcp://10.0.0.5:8786); needs "
                         "'pip install selfdistill[sweep]'. Each dataset is sent to the workers once")
+    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
+                   help="fit the probes with NumPy (default) or PyTorch ('pip install selfdistill[torch]'); an "
+                        "execution setting like --jobs: finished tasks are kept, each records where it ran")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="torch device for --backend torch, e.g. cuda or cuda:1 (default: cpu). With a GPU use "
+                        "-j 1 (one process per GPU)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_allow_large(p)
     p.set_defaults(func=_cmd_sweep, parser=p)
@@ -242,11 +248,18 @@ def _cmd_sweep(args, parser) -> int:
 
     db = args.db or (Path(args.config).stem + ".db")
     try:
+        from .._backend import check_backend
+
+        check_backend(args.backend, args.device, "float64")
+    except (ValueError, ImportError) as exc:
+        print(f"{PROG}: error: --backend {args.backend} --device {args.device}: {exc}", file=sys.stderr)
+        return 2
+    try:
         config = load_sweep_config(args.config)
         check_output_file(db, "--db")
         with output_errors(db, "--db", is_dir=False):
             result = run_sweep(config, db, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet,
-                               allow_large=args.allow_large)
+                               allow_large=args.allow_large, backend=args.backend, device=args.device)
     except (ConfigError, StoreError, ImportError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -425,7 +425,7 @@ def limit_blas(threads: int | None) -> Iterator[None]:
         yield
 
 
-def _chains(task, config, data, y_noisy, reg):
+def _chains(task, config, data, y_noisy, reg, execution):
     """Reg per model and one :func:`distill` result per distinct reg: ``(best, chains, scores)``.
 
     With ``reg = "auto"`` the chain runs down the reg grid on the fit part
@@ -436,7 +436,7 @@ def _chains(task, config, data, y_noisy, reg):
     X, y, K = data["X_train"], data["y_train"], data["n_classes"]
     pll = bool(config.pll_losses)
     chain = dict(rounds=config.rounds, pll=pll, top_k=config.top_k,
-                 pll_loss=tuple(config.pll_losses) if pll else "uniform", n_classes=K)
+                 pll_loss=tuple(config.pll_losses) if pll else "uniform", n_classes=K, **execution)
     test = dict(X_test=data["X_test"], y_test=data["y_test"], y_true=y)
     if reg != "auto":
         res = distill(X, y_noisy, reg=reg, **test, **chain)
@@ -466,7 +466,7 @@ def _model_metrics(config, data, task, y_noisy, best, chains):
 
 
 def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], *,
-                 blas_threads: int | None = 1) -> dict[str, Any]:
+                 blas_threads: int | None = 1, backend: str = "numpy", device: str | None = None) -> dict[str, Any]:
     """Compute one task; returns its record for the store (:mod:`.store`). Pure given its inputs.
 
     Noisy labels (:func:`task_labels`) -> reg, fixed or chosen per model on a validation split of
@@ -485,6 +485,12 @@ def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], 
         The dataset's payload from :func:`prepare_datasets`.
     blas_threads : int or None, default 1, keyword-only
         BLAS threads while computing (None: leave the library's setting alone).
+    backend : {"numpy", "torch"}, default "numpy", keyword-only
+        Where the chain's probes are fitted (the baselines run on NumPy); recorded in
+        ``solver.execution``, not part of the settings hash: the same minimisers to the solver's
+        tolerance, the last bits of the floats differ between backends.
+    device : str or None, default None, keyword-only
+        The torch device (``"cuda"``, ``"cpu"``); None is the CPU.
 
     Returns
     -------
@@ -492,7 +498,7 @@ def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], 
         With task_id, dataset, noise, rate, seed, config_hash, config (the task's settings),
         metrics (one dict per model: model, kind, reg, test_acc, gain, train_acc, kept, corrected,
         agree_given, topk_coverage, realised_rate and the solver's counts), solver (chosen regs,
-        validation scores, noise, baselines' records, warnings), seconds, worker, library_version.
+        validation scores, noise, baselines' records, warnings, execution), seconds, worker, library_version.
 
     Examples
     --------
@@ -511,7 +517,7 @@ def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], 
     y_noisy, ninfo, nseed = task_labels(task, config, data)
     with limit_blas(blas_threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        best, chains, scores = _chains(task, config, data, y_noisy, spec.reg)
+        best, chains, scores = _chains(task, config, data, y_noisy, spec.reg, {"backend": backend, "device": device})
         metrics, b_extra = _model_metrics(config, data, task, y_noisy, best, chains)
     base = metrics[0]["test_acc"]
     realised = float(ninfo["rates"]["overall"])
@@ -529,6 +535,7 @@ def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], 
             "noise": {"seed": nseed, "realised_rate": realised, "per_class": ninfo["rates"]["per_class"]},
             "baselines": b_extra,
             "warnings": list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)),
+            "execution": {"backend": backend, "device": "cpu" if device is None else str(device)},
         },
         "seconds": time.perf_counter() - t0,
         "worker": f"{socket.gethostname()}:{os.getpid()}",

@@ -127,8 +127,8 @@ class SweepResult:
 _WORKER: dict = {}
 
 
-def _init_worker(config, payloads, blas_threads, driver_pid):
-    _WORKER["config"], _WORKER["data"], _WORKER["blas"] = config, payloads, blas_threads
+def _init_worker(config, payloads, run_opts, driver_pid):
+    _WORKER["config"], _WORKER["data"], _WORKER["run"] = config, payloads, run_opts
     # the parent handles Ctrl-C; a worker just dies with its pool
     import signal
 
@@ -154,16 +154,16 @@ def _watch_driver(pid, every=0.5):
 
 
 def _worker_task(task):
-    return compute_task(task, _WORKER["config"], _WORKER["data"][task.dataset], blas_threads=_WORKER["blas"])
+    return compute_task(task, _WORKER["config"], _WORKER["data"][task.dataset], **_WORKER["run"])
 
 
-def _dask_task(task, config, data, blas_threads):
-    return compute_task(task, config, data, blas_threads=blas_threads)
+def _dask_task(task, config, data, run_opts):
+    return compute_task(task, config, data, **run_opts)
 
 
-def _run_inline(claims, config, payloads, blas_threads, on_done):
+def _run_inline(claims, config, payloads, run_opts, on_done):
     while (task := claims.next()) is not None:
-        on_done(compute_task(task, config, payloads[task.dataset], blas_threads=blas_threads))
+        on_done(compute_task(task, config, payloads[task.dataset], **run_opts))
 
 
 def _process_context():
@@ -177,9 +177,9 @@ def _process_context():
         return mp.get_context("spawn")
 
 
-def _run_processes(claims, config, payloads, jobs, blas_threads, on_done, max_restarts):
+def _run_processes(claims, config, payloads, jobs, run_opts, on_done, max_restarts):
     restarts = 0
-    while not _run_pool(claims, config, payloads, jobs, blas_threads, on_done):
+    while not _run_pool(claims, config, payloads, jobs, run_opts, on_done):
         restarts += 1
         if restarts > max_restarts:
             raise SweepError(f"worker processes died {restarts} times (killed, or out of memory?); "
@@ -220,12 +220,12 @@ def _drain(finished, pending, claims, on_done) -> bool:
     return ok
 
 
-def _run_pool(claims, config, payloads, jobs, blas_threads, on_done) -> bool:
+def _run_pool(claims, config, payloads, jobs, run_opts, on_done) -> bool:
     """Keep ``jobs`` claimed tasks in flight on one pool; False when the pool broke (a worker died)."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_process_context(), initializer=_init_worker,
-                               initargs=(config, payloads, blas_threads, os.getpid()))
+                               initargs=(config, payloads, run_opts, os.getpid()))
     pending: dict = {}
     ok = True
     try:
@@ -303,7 +303,7 @@ def _dask_client(address, timeout):
             lg.setLevel(level)
 
 
-def _run_dask(client, claims, config, payloads, blas_threads, on_done):
+def _run_dask(client, claims, config, payloads, run_opts, on_done):
     from distributed import as_completed
 
     refs = {}
@@ -316,7 +316,7 @@ def _run_dask(client, claims, config, payloads, blas_threads, on_done):
             while True:
                 while (t := claims.take()) is not None:
                     key = f"selfdistill-task-{t.task_id}-{payloads[t.dataset]['config_hash']}-{os.getpid()}"
-                    futs[client.submit(_dask_task, t, config, refs[t.dataset], blas_threads, pure=False, key=key)] = t
+                    futs[client.submit(_dask_task, t, config, refs[t.dataset], run_opts, pure=False, key=key)] = t
                 if not futs:
                     if claims.finished():
                         return
@@ -437,22 +437,23 @@ class _Renewer:
         self._thread.join()
 
 
-def _execute(claims, config, payloads, *, client, jobs, blas_threads, max_restarts, on_done):
+def _execute(claims, config, payloads, *, client, jobs, run_opts, max_restarts, on_done):
     if client is not None:
-        _run_dask(client, claims, config, payloads, blas_threads, on_done)
+        _run_dask(client, claims, config, payloads, run_opts, on_done)
         return
     n_jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
     if n_jobs <= 1 or len(claims.left) == 1:
-        _run_inline(claims, config, payloads, blas_threads, on_done)
+        _run_inline(claims, config, payloads, run_opts, on_done)
     else:
-        _run_processes(claims, config, payloads, n_jobs, blas_threads, on_done, max_restarts)
+        _run_processes(claims, config, payloads, n_jobs, run_opts, on_done, max_restarts)
 
 
 def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | os.PathLike[str], *,
               jobs: int | None = None, scheduler: str | None = None, quiet: bool = False,
               blas_threads: int | None = 1, max_restarts: int = 3, connect_timeout: float = 5.0,
               payloads: dict[str, dict[str, Any]] | None = None, desc: str = "selfdistill sweep",
-              allow_large: bool = False, lease_seconds: float = 60.0) -> SweepResult:
+              allow_large: bool = False, lease_seconds: float = 60.0, backend: str = "numpy",
+              device: str | None = None) -> SweepResult:
     """Run every unfinished task of ``config`` into the results database ``db_path``.
 
     Each task (dataset x noise kind x rate x seed) is computed by
@@ -489,6 +490,13 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
         How long a claim on a task lasts without renewal (renewed every third of it while
         this driver lives): another driver on the same database takes a task over that long after
         its holder died.
+    backend : {"numpy", "torch"}, default "numpy", keyword-only
+        Where the probes are fitted (:func:`~selfdistill.fit_linear_probe`'s ``backend``): an
+        execution setting, like ``jobs``, not part of a task's settings hash; each stored task
+        records it (``solver.execution``). With ``"torch"`` and a CUDA ``device``, use ``jobs=1``
+        or one Dask worker per GPU.
+    device : str or None, default None, keyword-only
+        The torch device (``"cuda"``, ``"cuda:1"``; default ``"cpu"``), checked in this process.
 
     Returns
     -------
@@ -531,6 +539,7 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
     t_start = time.perf_counter()
     if not isinstance(config, ExperimentConfig):
         config = load_sweep_config(config)
+    run_opts = _run_options(blas_threads, backend, device)
     check_work(config, allow_large=allow_large)
     check_baseline_dependencies(config.baselines)
     stack = contextlib.ExitStack()
@@ -559,7 +568,7 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
             renewer = _Renewer(db_path, claims.owner, lease_seconds)
             try:
                 with bar:
-                    _execute(claims, config, payloads, client=client, jobs=jobs, blas_threads=blas_threads,
+                    _execute(claims, config, payloads, client=client, jobs=jobs, run_opts=run_opts,
                              max_restarts=max_restarts, on_done=on_done)
             finally:
                 renewer.stop()
@@ -569,6 +578,17 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
     return SweepResult(db_path=Path(db_path), n_tasks=len(tasks), n_computed=len(todo),
                        n_skipped=len(tasks) - len(todo), n_replaced=replaced, seconds=time.perf_counter() - t_start,
                        task_seconds=seconds, warnings=list(dict.fromkeys(caught)))
+
+
+def _run_options(blas_threads, backend, device) -> dict[str, Any]:
+    """compute_task's execution keywords, checked here (a ValueError naming the argument) so that a
+    bad backend or device fails before any task starts."""
+    import numpy as np
+
+    from .._backend import check_backend
+
+    backend, device, _ = check_backend(backend, device, np.float64)
+    return {"blas_threads": blas_threads, "backend": backend, "device": None if device is None else str(device)}
 
 
 def _task_of(rec):
