@@ -355,7 +355,8 @@ def test_run_help_mentions_every_option(capsys):
     assert main(["run", "--help"]) == 0
     out = capsys.readouterr().out
     for opt in ("--dataset", "--noise", "--rates", "--rounds", "--seeds", "--reg", "--pll-loss", "--top-k",
-                "--exact-noise", "--output", "--quiet", "--cluster-threshold", "--cluster-rule", "--jobs"):
+                "--exact-noise", "--output", "--quiet", "--cluster-threshold", "--cluster-rule", "--jobs",
+                "--backend", "--device"):
         assert opt in out
     for word in ("digits", "block", ".npz", "auto", "uniform", "candidate", "gce", "noisy",
                  "selfdistill-output", "resume"):

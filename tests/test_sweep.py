@@ -424,3 +424,9 @@ def test_torch_backend_gives_the_numpy_results_and_is_recorded(tmp_path, feats, 
     with pytest.raises(ValueError, match="backend must be one of"):
         run_sweep(config, tmp_path / "u.db", jobs=1, quiet=True, backend="jax")
     assert not (tmp_path / "u.db").exists()
+    # selfdistill run takes the same options
+    out = tmp_path / "run-torch"
+    assert main(["run", "--dataset", str(feats), "--rates", "0.4", "--seeds", "0", "--rounds", "1", "--pll-loss",
+                 "none", "--reg", "0.01", "--backend", "torch", "-o", str(out), "-q"]) == 0
+    with ResultStore(out / "results.db") as st:
+        assert {r["solver"]["execution"]["backend"] for r in st.records()} == {"torch"}

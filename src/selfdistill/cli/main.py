@@ -85,6 +85,7 @@ def _add_run(sub):
     p.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
                    help="worker processes (default: %(default)s: run in this process)")
     _add_allow_large(p)
+    _add_backend(p)
     p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="DIR",
                    help="output folder, created if needed; rerunning the same command into the same folder resumes "
                         "(default: ./%(default)s)")
@@ -100,6 +101,27 @@ def _add_allow_large(p):
     p.add_argument("--allow-large", action="store_true", dest="allow_large",
                    help=f"run a grid that needs more than {MAX_FITS:,} probe fits (refused by default, with the "
                         "estimate, as a guard against a mistyped rounds or grid)")
+
+
+def _add_backend(p):
+    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
+                   help="fit the probes with NumPy (default) or PyTorch ('pip install selfdistill[torch]'); an "
+                        "execution setting like --jobs: finished tasks are kept, each records where it ran")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="torch device for --backend torch, e.g. cuda or cuda:1 (default: cpu). With a GPU use "
+                        "-j 1 (one process per GPU)")
+
+
+def _check_backend_args(args) -> bool:
+    """False (after printing the error) when --backend/--device cannot run here."""
+    from .._backend import check_backend
+
+    try:
+        check_backend(args.backend, args.device, "float64")
+    except (ValueError, ImportError) as exc:
+        print(f"{PROG}: error: --backend {args.backend} --device {args.device}: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _add_run_grid(p):
@@ -177,6 +199,8 @@ def _cmd_run(args, parser) -> int:
                    exact_noise=args.exact_noise, cluster_rule=args.cluster_rule)
     if args.cluster_threshold is not None:
         options["cluster_threshold"] = args.cluster_threshold
+    if not _check_backend_args(args):
+        return 2
     try:
         config = run_config(args.dataset, reg=args.reg, **options)
         # nothing is created before every argument is checked (run_main_job checks the dataset
@@ -185,7 +209,8 @@ def _cmd_run(args, parser) -> int:
         with output_errors(args.output, "--output"):
             result = experiments.run_main_job(config, args.output, quiet=args.quiet, jobs=args.jobs,
                                               command=shlex.join([PROG] + list(args.argv)),
-                                              allow_large=args.allow_large)
+                                              allow_large=args.allow_large, backend=args.backend,
+                                              device=args.device)
     except ConfigError as exc:
         if exc.param == "allow_large":
             parser.error(exc.reason)
@@ -227,12 +252,7 @@ def _add_sweep(sub):
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run the tasks on the Dask cluster of this scheduler (e.g. tcp://10.0.0.5:8786); needs "
                         "'pip install selfdistill[sweep]'. Each dataset is sent to the workers once")
-    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
-                   help="fit the probes with NumPy (default) or PyTorch ('pip install selfdistill[torch]'); an "
-                        "execution setting like --jobs: finished tasks are kept, each records where it ran")
-    p.add_argument("--device", default=None, metavar="DEVICE",
-                   help="torch device for --backend torch, e.g. cuda or cuda:1 (default: cpu). With a GPU use "
-                        "-j 1 (one process per GPU)")
+    _add_backend(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_allow_large(p)
     p.set_defaults(func=_cmd_sweep, parser=p)
@@ -247,12 +267,7 @@ def _cmd_sweep(args, parser) -> int:
     from ..experiments.sweep import SweepError, run_sweep
 
     db = args.db or (Path(args.config).stem + ".db")
-    try:
-        from .._backend import check_backend
-
-        check_backend(args.backend, args.device, "float64")
-    except (ValueError, ImportError) as exc:
-        print(f"{PROG}: error: --backend {args.backend} --device {args.device}: {exc}", file=sys.stderr)
+    if not _check_backend_args(args):
         return 2
     try:
         config = load_sweep_config(args.config)

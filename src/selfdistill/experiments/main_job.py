@@ -208,7 +208,8 @@ def _write_outputs(out, rows, meta_args):
 
 def run_main_job(config: ExperimentConfig | None = None, output_dir: str | os.PathLike[str] = "selfdistill-output",
                  *, quiet: bool = False, command: str | None = None, blas_threads: int | str | None = "auto",
-                 jobs: int | None = 1, allow_large: bool = False) -> MainJobResult:
+                 jobs: int | None = 1, allow_large: bool = False, backend: str = "numpy",
+                 device: str | None = None) -> MainJobResult:
     """Run the main job into ``output_dir`` and write its files (see the module docstring).
 
     The main job is the paper's Figure 2: test accuracy of the SD rounds (and the PLL students
@@ -234,6 +235,9 @@ def run_main_job(config: ExperimentConfig | None = None, output_dir: str | os.Pa
         Worker processes (1: this process; None: the CPU count).
     allow_large : bool, default False, keyword-only
         Run a grid above :data:`~.runner.MAX_FITS` probe fits (else refused up front).
+    backend, device : keyword-only
+        Where the probes are fitted (:func:`~.sweep.run_sweep`): ``"numpy"`` (default) or
+        ``"torch"`` on ``device`` (``"cuda"``, ...); recorded per task, not part of its settings.
 
     Returns
     -------
@@ -277,7 +281,7 @@ def run_main_job(config: ExperimentConfig | None = None, output_dir: str | os.Pa
     remove_stale_temporaries(out, OUTPUT_FILES)  # left by a run killed while writing its files
     blas = _blas_threads(payload) if blas_threads == "auto" else cast("int | None", blas_threads)
     result = run_sweep(config, out / DB_NAME, jobs=jobs, quiet=quiet, blas_threads=blas, payloads=payloads,
-                       desc="selfdistill run", allow_large=allow_large)
+                       desc="selfdistill run", allow_large=allow_large, backend=backend, device=device)
     for msg in result.warnings:
         _say(quiet, f"selfdistill: warning (some tasks): {msg}")
     with ResultStore(out / DB_NAME, create=False) as store:
