@@ -587,8 +587,8 @@ def _run_options(blas_threads, backend, device) -> dict[str, Any]:
 
     from .._backend import check_backend
 
-    backend, device, _ = check_backend(backend, device, np.float64)
-    return {"blas_threads": blas_threads, "backend": backend, "device": None if device is None else str(device)}
+    backend, device, _ = check_backend(backend, device, np.float64)  # device: "cpu" or the torch device string
+    return {"blas_threads": blas_threads, "backend": backend, "device": device}
 
 
 def _task_of(rec):
