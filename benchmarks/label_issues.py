@@ -56,8 +56,24 @@ def _split_standardise(X, y, name):
     return dict(name=name, X=X[tr], y=y[tr].astype(np.int64), X_test=X[te], y_test=y[te].astype(np.int64))
 
 
-def load(name: str, subsample=None) -> dict:
-    """{name, X, y, X_test, y_test} of a benchmark dataset name or a feature .npz path."""
+def _stratified_subset(y, n, what):
+    """Indices of a stratified subset of n of the rows labelled y (seed 0, sorted); all of them if n >= len(y)."""
+    from sklearn.model_selection import train_test_split
+
+    if n is None or n >= y.shape[0]:
+        return np.arange(y.shape[0])
+    if n < 2 * (int(y.max()) + 1):
+        raise SystemExit(f"--limit-{what} {n}: expected at least 2 points per class ({2 * (int(y.max()) + 1)})")
+    keep, _ = train_test_split(np.arange(y.shape[0]), train_size=n, stratify=y, random_state=0)
+    return np.sort(keep)
+
+
+def load(name: str, subsample=None, limit_train=None, limit_test=None) -> dict:
+    """{name, X, y, X_test, y_test} of a benchmark dataset name or a feature .npz path.
+
+    limit_train / limit_test: stratified subsets (seed 0) of the training / test points, taken before
+    any noise; the dataset's name then says so (``NAME[5000/2000]``).
+    """
     import sklearn.datasets as skd
 
     if name == "digits":
@@ -82,6 +98,11 @@ def load(name: str, subsample=None) -> dict:
         raise SystemExit(f"unknown dataset {name!r}: expected one of {DATASETS + DEV_DATASETS} or a .npz path")
     if subsample:
         d["X"], d["y"] = d["X"][:subsample], d["y"][:subsample]
+    if limit_train or limit_test:
+        tr = _stratified_subset(d["y"], limit_train, "train")
+        te = _stratified_subset(d["y_test"], limit_test, "test")
+        d.update(X=d["X"][tr], y=d["y"][tr], X_test=d["X_test"][te], y_test=d["y_test"][te])
+        d["name"] = f"{d['name']}[{tr.shape[0]}/{te.shape[0]}]"
     return d
 
 
@@ -284,7 +305,11 @@ def main(argv=None):
     p.add_argument("--rates", nargs="+", type=float, metavar="RATE", help="default: 0.1 ... 0.8")
     p.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="default: 0 1 2")
     p.add_argument("--methods", nargs="+", choices=METHODS, metavar="METHOD", help=f"of {METHODS} (default: all)")
-    p.add_argument("--json", metavar="PATH", help="write every row (one per cell, seed and method) as JSON")
+    p.add_argument("--limit-train", type=int, metavar="N", help="a stratified subset (seed 0) of N training points "
+                   "of every dataset, taken before the noise (default: all)")
+    p.add_argument("--limit-test", type=int, metavar="M", help="a stratified subset (seed 0) of M test points")
+    p.add_argument("--json", metavar="PATH", help="write every row (one per cell, seed and method) as JSON, after "
+                   "every cell; an existing file is resumed: its settings x seeds are kept and not recomputed")
     p.add_argument("--markdown", metavar="PATH", help="write the table and the goal summary as Markdown")
     p.add_argument("--tables-from", metavar="JSON", help="compute nothing: print (and --markdown) the tables of "
                    "the rows saved by an earlier --json")
@@ -300,21 +325,51 @@ def main(argv=None):
     rates = args.rates or q.get("rates", RATES)
     seeds = args.seeds or q.get("seeds", SEEDS)
     methods = args.methods or METHODS
-    rows = []
+    for flag in ("limit_train", "limit_test"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: expected a positive number of points")
+    rows, done = _resume(args.json, methods)
     for name in datasets:
-        d = load(name, subsample=400 if args.quick and name == "digits" else None)
+        d = load(name, subsample=400 if args.quick and name == "digits" else None,
+                 limit_train=args.limit_train, limit_test=args.limit_test)
         d["K"] = int(max(d["y"].max(), d["y_test"].max())) + 1
         for kind in kinds:
             for rate in rates:
                 t = time.perf_counter()
-                for seed in seeds:
+                todo = [s for s in seeds if (d["name"], kind, rate, s) not in done]
+                for seed in todo:
                     rows += run_cell(d, kind, rate, seed, methods)
+                    if args.json:
+                        _write(args.json, json.dumps(rows, indent=1))
+                if not todo:
+                    continue
                 print(f"[{d['name']} {kind} {rate:g}] {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
-                if args.json:
-                    _write(args.json, json.dumps(rows, indent=1))
     if args.json:
         _write(args.json, json.dumps(rows, indent=1))
     return _report(rows, methods, args)
+
+
+def _resume(path, methods):
+    """(rows, done) of an earlier --json run: done = the settings x seeds that have every method asked for.
+
+    Every row is kept except those of unfinished settings x seeds for the methods about to be rerun,
+    so a resumed run neither loses nor duplicates a row.
+    """
+    if not path or not os.path.exists(path):
+        return [], set()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            rows = json.load(fh)
+        by_key = {}
+        for r in rows:
+            by_key.setdefault((r["dataset"], r["noise"], r["rate"], r["seed"]), set()).add(r["method"])
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise SystemExit(f"--json {path!r}: cannot resume from it ({exc!r}); move it away to start afresh") from None
+    done = {k for k, have in by_key.items() if set(methods) <= have}
+    rows = [r for r in rows if (r["dataset"], r["noise"], r["rate"], r["seed"]) in done or r["method"] not in methods]
+    if done:
+        print(f"resuming {path}: {len(done)} settings x seeds done", file=sys.stderr)
+    return rows, done
 
 
 def _add_dominance(rows):
