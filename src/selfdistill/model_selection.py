@@ -13,6 +13,11 @@ from .probe import fit_linear_probe
 
 __all__ = ["select_reg", "select_reg_per_model", "reg_path", "refit_selected", "DEFAULT_REG_GRID"]
 
+#: The default grid of :func:`select_reg`, :func:`select_reg_per_model`, :func:`reg_path` and
+#: :func:`selfdistill.inspect_labels`: 9 values, half-decade steps from 1e-1 to 1e-5. The experiment
+#: pipeline's ``reg = "auto"`` has its own coarser default (:data:`selfdistill.experiments.REG_GRID`,
+#: 7 values: a whole chain per value and task); it is part of every stored result's settings, so the
+#: two are kept apart rather than merged (merging would silently change which results match).
 DEFAULT_REG_GRID = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
 
 

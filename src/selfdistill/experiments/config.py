@@ -76,7 +76,9 @@ __all__ = [
     "run_config",
 ]
 
-#: The default reg grid of ``reg = "auto"``.
+#: The default reg grid of ``reg = "auto"`` (the ``reg_grid`` setting; coarser than
+#: :data:`selfdistill.model_selection.DEFAULT_REG_GRID`, which the single-model helpers use, because
+#: each value costs a whole chain per task).
 REG_GRID = (1e-1, 1e-2, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
 
 #: The rule behind ``reg = "auto"`` (also in ``selfdistill run --help``).
