@@ -3,7 +3,7 @@
     python -m benchmarks.grid                         # CIFAR-100 size (50,000 x 512, 100 classes): an hour+
     python -m benchmarks.grid --case mid              # 10,000 x 256, 20 classes: minutes
     python -m benchmarks.grid --quick                 # seconds (the CI smoke test)
-    python -m benchmarks.grid --rates 0 0.5 0.9 --seeds 0 --json grid.json
+    python -m benchmarks.grid --rates 0 0.5 0.9 --auto-rates 0.5 --seeds 0 --json grid.json
 
 The grid is ``configs/paper_figure2.toml``'s ``[sweep]`` table (class_cluster noise by the authors'
 rule at rates 0, 0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9; seeds 0, 1, 2; teacher + 4 SD rounds + the
@@ -141,6 +141,8 @@ def main(argv=None):
     p.add_argument("--rates", nargs="+", type=float, metavar="RATE",
                    help="the grid's rates to time (default: 0 0.5 0.9; the others are interpolated)")
     p.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="seeds to time (default: 0)")
+    p.add_argument("--auto-rates", nargs="+", type=float, metavar="RATE",
+                   help="rates to time under reg = 'auto' (default: --rates; one rate = the same time at every rate)")
     p.add_argument("--protocols", nargs="+", choices=("fixed", "auto"), default=["fixed", "auto"])
     p.add_argument("--json", metavar="PATH", help="write the timed rows and the projections")
     args = p.parse_args(argv)
@@ -150,18 +152,22 @@ def main(argv=None):
     grid_rates, grid_seeds = [float(r) for r in sweep["rates"]], list(sweep["seeds"])
     rates = args.rates or ([0.0, 0.5] if args.quick else [0.0, 0.5, 0.9])
     seeds = args.seeds or [0]
-    bad = [r for r in rates if r not in grid_rates]
-    if bad:
-        p.error(f"--rates {bad}: expected rates of the grid {grid_rates}")
+    auto_rates = args.auto_rates or rates
+    for flag, given in (("--rates", rates), ("--auto-rates", auto_rates)):
+        bad = [r for r in given if r not in grid_rates]
+        if bad:
+            p.error(f"{flag} {bad}: expected rates of the grid {grid_rates}")
 
     from selfdistill.experiments import compute_task, load_sweep_config, prepare_datasets
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         feats = _features(tmp, spec)
-        cfg = load_sweep_config(_write_config(tmp, sweep, feats, spec["reg"], spec["K"], rates, seeds))
+        timed = sorted(set(rates) | set(auto_rates))
+        cfg = load_sweep_config(_write_config(tmp, sweep, feats, spec["reg"], spec["K"], timed, seeds))
         data = prepare_datasets(cfg)
-        tasks = [t for t in cfg.tasks() if t.dataset in args.protocols]
+        tasks = [t for t in cfg.tasks() if t.dataset in args.protocols
+                 and t.rate in (auto_rates if t.dataset == "auto" else rates)]
         for i, task in enumerate(tasks, 1):
             rec = compute_task(task, cfg, data[task.dataset], blas_threads=None)
             rows.append({"protocol": task.dataset, "rate": task.rate, "seed": task.seed, "seconds": rec["seconds"],
@@ -172,7 +178,7 @@ def main(argv=None):
 
     grid = project(rows, grid_rates, len(grid_seeds))
     lines = [f"case {case}: {spec['n']} x {spec['d']}, {spec['K']} classes, fixed reg {spec['reg']:g}; "
-             f"timed: rates {rates}, seeds {seeds}; grid: {len(grid_rates)} rates x {len(grid_seeds)} seeds",
+             f"timed: rates {rates} (auto: {auto_rates}), seeds {seeds}; grid: {len(grid_rates)} rates x {len(grid_seeds)} seeds",
              "", f"{'protocol':<9} {'rate':>5} {'seed':>4} {'seconds':>9}"]
     lines += [f"{r['protocol']:<9} {r['rate']:>5g} {r['seed']:>4} {r['seconds']:>9.1f}" for r in rows]
     total = sum(grid.values())
@@ -186,7 +192,7 @@ def main(argv=None):
         lines += ["", "(no projection for the paper's datasets from the quick case: its evaluations take "
                   "microseconds, all overhead)"]
         print("\n".join(lines))
-        _save(args.json, case, spec, rates, seeds, rows, grid, None, {}, sweep)
+        _save(args.json, case, spec, {"fixed": rates, "auto": auto_rates}, seeds, rows, grid, None, {}, sweep)
         return 0
     lines += ["", "projected for the paper's six datasets (512-d; evaluations per task as on this case):",
               f"  {'dataset':<14} {'n':>7} {'K':>4} {'s/eval':>7} {'fixed h':>8} {'auto h':>8} {'both h':>8}"]
@@ -202,7 +208,7 @@ def main(argv=None):
                  f"{sum(v['hours'].get('auto', 0) for v in six.values()):>8.2f} "
                  f"{sum(sum(v['hours'].values()) for v in six.values()):>8.2f}")
     print("\n".join(lines))
-    _save(args.json, case, spec, rates, seeds, rows, grid, spe_case, six, sweep)
+    _save(args.json, case, spec, {"fixed": rates, "auto": auto_rates}, seeds, rows, grid, spe_case, six, sweep)
     return 0
 
 

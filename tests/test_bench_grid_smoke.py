@@ -47,4 +47,8 @@ def test_interpolation_and_evaluation_timing():
     grid = _bench()
     assert grid.interpolate({0.0: 10.0, 0.5: 20.0, 0.9: 40.0}, [0.0, 0.1, 0.5, 0.7, 0.9, 1.0]) == pytest.approx(
         {0.0: 10.0, 0.1: 12.0, 0.5: 20.0, 0.7: 30.0, 0.9: 40.0, 1.0: 40.0})
+    assert grid.interpolate({0.5: 7.0}, [0.0, 0.9]) == {0.0: 7.0, 0.9: 7.0}  # one timed rate (--auto-rates 0.5)
+    rows = [{"protocol": "fixed", "rate": 0.0, "seconds": 2.0}, {"protocol": "fixed", "rate": 0.0, "seconds": 4.0},
+            {"protocol": "auto", "rate": 0.5, "seconds": 10.0}]
+    assert grid.project(rows, [0.0, 0.5], 3) == {"fixed": 3 * (3.0 + 3.0), "auto": 3 * 20.0}
     assert grid.seconds_per_evaluation(2000, 64, 10, repeats=2) > 0
