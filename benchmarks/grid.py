@@ -178,14 +178,16 @@ def main(argv=None):
 
     grid = project(rows, grid_rates, len(grid_seeds))
     lines = [f"case {case}: {spec['n']} x {spec['d']}, {spec['K']} classes, fixed reg {spec['reg']:g}; "
-             f"timed: rates {rates} (auto: {auto_rates}), seeds {seeds}; grid: {len(grid_rates)} rates x {len(grid_seeds)} seeds",
+             f"timed: rates {rates} (auto: {auto_rates}), seeds {seeds}; "
+             f"grid: {len(grid_rates)} rates x {len(grid_seeds)} seeds",
              "", f"{'protocol':<9} {'rate':>5} {'seed':>4} {'seconds':>9}"]
     lines += [f"{r['protocol']:<9} {r['rate']:>5g} {r['seed']:>4} {r['seconds']:>9.1f}" for r in rows]
     total = sum(grid.values())
     lines += ["", "projected whole grid (this machine):"]
     lines += [f"  {proto:<6} {s / 3600:8.2f} h" for proto, s in grid.items()]
-    lines.append(f"  both   {total / 3600:8.2f} h   goal < {GOAL_HOURS:g} h: {'met' if total < GOAL_HOURS * 3600 else 'missed'}"
-                 + (f" ({total / 3600 / GOAL_HOURS:.1f}x over)" if total >= GOAL_HOURS * 3600 else ""))
+    met = total < GOAL_HOURS * 3600
+    lines.append(f"  both   {total / 3600:8.2f} h   goal < {GOAL_HOURS:g} h: {'met' if met else 'missed'}"
+                 + ("" if met else f" ({total / 3600 / GOAL_HOURS:.1f}x over)"))
     if "fixed" in grid and "auto" in grid:
         lines.append(f"  auto / fixed {grid['auto'] / grid['fixed']:.1f}x")
     if case == "quick":
