@@ -1,31 +1,14 @@
 """CI smoke test of the grid benchmark (benchmarks/grid.py): it runs end to end; its projection arithmetic."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _bench():
-    sys.path.insert(0, ROOT)
-    try:
-        from benchmarks import grid
-    finally:
-        sys.path.remove(ROOT)
-    return grid
+from conftest import import_benchmark, run_benchmark
 
 
 def test_grid_benchmark_quick_runs(tmp_path):
     out = tmp_path / "grid.json"
-    env = dict(os.environ)
-    extra = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "src")] + extra)
-    res = subprocess.run([sys.executable, "-m", "benchmarks.grid", "--quick", "--json", str(out)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    res = run_benchmark("benchmarks.grid", "--quick", "--json", out, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     saved = json.loads(out.read_text())
     # the paper's grid (configs/paper_figure2.toml), timed at 2 rates x 1 seed x 2 protocols
@@ -44,7 +27,7 @@ def test_grid_benchmark_quick_runs(tmp_path):
 
 
 def test_interpolation_and_evaluation_timing():
-    grid = _bench()
+    grid = import_benchmark("grid")
     assert grid.interpolate({0.0: 10.0, 0.5: 20.0, 0.9: 40.0}, [0.0, 0.1, 0.5, 0.7, 0.9, 1.0]) == pytest.approx(
         {0.0: 10.0, 0.1: 12.0, 0.5: 20.0, 0.7: 30.0, 0.9: 40.0, 1.0: 40.0})
     assert grid.interpolate({0.5: 7.0}, [0.0, 0.9]) == {0.0: 7.0, 0.9: 7.0}  # one timed rate (--auto-rates 0.5)

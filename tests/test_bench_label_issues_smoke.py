@@ -1,26 +1,16 @@
 """CI smoke test of the label-issue benchmark: the --quick version runs end to end (no time limits)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import import_benchmark, run_benchmark
 
 
 def test_label_issue_benchmark_quick_runs(tmp_path):
     pytest.importorskip("cleanlab")  # installed by the README's test command (the [cleanlab] extra)
     out, md = tmp_path / "rows.json", tmp_path / "table.md"
-    env = dict(os.environ)
-    extra = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "src")] + extra)
-    res = subprocess.run(
-        [sys.executable, "-m", "benchmarks.label_issues", "--quick", "--json", str(out), "--markdown", str(md)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
+    res = run_benchmark("benchmarks.label_issues", "--quick", "--json", out, "--markdown", md)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "vs cleanlab-probe:" in res.stdout and "vs cleanlab-default:" in res.stdout
     rows = json.loads(out.read_text())
@@ -35,17 +25,8 @@ def test_label_issue_benchmark_quick_runs(tmp_path):
     assert "| digits | symmetric | 0.2 |" in md.read_text()
 
 
-def _bench():
-    sys.path.insert(0, ROOT)
-    try:
-        from benchmarks import label_issues
-    finally:
-        sys.path.remove(ROOT)
-    return label_issues
-
-
 def test_limit_train_and_test_take_stratified_subsets_before_the_noise():
-    bench = _bench()
+    bench = import_benchmark("label_issues")
     full = bench.load("wine")
     d = bench.load("wine", limit_train=60, limit_test=30)
     assert d["name"] == "wine[60/30]" and d["X"].shape == (60, 13) and d["X_test"].shape == (30, 13)
@@ -62,7 +43,7 @@ def test_limit_train_and_test_take_stratified_subsets_before_the_noise():
 
 def test_an_interrupted_run_resumes_without_losing_or_duplicating_rows(tmp_path):
     pytest.importorskip("cleanlab")  # installed by the README's test command (the [cleanlab] extra)
-    bench = _bench()
+    bench = import_benchmark("label_issues")
     out = tmp_path / "rows.json"
     base = ["--datasets", "wine", "--limit-train", "80", "--noise", "symmetric", "--rates", "0.3",
             "--methods", "selfdistill", "cleanlab-probe", "--json", str(out)]

@@ -1,22 +1,13 @@
 """CI smoke test of the benchmark suite: the tiny version runs end to end (no time limits)."""
 
 import json
-import os
-import subprocess
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import run_benchmark
 
 
 def test_benchmark_quick_runs(tmp_path):
     out = tmp_path / "bench.json"
-    env = dict(os.environ)
-    extra = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "src")] + extra)
-    res = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
+    res = run_benchmark("benchmarks", "--quick", "--json", out)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "chain/floor" in res.stdout and "round 0" in res.stdout and "pll" in res.stdout
     results = json.loads(out.read_text())
@@ -36,11 +27,7 @@ def test_benchmark_quick_runs(tmp_path):
 
 def test_auto_benchmark_quick_runs_and_matches_the_old_task(tmp_path):
     out = tmp_path / "auto.json"
-    env = dict(os.environ)
-    extra = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "src")] + extra)
-    res = subprocess.run([sys.executable, "-m", "benchmarks.auto", "--quick", "--json", str(out)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    res = run_benchmark("benchmarks.auto", "--quick", "--json", out)
     assert res.returncode == 0, res.stderr[-3000:]
     rows = {r["variant"]: r for r in json.loads(out.read_text())}
     assert set(rows) == {"fixed", "fixed-certain", "auto-before", "auto"}
