@@ -63,24 +63,14 @@ def _grid_settings(root):
         return tomllib.load(fh)["sweep"]
 
 
-def _write_config(folder, sweep, features, reg, K, rates, seeds):
-    """A sweep config with the grid's settings, the sampled rates and seeds, both protocols."""
-    def val(v):
-        return json.dumps(v)  # TOML and JSON agree on strings, numbers and flat arrays
+def _config(sweep, features, reg, K, rates, seeds):
+    """The grid's sweep settings with the sampled rates and seeds, one dataset entry per protocol."""
+    from selfdistill.experiments.config import parse_sweep_config
 
-    lines = ["[sweep]", 'name = "grid_benchmark"']
-    for key, v in sweep.items():
-        if key in ("name", "rates", "seeds"):
-            continue
-        lines.append(f"{key} = {val(v)}")
-    lines += [f"rates = {val(list(rates))}", f"seeds = {val(list(seeds))}", ""]
-    for name, r in (("fixed", reg), ("auto", "auto")):
-        lines += ["[[datasets]]", f'name = "{name}"', f"features = {val(features)}", f"reg = {val(r)}",
-                  f"n_classes = {K}", ""]
-    path = os.path.join(folder, "grid.toml")
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines))
-    return path
+    table = {**sweep, "name": "grid_benchmark", "rates": list(rates), "seeds": list(seeds)}
+    datasets = [{"name": name, "features": features, "reg": r, "n_classes": K}
+                for name, r in (("fixed", reg), ("auto", "auto"))]
+    return parse_sweep_config({"sweep": table, "datasets": datasets})
 
 
 def _features(folder, spec, seed=0):
@@ -158,13 +148,13 @@ def main(argv=None):
         if bad:
             p.error(f"{flag} {bad}: expected rates of the grid {grid_rates}")
 
-    from selfdistill.experiments import compute_task, load_sweep_config, prepare_datasets
+    from selfdistill.experiments import compute_task, prepare_datasets
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         feats = _features(tmp, spec)
         timed = sorted(set(rates) | set(auto_rates))
-        cfg = load_sweep_config(_write_config(tmp, sweep, feats, spec["reg"], spec["K"], timed, seeds))
+        cfg = _config(sweep, feats, spec["reg"], spec["K"], timed, seeds)
         data = prepare_datasets(cfg)
         tasks = [t for t in cfg.tasks() if t.dataset in args.protocols
                  and t.rate in (auto_rates if t.dataset == "auto" else rates)]

@@ -309,7 +309,7 @@ def main(argv=None):
                    "of every dataset, taken before the noise (default: all)")
     p.add_argument("--limit-test", type=int, metavar="M", help="a stratified subset (seed 0) of M test points")
     p.add_argument("--json", metavar="PATH", help="write every row (one per cell, seed and method) as JSON, after "
-                   "every cell; an existing file is resumed: its settings x seeds are kept and not recomputed")
+                   "every setting x seed; an existing file is resumed: its settings x seeds are kept, not recomputed")
     p.add_argument("--markdown", metavar="PATH", help="write the table and the goal summary as Markdown")
     p.add_argument("--tables-from", metavar="JSON", help="compute nothing: print (and --markdown) the tables of "
                    "the rows saved by an earlier --json")
@@ -349,6 +349,10 @@ def main(argv=None):
     return _report(rows, methods, args)
 
 
+def _key(row):
+    return row["dataset"], row["noise"], row["rate"], row["seed"]
+
+
 def _resume(path, methods):
     """(rows, done) of an earlier --json run: done = the settings x seeds that have every method asked for.
 
@@ -362,11 +366,11 @@ def _resume(path, methods):
             rows = json.load(fh)
         by_key = {}
         for r in rows:
-            by_key.setdefault((r["dataset"], r["noise"], r["rate"], r["seed"]), set()).add(r["method"])
+            by_key.setdefault(_key(r), set()).add(r["method"])
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise SystemExit(f"--json {path!r}: cannot resume from it ({exc!r}); move it away to start afresh") from None
     done = {k for k, have in by_key.items() if set(methods) <= have}
-    rows = [r for r in rows if (r["dataset"], r["noise"], r["rate"], r["seed"]) in done or r["method"] not in methods]
+    rows = [r for r in rows if _key(r) in done or r["method"] not in methods]
     if done:
         print(f"resuming {path}: {len(done)} settings x seeds done", file=sys.stderr)
     return rows, done
