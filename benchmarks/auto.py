@@ -17,7 +17,8 @@ For each case it times, in this process, one after the other:
   with a check that the chosen regs, the validation accuracies and every model's test accuracy equal
   ``auto-before``'s.
 
-Prints one table (seconds, passes over X, ratio to ``fixed``) and writes ``--json``.
+Prints one table (seconds, passes over X, ratio to ``fixed``), then the profile of each ``auto`` task
+(evaluations per reg of the path and of the refit, per model: where the passes go), and writes ``--json``.
 """
 
 from __future__ import annotations
@@ -88,7 +89,33 @@ def _auto_now(X, yn, K, test):
     chains = refit_selected(X, yn, best, path, n_classes=K, **test, **CHAIN)
     models = [m for p in path.values() for m in p.values()] + [m for c in chains.values() for m in c.models.values()]
     test_acc = {name: chains[best[name]].metric(name, "test_acc") for name in best}
-    return best, scores, test_acc, models
+    return best, scores, test_acc, models, profile(path, chains)
+
+
+def profile(path, chains):
+    """Where the auto task's passes go: {"path": {reg: {model: evals}}, "refit": {reg: {model: evals}}}.
+
+    ``path`` is :func:`reg_path`'s third value, ``chains`` :func:`refit_selected`'s answer. Evaluations
+    (gradient evaluations + Hessian products, each one pass pair over X) do not depend on the load.
+    """
+    return {"path": {str(r): {m: _evals([p]) for m, p in models.items()} for r, models in path.items()},
+            "refit": {str(r): {m: _evals([p]) for m, p in c.models.items()} for r, c in chains.items()}}
+
+
+def format_profile(row):
+    """The profile of one ``auto`` row as a table: one line per fit reg, one column per model."""
+    prof, fixed = row["profile"], row["fixed_evals"]
+    models = list(next(iter(prof["path"].values())))
+    head = f"{'part':6} {'reg':>7} " + " ".join(f"{m:>10}" for m in models) + f" {'total':>7} {'x fixed':>8}"
+    lines = [f"{row['case']}: evaluations of the auto task (fit part for the path, all points for the refit); "
+             f"fixed chain at reg {row['fixed_reg']:g}: {fixed} (a fit-part evaluation costs about 0.8 of a full one)",
+             head, "-" * len(head)]
+    for part in ("path", "refit"):
+        for reg, ev in prof[part].items():
+            tot = sum(ev.values())
+            cells = " ".join(f"{ev[m]:>10}" if m in ev else f"{'':>10}" for m in models)
+            lines.append(f"{part:6} {float(reg):>7g} {cells} {tot:>7} {tot / fixed:>8.2f}")
+    return "\n".join(lines)
 
 
 def run_case(name, spec, features=None, log=print):
@@ -120,7 +147,8 @@ def run_case(name, spec, features=None, log=print):
     t0 = time.perf_counter()
     now = _auto_now(X, yn, K, test)
     same = before[0] == now[0] and before[1] == now[1] and before[2] == now[2]
-    row("auto", time.perf_counter() - t0, now[3], chosen=now[0], same_as_before=same)
+    row("auto", time.perf_counter() - t0, now[3], chosen=now[0], same_as_before=same, profile=now[4],
+        fixed_evals=rows[0]["evals"], fixed_reg=reg)
     base = rows[0]["seconds"]
     for r in rows:
         r["x_fixed"] = round(r["seconds"] / base, 2) if base > 0 else None
@@ -158,6 +186,10 @@ def main(argv=None):
         rows += run_case(os.path.basename(args.features).split(".")[0][:8], dict(reg=args.reg),
                          features=args.features, log=lambda s: print(s, file=sys.stderr, flush=True))
     print(format_table(rows))
+    for r in rows:
+        if "profile" in r:
+            print()
+            print(format_profile(r))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -34,3 +34,8 @@ def test_auto_benchmark_quick_runs_and_matches_the_old_task(tmp_path):
     assert rows["auto"]["same_as_before"] is True  # same regs, validation and test accuracies
     assert rows["auto"]["evals"] < rows["auto-before"]["evals"]
     assert "x fixed" in res.stdout
+    # the profile accounts for every pass of the auto task, once: 7 path regs, one refit per chosen reg
+    prof = rows["auto"]["profile"]
+    assert len(prof["path"]) == 7 and set(prof["refit"]) == {str(r) for r in set(rows["auto"]["chosen"].values())}
+    assert sum(v for part in prof.values() for ev in part.values() for v in ev.values()) == rows["auto"]["evals"]
+    assert "refit" in res.stdout and "path" in res.stdout
