@@ -13,7 +13,14 @@ with forkserver_import_watch():  # a sweep's forkserver exits if its driver dies
     from .label_issues import LabelIssues, find_label_issues, inspect_labels
     from .model_selection import select_reg
     from .noise import class_clusters, corrupt_labels, transition_matrix
-    from .probe import ConvergenceWarning, LinearProbe, fit_linear_probe, fit_partial_label_probe
+    from .probe import (
+        ConvergenceWarning,
+        LinearProbe,
+        fit_linear_probe,
+        fit_linear_probes,
+        fit_partial_label_probe,
+        fit_partial_label_probes,
+    )
     from .targets import refine_targets, topk_mask
 
 __version__ = "0.2.0"
@@ -31,7 +38,9 @@ __all__ = [
     "find_label_issues",
     "inspect_labels",
     "fit_linear_probe",
+    "fit_linear_probes",
     "fit_partial_label_probe",
+    "fit_partial_label_probes",
     "noise",
     "theory",
     "refine_targets",

@@ -95,6 +95,12 @@ class NumpyOps:
     def copy(self, a):
         return a.copy()
 
+    def concat(self, arrays, axis):
+        return np.concatenate(arrays, axis=axis)
+
+    def contiguous(self, a):
+        return np.ascontiguousarray(a)
+
     # reductions returning Python floats
     def vdot(self, a, b):
         return float(np.vdot(a, b))
@@ -191,6 +197,12 @@ class TorchOps(NumpyOps):
 
     def copy(self, a):
         return a.clone()
+
+    def concat(self, arrays, axis):
+        return self.torch.cat(arrays, dim=axis)
+
+    def contiguous(self, a):
+        return a.contiguous()
 
     def vdot(self, a, b):
         return float((a * b).sum())

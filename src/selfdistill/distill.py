@@ -15,7 +15,7 @@ import numpy as np
 
 from ._validation import check_choice, check_features, check_int, check_labels, check_memory, check_positive
 from .metrics import model_metrics, topk_coverage
-from .probe import _ChainCache, _check_stop, fit_linear_probe, fit_partial_label_probe
+from .probe import _ChainCache, _check_sample_weight, _check_stop, fit_linear_probe, fit_partial_label_probe
 from .targets import check_mix, refine_targets
 
 __all__ = ["PLL_LOSSES", "ChainRound", "DistillResult", "distill", "pll_model_names", "pll_round", "run_chain"]
@@ -433,6 +433,7 @@ def distill(
     device=None,
     dtype=np.float64,
     stop="tol",
+    sample_weight=None,
     _cache=None,
     _warm=None,
 ) -> DistillResult:
@@ -472,6 +473,10 @@ def distill(
         predictions, its X_test predictions and (the teacher) its training top-k sets are those of
         the exact minimiser of its own objective (its targets being the previous round's computed
         outputs); each model records ``n_uncertain_``. The non-convex PLL students stop at ``tol``.
+    sample_weight : optional (n,) non-negative row weights with a positive sum: every model of the
+        chain minimises the weighted mean over the rows (:func:`selfdistill.fit_linear_probe`); a
+        0/1 vector is a subset of the rows without copying X (the training metrics still count
+        every row).
     _cache : internal: a ``probe._ChainCache`` to share with other chains on the same X (the
         backend copy of X and the eigen-decomposition of X^T X / n; :mod:`selfdistill.model_selection`
         shares one along the reg path).
@@ -523,7 +528,8 @@ def distill(
     X_test, y_test, y_true = _check_eval_sets(X, X_test, y_test, y_true, K)
 
     solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype,
-                  _cache=_ChainCache() if _cache is None else _cache)
+                  _cache=_ChainCache() if _cache is None else _cache,
+                  sample_weight=_check_sample_weight(sample_weight, n))
     # stop settings, checked up front: the teacher certifies its top-k sets, the students top-1
     teacher_stop = _check_stop(stop, X_test, top_k if pll else 1, X, fit_intercept, backend)
     student_stop = dict(teacher_stop, certify_top_k=1)

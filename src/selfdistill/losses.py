@@ -251,6 +251,8 @@ class Candidate:
         Candidate weights w_ij >= 0, rows summing to 1 (S_i = {j : w_ij > 0}).
     ops : backend
         The array backend (NumPy by default).
+    row_weights : (n, 1) backend array or None
+        Row weights r_i >= 0: the loss becomes sum_i r_i loss_i (a 0/1 vector is a row subset).
 
     Examples
     --------
@@ -263,9 +265,10 @@ class Candidate:
 
     convex = False
 
-    def __init__(self, weights, ops=NUMPY):
+    def __init__(self, weights, ops=NUMPY, row_weights=None):
         self.ops = ops
         self.mask = weights > 0
+        self.row_weights = row_weights  # (n, 1) r_i >= 0 or None: the loss becomes sum_i r_i loss_i
         with np.errstate(divide="ignore"):
             self.log_w = np.log(weights) if ops.name != "torch" else ops.torch.log(weights)
 
@@ -302,7 +305,10 @@ class Candidate:
         log_mass = m + ops.log(ops.rowsum(ops.exp(masked - m)))
         Q = ops.where(self.mask, ops.exp(masked - log_mass), 0.0)
         self._P, self._Q = P, Q
-        return -ops.total(log_mass), P - Q
+        if self.row_weights is None:
+            return -ops.total(log_mass), P - Q
+        r = as_dtype(ops, self.row_weights, P)
+        return -ops.total(log_mass * r), (P - Q) * r
 
     def hess_curv(self):
         """(P (n, K) at the last point, None): the softmax factor of the curvature (no row weights).
@@ -311,8 +317,8 @@ class Candidate:
         -------
         P : (n, K) backend array
             softmax(Z) at the last :meth:`value_grad`.
-        weights : None
-            This loss has no row weights.
+        weights : (n, 1) backend array or None
+            The row weights (None without them).
 
         Examples
         --------
@@ -326,7 +332,7 @@ class Candidate:
         >>> P.shape, w is None
         ((2, 3), True)
         """
-        return self._P, None
+        return self._P, self.row_weights
 
     def hessp(self, V):
         """The Hessian in Z at the last :meth:`value_grad` times V (n, K), row by row.
@@ -357,7 +363,8 @@ class Candidate:
         """
         ops = self.ops
         P, Q = as_dtype(ops, self._P, V), as_dtype(ops, self._Q, V)
-        return softmax_jvp(P, V, ops) - softmax_jvp(Q, V, ops)
+        H = softmax_jvp(P, V, ops) - softmax_jvp(Q, V, ops)
+        return H if self.row_weights is None else H * as_dtype(ops, self.row_weights, H)
 
 
 class GCE:
@@ -373,6 +380,8 @@ class GCE:
         The GCE exponent (default :data:`GCE_Q` = 0.7, the authors' experiment code).
     ops : backend
         The array backend (NumPy by default).
+    row_weights : (n, 1) backend array or None
+        Row weights r_i >= 0: the loss becomes sum_i r_i loss_i (they scale row i's candidate weights).
 
     Examples
     --------
@@ -385,9 +394,12 @@ class GCE:
 
     convex = False
 
-    def __init__(self, weights, q=GCE_Q, ops=NUMPY):
+    def __init__(self, weights, q=GCE_Q, ops=NUMPY, row_weights=None):
         self.ops = ops
-        self.w = weights
+        # the loss is linear in w: row weights r_i (n, 1) scale row i's candidate weights
+        self.w = weights if row_weights is None else weights * row_weights
+        self.row_weights = row_weights
+        self.mass = None if row_weights is None else ops.rowsum(self.w)  # sum_j of each row: r_i
         self.q = q
 
     def value_grad(self, Z):
@@ -421,7 +433,7 @@ class GCE:
         A = as_dtype(ops, self.w, P) * ops.power(P, self.q)
         a = ops.rowsum(A)
         self._P, self._A, self._a = P, A, a
-        value = ops.total((1.0 - a) / self.q)
+        value = ops.total(((1.0 if self.mass is None else as_dtype(ops, self.mass, a)) - a) / self.q)
         return value, -(A - a * P)
 
     def hess_curv(self):
@@ -431,8 +443,8 @@ class GCE:
         -------
         P : (n, K) backend array
             softmax(Z) at the last :meth:`value_grad`.
-        weights : None
-            This loss has no row weights.
+        weights : (n, 1) backend array or None
+            The row weights (None without them).
 
         Examples
         --------
@@ -446,7 +458,7 @@ class GCE:
         >>> P.shape, w is None
         ((2, 3), True)
         """
-        return self._P, None
+        return self._P, self.row_weights
 
     def hessp(self, V):
         """The Hessian in Z at the last :meth:`value_grad` times V (n, K), row by row.

@@ -89,9 +89,9 @@ def select_reg(
     return best, scores
 
 
-def _checked_split(X, y, grid, val_fraction, seed, n_classes):
+def _checked_split(X, y, grid, val_fraction, seed, n_classes, copy=True):
     """The selection's inputs checked: (grid, unique and largest first; K; (X_fit, y_fit, X_val,
-    y_val), the seeded split stratified by y)."""
+    y_val), the seeded split stratified by y, or None with ``copy=False``)."""
     X = check_features(X)
     y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
     if not 0 < val_fraction < 1:
@@ -100,6 +100,8 @@ def _checked_split(X, y, grid, val_fraction, seed, n_classes):
     if not grid:
         raise ValueError("grid must hold at least one reg value")
     K = n_classes if n_classes is not None else int(y.max()) + 1
+    if not copy:
+        return grid, K, None
     idx_fit, idx_val = _split(y, val_fraction, seed)
     return grid, K, (X[idx_fit], y[idx_fit], X[idx_val], y[idx_val])
 
@@ -230,14 +232,19 @@ def reg_path(
     from .distill import distill
     from .probe import _ChainCache
 
-    grid, K, (X_fit, y_fit, X_val, y_val) = _checked_split(X, y, grid, val_fraction, seed, n_classes)
+    X = check_features(X)
+    y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
+    grid, K, _ = _checked_split(X, y, grid, val_fraction, seed, n_classes, copy=False)
+    idx_fit, idx_val = _split(y, val_fraction, seed)
+    fit_part = np.zeros(X.shape[0])
+    fit_part[idx_fit] = 1.0  # the fit part as 0/1 row weights over X itself (no copy: X's passes can be shared)
     cache = _ChainCache()
     scores: dict[str, dict[float, float]] = {}
     models: dict[float, dict[str, Any]] = {}
     warm = None
     for reg in grid:  # strong to weak reg
-        res = distill(X_fit, y_fit, reg=reg, n_classes=K, X_test=X_val, y_test=y_val, _cache=cache, _warm=warm,
-                      **distill_kwargs)
+        res = distill(X, y, reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val], sample_weight=fit_part,
+                      _cache=cache, _warm=warm, **distill_kwargs)
         models[reg] = res.models
         warm = {"round 0": res.models["round 0"]}
         for m in res.metrics:

@@ -34,6 +34,8 @@ measurements: benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._backend import Features, check_backend, import_torch, make_ops
+from ._batch import PassBatcher, run_threads, shared_batcher
 from ._newton import Certifier, Objective, line_min, newton_cg
 from ._validation import (
     check_features,
@@ -52,7 +55,8 @@ from ._validation import (
 )
 from .losses import GCE, NUMPY, Candidate, CrossEntropy, log_softmax, softmax
 
-__all__ = ["ConvergenceWarning", "LinearProbe", "fit_linear_probe", "fit_partial_label_probe", "log_softmax", "softmax"]
+__all__ = ["ConvergenceWarning", "LinearProbe", "fit_linear_probe", "fit_linear_probes", "fit_partial_label_probe",
+           "fit_partial_label_probes", "log_softmax", "softmax"]
 
 
 # ---------------------------------------------------------------- the fitted probe
@@ -232,8 +236,8 @@ class _ChainCache:
     fit functions): the backend copy of X and the eigen-decomposition of X^T X / n."""
 
     def __init__(self):
-        self.features = {}
-        self.eig = {}
+        self.features: dict = {}
+        self.eig: dict = {}
 
 
 def _pack(W, b, K, d, fit_intercept, name):
@@ -274,38 +278,67 @@ def _features_for(X, ops, dtype, chunk_rows, cache):
     return feats
 
 
-def _eig_for(feats, cache, weights):
+def _eig_for(feats, cache, weights, key=None):
     """(lam (d,), U (d, d)): eigen-decomposition of X^T D X / n on the backend, float64.
 
-    D = diag(weights) ((n, 1) backend array, mean 1) or the identity; the unweighted one is
-    shared through ``cache``.
+    D = diag(weights) ((n, 1) backend array, mean 1) or the identity. ``cache`` is a dict or None;
+    the unweighted one (``key`` None) is kept in it, and a weighted one under its ``key``.
     """
     ops = feats.ops
-    key = (ops.name, str(ops.device))
-    shared = cache is not None and weights is None
-    if shared and key in cache.eig:
-        return cache.eig[key]
+    if weights is not None and key is None:
+        cache = None
+    slot = (ops.name, str(ops.device), key)
+    if cache is not None and slot in cache:
+        return cache[slot]
     M = ops.to_numpy(feats.second_moment(weights))
     lam, U = np.linalg.eigh(0.5 * (M + M.T))
     out = (ops.asarray(np.maximum(lam, 0.0), np.float64), ops.asarray(U, np.float64))
-    if shared:
-        cache.eig[key] = out
+    if cache is not None:
+        cache[slot] = out
     return out
+
+
+def _weights_key(sample_weight) -> str | None:
+    """A digest of the row weights (n,), or None without them: equal weights share one eig."""
+    if sample_weight is None:
+        return None
+    return hashlib.sha1(np.ascontiguousarray(sample_weight, dtype=np.float64).tobytes()).hexdigest()
 
 
 def _fit(X, make_loss, K, loss_name, reg, init, solver, *, direction=None, sample_weight=None):
     """Fit one probe. ``make_loss(ops, weights)`` builds the loss on the backend; ``solver`` holds
-    fit_intercept, tol, max_iter, backend, device, dtype, chunk_rows and the chain ``cache``."""
+    fit_intercept, tol, max_iter, backend, device, dtype, chunk_rows, the chain ``cache`` and
+    optionally the ``batcher`` whose passes it shares (else one :func:`_batch.share_passes`
+    registered for X, if any)."""
     t0 = time.perf_counter()
     backend, device, dtype = check_backend(solver["backend"], solver["device"], solver["dtype"])
     ops = make_ops(backend, device)
-    n, d = X.shape
+    batcher = solver.get("batcher") or shared_batcher(X, ops, dtype, solver["chunk_rows"])
+    if batcher is None:
+        feats = _features_for(X, ops, dtype, solver["chunk_rows"], solver["cache"])
+        eig_cache = None if solver["cache"] is None else solver["cache"].eig
+        return _solve(feats, eig_cache, make_loss, K, loss_name, reg, init, solver, direction, sample_weight, t0)
+    with batcher.problem() as feats:
+        with batcher.eig_lock:  # problems with the same row weights share one eig
+            _eig_for(feats, batcher.eig, _row_weights(ops, sample_weight, feats.n), _weights_key(sample_weight))
+        return _solve(feats, batcher.eig, make_loss, K, loss_name, reg, init, solver, direction, sample_weight, t0)
+
+
+def _row_weights(ops, sample_weight, n):
+    """(n, 1) float64 backend weights scaled to mean 1 (the solver's (1/n) sum becomes
+    (1/sum w) sum w), or None."""
+    if sample_weight is None:
+        return None
+    return ops.asarray((sample_weight * (n / sample_weight.sum()))[:, None], np.float64)
+
+
+def _solve(feats, eig_cache, make_loss, K, loss_name, reg, init, solver, direction, sample_weight, t0):
+    """:func:`_newton.newton_cg` on ``feats`` from ``init`` (and the line search along ``direction``)."""
+    ops = feats.ops
+    d = feats.d
     fit_intercept = solver["fit_intercept"]
-    feats = _features_for(X, ops, dtype, solver["chunk_rows"], solver["cache"])
-    weights = None
-    if sample_weight is not None:  # scaled to mean 1: the solver's (1/n) sum becomes (1/sum w) sum w
-        weights = ops.asarray((sample_weight * (n / sample_weight.sum()))[:, None], np.float64)
-    eig = _eig_for(feats, solver["cache"], weights)
+    weights = _row_weights(ops, sample_weight, feats.n)
+    eig = _eig_for(feats, eig_cache, weights, _weights_key(sample_weight))
     obj = Objective(make_loss(ops, weights), feats, reg, fit_intercept)
     theta = ops.asarray(_unpack_init(init, K, d, fit_intercept), np.float64)
     if direction is not None:
@@ -323,7 +356,7 @@ def _fit(X, make_loss, K, loss_name, reg, init, solver, *, direction=None, sampl
             f"{res.n_iter} Newton iterations, target {solver['tol'] * max(1.0, res.g0):.3e} (tol={solver['tol']:g}); "
             "raise max_iter or loosen tol",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return _probe_from(obj, res, reg, loss_name, time.perf_counter() - t0)
 
@@ -525,9 +558,15 @@ def fit_linear_probe(
     solver.update(_check_stop(stop, certify_X, certify_top_k, X, fit_intercept, backend))
     if n_classes is not None:
         n_classes = check_int(n_classes, "n_classes", low=2)
-    T = _check_ce_targets(targets, X.shape[0], n_classes, allow_negative_targets, backend)
-    K = T.shape[1] if T.ndim == 2 else T.n_classes
+    make_loss, K = _ce_loss(targets, X.shape[0], n_classes, allow_negative_targets, backend)
     sample_weight = _check_sample_weight(sample_weight, X.shape[0])
+    return _fit(X, make_loss, K, "ce", reg, init, solver, direction=_init_direction, sample_weight=sample_weight)
+
+
+def _ce_loss(targets, n, n_classes, allow_negative, backend):
+    """(make_loss(ops, row weights) -> CrossEntropy, K) for checked labels or soft targets."""
+    T = _check_ce_targets(targets, n, n_classes, allow_negative, backend)
+    K = T.shape[1] if T.ndim == 2 else T.n_classes
 
     def make_loss(ops, weights):
         if T.ndim == 1:
@@ -535,7 +574,114 @@ def fit_linear_probe(
             return CrossEntropy(labels, ops, weights)
         return CrossEntropy(ops.asarray(T, np.float64) if ops.name == "torch" else T, ops, weights)
 
-    return _fit(X, make_loss, K, "ce", reg, init, solver, direction=_init_direction, sample_weight=sample_weight)
+    return make_loss, K
+
+
+def _per_problem(value, B, name, *, sequence_of_arrays=False) -> list:
+    """``value`` for each of B problems: a sequence of B values, or one value shared by all."""
+    if isinstance(value, (list, tuple)) or (not sequence_of_arrays and isinstance(value, np.ndarray)
+                                             and value.ndim == 1):
+        if len(value) != B:
+            raise ValueError(f"{name} must be one value or a sequence of B = {B} values (one per problem), "
+                             f"got {len(value)}")
+        return list(value)
+    return [value] * B
+
+
+def _batch_len(targets, name) -> int:
+    if not isinstance(targets, (list, tuple)) or len(targets) == 0:
+        raise ValueError(f"{name} must be a non-empty list or tuple of B problems' {name}, "
+                         f"got {type(targets).__name__}")
+    return len(targets)
+
+
+def _fit_batch(X, problems, solver):
+    """Fit B problems [(make_loss, K, loss name, reg, init, sample_weight)] together: one thread
+    each, every pass over X shared (:class:`_batch.PassBatcher`). Returns B LinearProbes."""
+    backend, device, dtype = check_backend(solver["backend"], solver["device"], solver["dtype"])
+    batcher = PassBatcher(Features(X, make_ops(backend, device), dtype, solver["chunk_rows"]))
+    solver = dict(solver, batcher=batcher)
+    batcher.reserve(len(problems))
+    jobs = [functools.partial(_fit, X, mk, K, name, r, init, solver, sample_weight=w)
+            for mk, K, name, r, init, w in problems]
+    return run_threads(jobs)
+
+
+def fit_linear_probes(
+    X,
+    targets,
+    reg,
+    *,
+    fit_intercept=False,
+    n_classes=None,
+    init=None,
+    tol=1e-8,
+    max_iter=None,
+    allow_negative_targets=False,
+    sample_weight=None,
+    backend="numpy",
+    device=None,
+    dtype=np.float64,
+    chunk_rows=None,
+) -> list[LinearProbe]:
+    """Fit B independent linear probes over one X together: the exact minimiser of each.
+
+    Problem b minimises (1/n) sum_i CE(t^b_i, softmax(W_b x_i + b_b)) + (reg_b/2) ||W_b||_F^2
+    (with ``sample_weight[b]``, the weighted mean over the rows), exactly as
+    :func:`fit_linear_probe` would alone. Each problem keeps its own Newton, CG and line-search
+    state and stopping test and leaves the batch when it has converged; every pass over X serves
+    all problems still running with one matrix product (X [W_1; ...; W_B]^T, (n, B K)), which on
+    large X costs little more than one problem's pass (benchmarks/RESULTS.md: batched passes).
+
+    Parameters
+    ----------
+    X : (n, d) float array (or memmap, or torch tensor with ``backend="torch"``), shared by all.
+    targets : list of B targets, each (n,) integer labels or (n, K) soft targets, as in
+        :func:`fit_linear_probe`.
+    reg : float > 0, or a sequence of B of them.
+    fit_intercept, n_classes : as in :func:`fit_linear_probe`, shared by all problems.
+    init : None, or a list of B warm starts (each None, weights (K, d), (W, b) or a LinearProbe).
+    tol, max_iter, allow_negative_targets : as in :func:`fit_linear_probe`, shared by all problems.
+    sample_weight : None, or a list of B of None or (n,) weights: a validation split or a
+        cross-validation fold is a 0/1 weight vector over the same X (no copy of its rows).
+    backend, device, dtype, chunk_rows : as in :func:`fit_linear_probe`, shared by all problems.
+
+    Returns
+    -------
+    list of B LinearProbe, in the order of ``targets``.
+
+    Raises
+    ------
+    ValueError
+        An argument out of range (the message names it, with the problem's index).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill import fit_linear_probe, fit_linear_probes
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(80, 5))
+    >>> y = np.argmax(X[:, :3], axis=1)
+    >>> y_noisy = np.where(rng.random(80) < 0.5, rng.integers(0, 3, 80), y)
+    >>> a, b = fit_linear_probes(X, [y, y_noisy], reg=[1e-1, 1e-4])
+    >>> alone = fit_linear_probe(X, y_noisy, 1e-4)
+    >>> bool(np.allclose(b.coef_, alone.coef_)), a.reg_, b.reg_
+    (True, 0.1, 0.0001)
+    """
+    B = _batch_len(targets, "targets")
+    regs = _per_problem(reg, B, "reg")
+    inits = _per_problem(init, B, "init", sequence_of_arrays=True)
+    weights = _per_problem(sample_weight, B, "sample_weight", sequence_of_arrays=True)
+    X, _, solver = _check_common(X, regs[0], tol, max_iter, fit_intercept=fit_intercept, backend=backend,
+                                 device=device, dtype=dtype, chunk_rows=chunk_rows, cache=None)
+    if n_classes is not None:
+        n_classes = check_int(n_classes, "n_classes", low=2)
+    problems = []
+    for b in range(B):
+        make_loss, K = _ce_loss(targets[b], X.shape[0], n_classes, allow_negative_targets, backend)
+        w = _check_sample_weight(weights[b], X.shape[0])
+        problems.append((make_loss, K, "ce", check_positive(regs[b], f"reg[{b}]"), inits[b], w))
+    return _fit_batch(X, problems, solver)
 
 
 def fit_partial_label_probe(
@@ -552,6 +698,7 @@ def fit_partial_label_probe(
     device=None,
     dtype=np.float64,
     chunk_rows=None,
+    sample_weight=None,
     _cache=None,
 ) -> LinearProbe:
     """Fit a probe with a partial-label loss over candidate sets (non-convex; a stationary point).
@@ -584,6 +731,8 @@ def fit_partial_label_probe(
         Working precision, as in :func:`fit_linear_probe`.
     chunk_rows : int or None
         Stream X in row chunks, as in :func:`fit_linear_probe`.
+    sample_weight : optional (n,) non-negative row weights with a positive sum: the loss becomes
+        the weighted mean (1/sum w) sum_i w_i loss_i, as in :func:`fit_linear_probe`.
     _cache : internal: the ``_ChainCache`` a chain of fits on the same X shares.
 
     Returns
@@ -605,15 +754,86 @@ def fit_partial_label_probe(
     """
     X, reg, solver = _check_common(X, reg, tol, max_iter, fit_intercept=fit_intercept, backend=backend,
                                    device=device, dtype=dtype, chunk_rows=chunk_rows, cache=_cache)
-    weights = _check_candidates(candidates, X.shape[0])
+    make_loss, K = _pll_loss(candidates, X.shape[0], loss, "loss")
+    sample_weight = _check_sample_weight(sample_weight, X.shape[0])
+    return _fit(X, make_loss, K, loss, reg, init, solver, sample_weight=sample_weight)
+
+
+def _pll_loss(candidates, n, loss, name):
+    """(make_loss(ops, row weights) -> Candidate or GCE, K) for checked candidate sets."""
+    weights = _check_candidates(candidates, n)
     if loss not in ("candidate", "gce"):
-        raise ValueError(f"loss must be one of ['candidate', 'gce'], got {loss!r}")
+        raise ValueError(f"{name} must be one of ['candidate', 'gce'], got {loss!r}")
 
-    def make_loss(ops, _row_weights):
+    def make_loss(ops, row_weights):
         w = ops.asarray(weights) if ops.name == "torch" else weights
-        return Candidate(w, ops=ops) if loss == "candidate" else GCE(w, ops=ops)
+        if loss == "candidate":
+            return Candidate(w, ops=ops, row_weights=row_weights)
+        return GCE(w, ops=ops, row_weights=row_weights)
 
-    return _fit(X, make_loss, weights.shape[1], loss, reg, init, solver)
+    return make_loss, weights.shape[1]
+
+
+def fit_partial_label_probes(
+    X,
+    candidates,
+    reg,
+    *,
+    loss="candidate",
+    fit_intercept=False,
+    init=None,
+    tol=1e-8,
+    max_iter=None,
+    backend="numpy",
+    device=None,
+    dtype=np.float64,
+    chunk_rows=None,
+    sample_weight=None,
+) -> list[LinearProbe]:
+    """Fit B partial-label probes over one X together, each as :func:`fit_partial_label_probe`
+    would alone (its own solver state from its own start), every pass over X shared as in
+    :func:`fit_linear_probes`.
+
+    Parameters
+    ----------
+    X : (n, d) features, shared by all problems.
+    candidates : list of B candidate sets, each (n, K) as in :func:`fit_partial_label_probe`.
+    reg : float > 0, or a sequence of B of them.
+    loss : ``"candidate"`` or ``"gce"``, or a sequence of B of them.
+    fit_intercept : as in :func:`fit_partial_label_probe`.
+    init : None, or a list of B starting weights (normally each problem's teacher).
+    tol, max_iter, backend, device, dtype, chunk_rows : as in :func:`fit_partial_label_probe`.
+    sample_weight : None, or a list of B of None or (n,) row weights.
+
+    Returns
+    -------
+    list of B LinearProbe, in the order of ``candidates``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill import fit_linear_probe, fit_partial_label_probes
+    >>> from selfdistill.targets import topk_mask
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 5))
+    >>> teacher = fit_linear_probe(X, np.argmax(X[:, :4], axis=1), reg=1e-2)
+    >>> S = topk_mask(teacher.predict_proba(X), 2)
+    >>> [p.loss_ for p in fit_partial_label_probes(X, [S, S], 1e-2, loss=["candidate", "gce"], init=[teacher] * 2)]
+    ['candidate', 'gce']
+    """
+    B = _batch_len(candidates, "candidates")
+    regs = _per_problem(reg, B, "reg")
+    losses = _per_problem(loss, B, "loss")
+    inits = _per_problem(init, B, "init", sequence_of_arrays=True)
+    weights = _per_problem(sample_weight, B, "sample_weight", sequence_of_arrays=True)
+    X, _, solver = _check_common(X, regs[0], tol, max_iter, fit_intercept=fit_intercept, backend=backend,
+                                 device=device, dtype=dtype, chunk_rows=chunk_rows, cache=None)
+    problems = []
+    for b in range(B):
+        make_loss, K = _pll_loss(candidates[b], X.shape[0], losses[b], f"loss[{b}]")
+        w = _check_sample_weight(weights[b], X.shape[0])
+        problems.append((make_loss, K, losses[b], check_positive(regs[b], f"reg[{b}]"), inits[b], w))
+    return _fit_batch(X, problems, solver)
 
 
 def _check_candidates(candidates, n) -> np.ndarray:

@@ -86,6 +86,7 @@ def _add_run(sub):
                    help="worker processes (default: %(default)s: run in this process)")
     _add_allow_large(p)
     _add_backend(p)
+    _add_batch(p)
     p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="DIR",
                    help="output folder, created if needed; rerunning the same command into the same folder resumes "
                         "(default: ./%(default)s)")
@@ -110,6 +111,24 @@ def _add_backend(p):
     p.add_argument("--device", default=None, metavar="DEVICE",
                    help="torch device for --backend torch, e.g. cuda or cuda:1 (default: cpu). With a GPU use "
                         "-j 1 (one process per GPU)")
+
+
+def _batch_arg(text):
+    if text == "auto":
+        return text
+    return _positive_int(text)
+
+
+def _add_batch(p):
+    p.add_argument("--batch", type=_batch_arg, default="auto", metavar="B",
+                   help="advance B tasks together in this process, each fit sharing its passes over the training "
+                        "features with the other tasks' (one matrix product serves them all; same numbers). "
+                        "'auto' (default): 1 on small features (under 4 million entries), else up to 16 as memory "
+                        "allows. Above 1, --jobs is not used")
+    p.add_argument("--dtype", choices=("auto", "float64", "float32"), default="auto",
+                   help="the solver's working precision: float32 passes over the features with the convergence "
+                        "test on float64 gradients (the same tolerance). 'auto' (default): float32 when tasks are "
+                        "batched, else float64; recorded per task")
 
 
 def _check_backend_args(args) -> bool:
@@ -210,7 +229,7 @@ def _cmd_run(args, parser) -> int:
             result = experiments.run_main_job(config, args.output, quiet=args.quiet, jobs=args.jobs,
                                               command=shlex.join([PROG] + list(args.argv)),
                                               allow_large=args.allow_large, backend=args.backend,
-                                              device=args.device)
+                                              device=args.device, batch=args.batch, dtype=args.dtype)
     except ConfigError as exc:
         if exc.param == "allow_large":
             parser.error(exc.reason)
@@ -253,6 +272,7 @@ def _add_sweep(sub):
                    help="run the tasks on the Dask cluster of this scheduler (e.g. tcp://10.0.0.5:8786); needs "
                         "'pip install selfdistill[sweep]'. Each dataset is sent to the workers once")
     _add_backend(p)
+    _add_batch(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_allow_large(p)
     p.set_defaults(func=_cmd_sweep, parser=p)
@@ -274,7 +294,8 @@ def _cmd_sweep(args, parser) -> int:
         check_output_file(db, "--db")
         with output_errors(db, "--db", is_dir=False):
             result = run_sweep(config, db, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet,
-                               allow_large=args.allow_large, backend=args.backend, device=args.device)
+                               allow_large=args.allow_large, backend=args.backend, device=args.device,
+                               batch=args.batch, dtype=args.dtype)
     except (ConfigError, StoreError, ImportError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

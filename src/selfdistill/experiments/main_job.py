@@ -209,7 +209,7 @@ def _write_outputs(out, rows, meta_args):
 def run_main_job(config: ExperimentConfig | None = None, output_dir: str | os.PathLike[str] = "selfdistill-output",
                  *, quiet: bool = False, command: str | None = None, blas_threads: int | str | None = "auto",
                  jobs: int | None = 1, allow_large: bool = False, backend: str = "numpy",
-                 device: str | None = None) -> MainJobResult:
+                 device: str | None = None, batch: int | str = "auto", dtype: str = "auto") -> MainJobResult:
     """Run the main job into ``output_dir`` and write its files (see the module docstring).
 
     The main job is the paper's Figure 2: test accuracy of the SD rounds (and the PLL students
@@ -238,6 +238,10 @@ def run_main_job(config: ExperimentConfig | None = None, output_dir: str | os.Pa
     backend, device : keyword-only
         Where the probes are fitted (:func:`~.sweep.run_sweep`): ``"numpy"`` (default) or
         ``"torch"`` on ``device`` (``"cuda"``, ...); recorded per task, not part of its settings.
+    batch : int or "auto", default "auto", keyword-only
+        Tasks advanced together, sharing their passes over X (:func:`~.sweep.run_sweep`).
+    dtype : {"auto", "float64", "float32"}, default "auto", keyword-only
+        The solver's working precision (:func:`~.sweep.run_sweep`).
 
     Returns
     -------
@@ -281,7 +285,8 @@ def run_main_job(config: ExperimentConfig | None = None, output_dir: str | os.Pa
     remove_stale_temporaries(out, OUTPUT_FILES)  # left by a run killed while writing its files
     blas = _blas_threads(payload) if blas_threads == "auto" else cast("int | None", blas_threads)
     result = run_sweep(config, out / DB_NAME, jobs=jobs, quiet=quiet, blas_threads=blas, payloads=payloads,
-                       desc="selfdistill run", allow_large=allow_large, backend=backend, device=device)
+                       desc="selfdistill run", allow_large=allow_large, backend=backend, device=device,
+                       batch=batch, dtype=dtype)
     for msg in result.warnings:
         _say(quiet, f"selfdistill: warning (some tasks): {msg}")
     with ResultStore(out / DB_NAME, create=False) as store:

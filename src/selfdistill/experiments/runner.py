@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 import warnings
 import zlib
@@ -425,6 +426,50 @@ def limit_blas(threads: int | None) -> Iterator[None]:
         yield
 
 
+_ROUTES: dict[int, list] = {}  # thread id -> its task's warning log, while tasks run in threads
+_THREADED = threading.Event()
+
+
+@contextlib.contextmanager
+def thread_warnings() -> Iterator[None]:
+    """While tasks run in threads of one process: each warning goes to the log of the task whose
+    thread raised it (``warnings.catch_warnings`` alone is process-wide, so concurrent tasks would
+    mix their logs). Warnings from other threads are shown as usual."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        previous = warnings.showwarning
+
+        def route(message, category, filename, lineno, file=None, line=None):
+            log = _ROUTES.get(threading.get_ident())
+            if log is None:
+                previous(message, category, filename, lineno, file, line)
+            else:
+                log.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+
+        warnings.showwarning = route
+        _THREADED.set()
+        try:
+            yield
+        finally:
+            _THREADED.clear()
+
+
+@contextlib.contextmanager
+def _task_warnings() -> Iterator[list]:
+    """The warnings one task raises (its thread's, under :func:`thread_warnings`)."""
+    if not _THREADED.is_set():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught
+        return
+    log: list = []
+    _ROUTES[threading.get_ident()] = log
+    try:
+        yield log
+    finally:
+        del _ROUTES[threading.get_ident()]
+
+
 def _chains(task, config, data, y_noisy, reg, execution):
     """Reg per model and one :func:`distill` result per distinct reg: ``(best, chains, scores)``.
 
@@ -466,7 +511,8 @@ def _model_metrics(config, data, task, y_noisy, best, chains):
 
 
 def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], *,
-                 blas_threads: int | None = 1, backend: str = "numpy", device: str | None = None) -> dict[str, Any]:
+                 blas_threads: int | None = 1, backend: str = "numpy", device: str | None = None,
+                 dtype: str = "float64") -> dict[str, Any]:
     """Compute one task; returns its record for the store (:mod:`.store`). Pure given its inputs.
 
     Noisy labels (:func:`task_labels`) -> reg, fixed or chosen per model on a validation split of
@@ -491,6 +537,10 @@ def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], 
         tolerance, the last bits of the floats differ between backends.
     device : str or None, default None, keyword-only
         The torch device (``"cuda"``, ``"cpu"``); None is the CPU.
+    dtype : {"float64", "float32"}, default "float64", keyword-only
+        The solver's working precision (:func:`selfdistill.fit_linear_probe`): float32 passes over
+        X with the convergence test on float64 gradients, so the same tolerance is reached; an
+        execution setting like ``backend``, recorded in ``solver.execution``.
 
     Returns
     -------
@@ -515,9 +565,9 @@ def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], 
     t0 = time.perf_counter()
     spec = config.dataset(task.dataset)
     y_noisy, ninfo, nseed = task_labels(task, config, data)
-    with limit_blas(blas_threads), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        best, chains, scores = _chains(task, config, data, y_noisy, spec.reg, {"backend": backend, "device": device})
+    with limit_blas(blas_threads), _task_warnings() as caught:
+        best, chains, scores = _chains(task, config, data, y_noisy, spec.reg,
+                                       {"backend": backend, "device": device, "dtype": np.dtype(dtype)})
         metrics, b_extra = _model_metrics(config, data, task, y_noisy, best, chains)
     base = metrics[0]["test_acc"]
     realised = float(ninfo["rates"]["overall"])
@@ -535,7 +585,8 @@ def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], 
             "noise": {"seed": nseed, "realised_rate": realised, "per_class": ninfo["rates"]["per_class"]},
             "baselines": b_extra,
             "warnings": list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)),
-            "execution": {"backend": backend, "device": "cpu" if device is None else str(device)},
+            "execution": {"backend": backend, "device": "cpu" if device is None else str(device),
+                          "dtype": np.dtype(dtype).name},
         },
         "seconds": time.perf_counter() - t0,
         "worker": f"{socket.gethostname()}:{os.getpid()}",

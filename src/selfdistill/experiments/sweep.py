@@ -52,8 +52,8 @@ from .runner import (
 )
 from .store import ResultStore
 
-__all__ = ["run_sweep", "compute_task", "prepare_datasets", "SweepError", "SweepResult", "task_config_hash",
-           "TASK_FORMAT"]
+__all__ = ["run_sweep", "batch_size", "compute_task", "prepare_datasets", "SweepError", "SweepResult",
+           "task_config_hash", "TASK_FORMAT"]
 
 
 class SweepError(RuntimeError):
@@ -437,9 +437,107 @@ class _Renewer:
         self._thread.join()
 
 
-def _execute(claims, config, payloads, *, client, jobs, run_opts, max_restarts, on_done):
+def _run_batched(claims, config, payloads, batch, run_opts, on_done):
+    """Keep up to ``batch`` claimed tasks in flight, each in a thread of this process; every fit on
+    a dataset's training features (its teacher, rounds, PLL students, and the refit of reg
+    "auto") shares its passes over X with the fits of the other tasks in flight
+    (:func:`selfdistill._batch.share_passes`). BLAS uses ``blas_threads`` threads for the shared
+    products (None or 1, the per-task default: all cores). Records are stored from this thread, as each task ends."""
+    import queue
+    import threading
+
+    from .._batch import share_passes
+    from .runner import limit_blas, thread_warnings
+
+    done: queue.Queue = queue.Queue()
+    opts = dict(run_opts, blas_threads=None)  # one BLAS setting for the process, not per task
+
+    def work(task):
+        try:
+            done.put((task, compute_task(task, config, payloads[task.dataset], **opts), None))
+        except BaseException as exc:  # noqa: B036 - handed to the driver thread
+            done.put((task, None, exc))
+
+    with contextlib.ExitStack() as stack:
+        threads = run_opts["blas_threads"]
+        stack.enter_context(limit_blas(None if threads == 1 else threads))  # 1 is the per-task default
+        stack.enter_context(thread_warnings())
+        for data in payloads.values():
+            stack.enter_context(share_passes(data["X_train"], run_opts["backend"], run_opts["device"],
+                                             run_opts["dtype"]))
+        running = 0
+        while True:
+            while running < batch and (task := claims.take()) is not None:
+                threading.Thread(target=work, args=(task,), daemon=True, name=f"task {task.task_id}").start()
+                running += 1
+            if not running:
+                if claims.finished():
+                    return
+                claims.wait()
+                continue
+            task, rec, exc = done.get()
+            running -= 1
+            if exc is not None:
+                raise SweepError(f"task {task.task_id} failed: {type(exc).__name__}: {exc}") from exc
+            on_done(rec)
+
+
+def batch_size(config, payloads, requested="auto") -> int:
+    """How many tasks :func:`run_sweep` advances together in one process (1: one at a time).
+
+    ``"auto"``: batching pays once a pass over X is memory-bound, so 1 for training features under
+    4 million entries (n x d), else as many tasks as fit in half the available memory, at most 16,
+    with per task its chain's (n, K) float64 arrays (every model's training outputs and about 16
+    working arrays of the solver), and for reg "auto" the validation split's copy of X.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The grid (rounds, PLL losses, each dataset's reg).
+    payloads : dict
+        The datasets from :func:`~.runner.prepare_datasets`.
+    requested : int or "auto", default "auto"
+        An int is returned as it is.
+
+    Returns
+    -------
+    int
+        Tasks to advance together (>= 1).
+
+    Examples
+    --------
+    >>> from selfdistill.experiments import prepare_datasets, run_config
+    >>> cfg = run_config("block", noise=["symmetric"], rates=[0.3], seeds=[0], rounds=1, pll_losses=[], reg=1e-3)
+    >>> batch_size(cfg, prepare_datasets(cfg)), batch_size(cfg, {}, 4)  # small features: one task at a time
+    (1, 4)
+    """
+    if requested != "auto":
+        return int(requested)
+    from .._validation import physical_memory
+
+    sizes = []
+    for name, data in payloads.items():
+        n, d = data["X_train"].shape
+        if n * d < 4_000_000:
+            return 1
+        K = data["n_classes"]
+        models = config.rounds + 1 + len(config.pll_losses)
+        per_task = 8 * n * K * (models + 16)
+        if config.dataset(name).reg == "auto":
+            per_task += 8 * n * d
+        sizes.append(per_task)
+    if not sizes:
+        return 1
+    have = physical_memory()
+    return 16 if have is None else max(1, min(16, int(0.5 * have // max(sizes))))
+
+
+def _execute(claims, config, payloads, *, client, jobs, run_opts, max_restarts, on_done, batch=1):
     if client is not None:
         _run_dask(client, claims, config, payloads, run_opts, on_done)
+        return
+    if batch > 1:
+        _run_batched(claims, config, payloads, batch, run_opts, on_done)
         return
     n_jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
     if n_jobs <= 1 or len(claims.left) == 1:
@@ -453,7 +551,7 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
               blas_threads: int | None = 1, max_restarts: int = 3, connect_timeout: float = 5.0,
               payloads: dict[str, dict[str, Any]] | None = None, desc: str = "selfdistill sweep",
               allow_large: bool = False, lease_seconds: float = 60.0, backend: str = "numpy",
-              device: str | None = None) -> SweepResult:
+              device: str | None = None, batch: int | str = "auto", dtype: str = "auto") -> SweepResult:
     """Run every unfinished task of ``config`` into the results database ``db_path``.
 
     Each task (dataset x noise kind x rate x seed) is computed by
@@ -497,6 +595,18 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
         or one Dask worker per GPU.
     device : str or None, default None, keyword-only
         The torch device (``"cuda"``, ``"cuda:1"``; default ``"cpu"``), checked in this process.
+    batch : int or "auto", default "auto", keyword-only
+        Tasks advanced together in this process, each in a thread, every fit on a dataset's
+        training features sharing its passes over X with the other tasks' (one product over X
+        serves them all: :func:`selfdistill.fit_linear_probes`). ``"auto"``: :func:`batch_size`
+        (1 on small features, where ``jobs`` processes are faster). Above 1, ``jobs`` is not used
+        (one process; the shared products use all cores, or ``blas_threads`` where above 1) and
+        the numbers are the same as one task at a time. Not with ``scheduler``.
+    dtype : {"auto", "float64", "float32"}, default "auto", keyword-only
+        The solver's working precision: float32 passes over X, the convergence test always on
+        float64 gradients (the same tolerance; objectives agree to about 1e-14 relative).
+        ``"auto"``: float32 when tasks are batched (half the memory traffic per pass), else
+        float64. An execution setting, recorded per task (``solver.execution``).
 
     Returns
     -------
@@ -539,7 +649,9 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
     t_start = time.perf_counter()
     if not isinstance(config, ExperimentConfig):
         config = load_sweep_config(config)
-    run_opts = _run_options(blas_threads, backend, device)
+    run_opts = _run_options(blas_threads, backend, device, "float64" if dtype == "auto" else dtype)
+    if batch != "auto" and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise ValueError(f"batch must be 'auto' or an integer >= 1, got {batch!r}")
     check_work(config, allow_large=allow_large)
     check_baseline_dependencies(config.baselines)
     stack = contextlib.ExitStack()
@@ -566,10 +678,15 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
                 caught.extend(rec["solver"].get("warnings", []))
 
             renewer = _Renewer(db_path, claims.owner, lease_seconds)
+            width = 1 if client is not None else batch_size(config, payloads, batch)
+            run_opts["dtype"] = ("float32" if width > 1 else "float64") if dtype == "auto" else run_opts["dtype"]
+            if width > 1 and not quiet:
+                print(f"selfdistill: {width} tasks at a time in this process, sharing their passes over X",
+                      file=sys.stderr)
             try:
                 with bar:
                     _execute(claims, config, payloads, client=client, jobs=jobs, run_opts=run_opts,
-                             max_restarts=max_restarts, on_done=on_done)
+                             max_restarts=max_restarts, on_done=on_done, batch=width)
             finally:
                 renewer.stop()
                 store.release(claims.owner)  # unfinished tasks (Ctrl-C, an error) go to other drivers at once
@@ -580,15 +697,15 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
                        task_seconds=seconds, warnings=list(dict.fromkeys(caught)))
 
 
-def _run_options(blas_threads, backend, device) -> dict[str, Any]:
+def _run_options(blas_threads, backend, device, dtype="float64") -> dict[str, Any]:
     """compute_task's execution keywords, checked here (a ValueError naming the argument) so that a
-    bad backend or device fails before any task starts."""
-    import numpy as np
-
+    bad backend, device or dtype fails before any task starts."""
     from .._backend import check_backend
 
-    backend, device, _ = check_backend(backend, device, np.float64)  # device: "cpu" or the torch device string
-    return {"blas_threads": blas_threads, "backend": backend, "device": device}
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'auto', 'float64' or 'float32', got {dtype!r}")
+    backend, device, _ = check_backend(backend, device, dtype)  # device: "cpu" or the torch device string
+    return {"blas_threads": blas_threads, "backend": backend, "device": device, "dtype": dtype}
 
 
 def _task_of(rec):
