@@ -288,6 +288,12 @@ class Reg:
         return float(v)
 
 
+#: The trainers of a dataset's probes: the exact solver, or the authors' SGD recipe (a labelled baseline).
+TRAINERS = ("exact", "sgd-recipe")
+#: The recipe's checkpoint rule: the last epoch, or the epoch with the best test accuracy (the authors').
+RECIPE_SELECT = ("last-epoch", "best-test")
+
+
 #: Every ``[sweep]`` key and its constraint.
 SWEEP_CONSTRAINTS = {
     "name": String(),
@@ -315,8 +321,19 @@ DATASET_CONSTRAINTS = {
     "features": None,
     "reg": Reg(),
     "n_classes": Integer(2),
+    "train_subset": Integer(2),
+    "trainer": OneOf(TRAINERS, hint=" (exact: the exact optimum; sgd-recipe: the authors' SGD recipe)"),
+    "recipe_select": OneOf(RECIPE_SELECT, hint=" (best-test chooses checkpoints on test labels, as the authors' "
+                                               "code does; a labelled baseline only)"),
+    "recipe_epochs": Integer(1),
+    "recipe_batch_size": Integer(1),
+    "recipe_lr": Real(0.0, closed="neither"),
+    "recipe_momentum": Real(0.0, 1.0, closed="left"),
+    "recipe_lr_decay": Real(0.0, 1.0, closed="neither"),
 }
 _DATASET_REQUIRED = ("name", "features", "reg")
+_RECIPE_KEYS = ("recipe_select", "recipe_epochs", "recipe_batch_size", "recipe_lr", "recipe_momentum",
+                "recipe_lr_decay")
 
 
 # ------------------------------------------------------------------------------ the config
@@ -343,12 +360,21 @@ class DatasetSpec:
         The line where the table starts in the config file (for error messages).
     n_classes_line : int or None, default None
         The line of the ``n_classes`` key (for error messages).
+    train_subset : int or None, default None
+        Keep a stratified subset of this many training points (seed 0; the test set is whole).
+    trainer : str, default "exact"
+        ``"exact"`` (the exact optimum) or ``"sgd-recipe"`` (the authors' SGD recipe,
+        :mod:`selfdistill.recipe`).
+    recipe : tuple of (str, value), default ()
+        The recipe's settings that differ from :data:`selfdistill.recipe.RECIPE_DEFAULTS`
+        (``select``, ``epochs``, ``batch_size``, ``lr``, ``momentum``, ``lr_decay``).
 
     Examples
     --------
     >>> cfg = run_config("block", reg=1e-3)
     >>> cfg.datasets[0]
-    DatasetSpec(name='block', features='block', reg=0.001, n_classes=None, line=None, n_classes_line=None)
+    DatasetSpec(name='block', features='block', reg=0.001, n_classes=None, line=None, n_classes_line=None, \
+train_subset=None, trainer='exact', recipe=())
     """
 
     name: str
@@ -357,6 +383,35 @@ class DatasetSpec:
     n_classes: int | None = None
     line: int | None = None  # where the table starts (for error messages)
     n_classes_line: int | None = None
+    train_subset: int | None = None
+    trainer: str = "exact"
+    recipe: tuple = ()
+
+    def settings(self) -> dict[str, Any]:
+        """What of this table changes a task's result beyond reg: the subset, the trainer and
+        the recipe's settings, each only when not the default (so older stores keep their hashes).
+
+        Returns
+        -------
+        dict
+            Some of ``train_subset``, ``trainer`` and ``recipe`` (the full recipe settings).
+
+        Examples
+        --------
+        >>> DatasetSpec(name="b", features="block", reg=1e-3).settings()
+        {}
+        >>> DatasetSpec(name="b", features="block", reg=1e-3, trainer="sgd-recipe").settings()["recipe"]["select"]
+        'last-epoch'
+        """
+        from ..recipe import recipe_settings
+
+        out: dict[str, Any] = {}
+        if self.train_subset is not None:
+            out["train_subset"] = self.train_subset
+        if self.trainer != "exact":
+            out["trainer"] = self.trainer
+            out["recipe"] = recipe_settings(**dict(self.recipe))
+        return out
 
 
 @dataclass(frozen=True)
@@ -580,6 +635,7 @@ class ExperimentConfig:
         ds = self.dataset(dataset)
         d = {k: v for k, v in asdict(self).items() if k not in ("datasets", "noise", "rates", "seeds", "name", "path")}
         d["reg"] = ds.reg
+        d.update(ds.settings())
         return _jsonable(d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -600,6 +656,10 @@ class ExperimentConfig:
         for ds in d["datasets"]:
             ds.pop("line", None)
             ds.pop("n_classes_line", None)
+            for key, default in (("train_subset", None), ("trainer", "exact")):
+                if ds.get(key) == default:
+                    ds.pop(key)
+            ds.update({f"recipe_{k}": val for k, val in ds.pop("recipe", [])})  # the TOML keys again
         return d
 
 
@@ -774,14 +834,23 @@ def _parse_datasets(ck, data, base) -> tuple:
             if key not in d:
                 ck.fail(f"missing key {key!r}", "datasets", None, i)
         v = {k: ck.check(DATASET_CONSTRAINTS[k], d[k], "datasets", k, i)
-             for k in ("name", "reg", "n_classes") if k in d}
+             for k in DATASET_CONSTRAINTS if k in d and k != "features"}
         if v["name"] in seen:
             ck.fail(f"duplicate dataset name {v['name']!r}", "datasets", "name", i)
         seen.add(v["name"])
+        trainer = v.get("trainer", "exact")
+        recipe = tuple((k[len("recipe_"):], v[k]) for k in _RECIPE_KEYS if k in v)
+        if recipe and trainer != "sgd-recipe":
+            ck.fail(f"{recipe[0][0]!r} applies to trainer = \"sgd-recipe\" only (this table's trainer is "
+                    f"{trainer!r})", "datasets", "recipe_" + recipe[0][0], i)
+        if trainer == "sgd-recipe" and v["reg"] == "auto":
+            ck.fail("trainer = \"sgd-recipe\" trains at a fixed weight decay: give a number for reg (the "
+                    "recipe's weight decay), not \"auto\"", "datasets", "reg", i)
         feats = _features(ck, d["features"], base, i)
         specs.append(DatasetSpec(name=v["name"], features=feats, reg=v["reg"], n_classes=v.get("n_classes"),
                                  line=ck.lines.get(("datasets", i, None)),
-                                 n_classes_line=ck.lines.get(("datasets", i, "n_classes"))))
+                                 n_classes_line=ck.lines.get(("datasets", i, "n_classes")),
+                                 train_subset=v.get("train_subset"), trainer=trainer, recipe=recipe))
     return tuple(specs)
 
 
@@ -855,8 +924,8 @@ def load_sweep_config(path: str | os.PathLike[str]) -> ExperimentConfig:
     >>> try:
     ...     load_sweep_config(path)
     ... except ConfigError as exc:
-    ...     print(exc.line, exc.key, "|", exc.reason)
-    11 [[datasets]] #1 top_k | unknown key (allowed: features, n_classes, name, reg)
+    ...     print(exc.line, exc.key, "|", exc.reason)  # doctest: +ELLIPSIS
+    11 [[datasets]] #1 top_k | unknown key (allowed: features, n_classes, name, recipe_batch_size, ...)
     >>> tmp.cleanup()
     """
     path = os.fspath(path)

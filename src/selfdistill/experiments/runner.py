@@ -244,6 +244,25 @@ def _load(spec):
     return load_dataset(spec.features, seed=0)
 
 
+def _subset(ds, size, spec, config):
+    """``ds`` with a stratified ``size``-point subset of its training points (seed 0), or ``ds``."""
+    if size is None:
+        return ds
+    if size >= ds.n_train:
+        raise ConfigError(f"train_subset = {size:,} but {spec.features!r} has {ds.n_train:,} training points "
+                          "(give fewer, or drop train_subset)", path=config.path, line=spec.line,
+                          key=f"[[datasets]] {spec.name} train_subset", param="train_subset")
+    import dataclasses
+
+    from sklearn.model_selection import train_test_split
+
+    idx, _ = train_test_split(np.arange(ds.n_train), train_size=size, stratify=ds.y_train, random_state=0)
+    idx = np.sort(idx)
+    info = {**ds.info, "train_subset": {"size": int(size), "of": int(ds.n_train), "rule": "stratified, seed 0"}}
+    return dataclasses.replace(ds, X_train=np.ascontiguousarray(ds.X_train[idx]), y_train=ds.y_train[idx],
+                               info=info)
+
+
 def _check_dataset(config, spec, ds, fail):
     K = ds.n_classes
     if spec.n_classes is not None and spec.n_classes != K:
@@ -295,8 +314,12 @@ def prepare_datasets(config: ExperimentConfig) -> dict[str, dict[str, Any]]:
     ((400, 805), (400,), 4, None)
     """
     out = {}
+    loaded: dict = {}  # tables on the same file (and subset) share one copy: their fits can share passes
     for spec in config.datasets:
-        ds = _load(spec)
+        key = (spec.features, spec.train_subset)
+        if key not in loaded:
+            loaded[key] = _subset(_load(spec), spec.train_subset, spec, config)
+        ds = loaded[key]
 
         def fail(msg, line, param, spec=spec):
             key = f"[[datasets]] {spec.name} {param}" if param != "top_k" else "[sweep] top_k"
@@ -479,6 +502,14 @@ def _chains(task, config, data, y_noisy, reg, execution):
     (:func:`selfdistill.model_selection.refit_selected`): the same minimisers, less work.
     """
     X, y, K = data["X_train"], data["y_train"], data["n_classes"]
+    spec = config.dataset(task.dataset)
+    if spec.trainer == "sgd-recipe":
+        from ..recipe import recipe_distill, recipe_settings
+
+        res = recipe_distill(X, y_noisy, reg=reg, rounds=config.rounds, pll_losses=tuple(config.pll_losses),
+                             top_k=config.top_k, n_classes=K, seed=task.seed, settings=recipe_settings(
+                                 **dict(spec.recipe)), X_test=data["X_test"], y_test=data["y_test"], y_true=y)
+        return {m["model"]: reg for m in res.metrics}, {reg: res}, None
     pll = bool(config.pll_losses)
     chain = dict(rounds=config.rounds, pll=pll, top_k=config.top_k,
                  pll_loss=tuple(config.pll_losses) if pll else "uniform", n_classes=K, **execution)

@@ -462,9 +462,8 @@ def _run_batched(claims, config, payloads, batch, run_opts, on_done):
         threads = run_opts["blas_threads"]
         stack.enter_context(limit_blas(None if threads == 1 else threads))  # 1 is the per-task default
         stack.enter_context(thread_warnings())
-        for data in payloads.values():
-            stack.enter_context(share_passes(data["X_train"], run_opts["backend"], run_opts["device"],
-                                             run_opts["dtype"]))
+        for X in {id(d["X_train"]): d["X_train"] for d in payloads.values()}.values():  # tables may share X
+            stack.enter_context(share_passes(X, run_opts["backend"], run_opts["device"], run_opts["dtype"]))
         running = 0
         while True:
             while running < batch and (task := claims.take()) is not None:
