@@ -38,8 +38,8 @@ def test_pll_students(blobs):
     cand = fit_partial_label_probe(X, topk_mask(P0, 2), 1e-3, loss="candidate", init=res.models["round 0"])
     np.testing.assert_allclose(res.models["pll-candidate"].coef_, cand.coef_, atol=1e-6)
     single = distill(X, y, reg=1e-3, rounds=0, pll_loss="gce")
-    assert list(single.models) == ["round 0", "pll"]
-    assert single.models["pll"].loss_ == "gce"
+    assert list(single.models) == ["round 0", "pll-gce"]  # one naming scheme, one loss or several
+    assert single.models["pll-gce"].loss_ == "gce"
 
 
 def test_metrics_match_their_definitions(noisy_block):

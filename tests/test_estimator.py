@@ -38,7 +38,7 @@ def test_any_label_values_and_final_model():
     np.testing.assert_allclose(clf.predict_proba(X), ref.models["round 2"].predict_proba(X), atol=1e-10)
     assert clf.score(X, labels) == pytest.approx(np.mean(clf.predict(X) == labels))
     pll = SelfDistillationClassifier(reg=1e-3, method="pll").fit(X, labels)
-    assert pll.final_model_ == "pll" and set(pll.models_) == {"round 0", "pll"}
+    assert pll.final_model_ == "pll-uniform" and set(pll.models_) == {"round 0", "pll-uniform"}
 
 
 def test_pipeline_and_grid_search():

@@ -196,16 +196,18 @@ def test_missing_efficientnet_packages_say_how_to_install(tmp_path, monkeypatch)
 
 
 def test_fashion_mnist_config_is_the_papers_grid():
-    """configs/fashion_mnist_effnet.toml: both protocols on one feature file, the paper's noise grid."""
+    """configs/fashion_mnist_effnet.toml: four protocols on one feature file, the paper's noise grid."""
     from pathlib import Path
 
     from selfdistill.experiments.config import load_sweep_config
 
     cfg = load_sweep_config(Path(__file__).resolve().parents[1] / "configs" / "fashion_mnist_effnet.toml")
-    assert [(d.name, d.reg) for d in cfg.datasets] == [("fashion_mnist_fixed", 5e-5), ("fashion_mnist_auto", "auto")]
-    assert cfg.datasets[0].features == cfg.datasets[1].features
+    assert [(d.name, d.reg, d.trainer, dict(d.recipe).get("select")) for d in cfg.datasets] == [
+        ("exact_fixed", 5e-5, "exact", None), ("exact_honest", "auto", "exact", None),
+        ("recipe_published", 5e-5, "sgd-recipe", "best-test"), ("recipe_last", 5e-5, "sgd-recipe", "last-epoch")]
+    assert len({d.features for d in cfg.datasets}) == 1 and {d.train_subset for d in cfg.datasets} == {20000}
     assert cfg.datasets[0].features.endswith("features/fashion_mnist_effnet_64px.npz")
     assert cfg.noise == ("class_cluster", "symmetric") and cfg.cluster_rule == "authors"
     assert cfg.rates == (0.0, 0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9) and cfg.seeds == (0, 1, 2)
     assert cfg.rounds == 4 and cfg.pll_losses == ("uniform", "candidate", "gce") and cfg.top_k == 2
-    assert len(cfg.tasks()) == 2 * 2 * 8 * 3
+    assert len(cfg.tasks()) == 4 * 2 * 8 * 3

@@ -47,7 +47,7 @@ class DistillResult:
     >>> X = rng.normal(size=(40, 3)); y = np.argmax(X, axis=1); y[:4] = (y[:4] + 1) % 3
     >>> result = distill(X, y, reg=1e-2, rounds=1, y_true=np.argmax(X, axis=1))
     >>> list(result.models)
-    ['round 0', 'round 1', 'pll']
+    ['round 0', 'round 1', 'pll-uniform']
     >>> result.train_probs["round 1"].shape
     (40, 3)
     """
@@ -326,7 +326,7 @@ def student_warm_start(prev, prev2=None) -> dict:
 
 
 def pll_model_names(pll_loss) -> list[str]:
-    """Model names of the PLL students: "pll" for one loss, "pll-<loss>" for each of several.
+    """Model names of the PLL students: "pll-<loss>" for each loss (one or several: one scheme).
 
     Parameters
     ----------
@@ -342,10 +342,10 @@ def pll_model_names(pll_loss) -> list[str]:
     --------
     >>> from selfdistill.distill import pll_model_names
     >>> pll_model_names("gce"), pll_model_names(["uniform", "gce"])
-    (['pll'], ['pll-uniform', 'pll-gce'])
+    (['pll-gce'], ['pll-uniform', 'pll-gce'])
     """
     if isinstance(pll_loss, str):
-        return ["pll"]
+        return [f"pll-{pll_loss}"]
     return [f"pll-{loss}" for loss in pll_loss]
 
 
@@ -509,7 +509,7 @@ def distill(
     >>> y = y_true.copy(); y[:6] = (y[:6] + 1) % 3  # 10% of the labels flipped
     >>> result = distill(X, y, reg=1e-2, rounds=1, top_k=2, y_true=y_true)
     >>> [m["model"] for m in result.metrics]
-    ['round 0', 'round 1', 'pll']
+    ['round 0', 'round 1', 'pll-uniform']
     >>> {k: round(result.metric("round 0", k), 2) for k in ("kept", "corrected", "topk_coverage")}
     {'kept': 0.98, 'corrected': 0.83, 'topk_coverage': 1.0}
     """

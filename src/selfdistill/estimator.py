@@ -9,7 +9,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._validation import check_choice
-from .distill import distill
+from .distill import distill, pll_model_names
+from .model_selection import reg_path
 from .probe import softmax
 
 __all__ = ["SelfDistillationClassifier"]
@@ -25,9 +26,13 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    reg : float, default 1e-3
+    reg : float or "auto", default 1e-3
         L2 strength of every probe (the objective is (1/n) sum CE + (reg/2)||W||^2;
-        scikit-learn's C = 1/(n reg)). Tune it like C (e.g. GridSearchCV).
+        scikit-learn's C = 1/(n reg)). Tune it like C (e.g. GridSearchCV), or ``"auto"``: the
+        pipeline's rule (``selfdistill run``'s default), the chain run down the reg grid on a
+        stratified 80% of the given labels and the final model's reg chosen by its accuracy on
+        the other 20% of the given labels (:func:`selfdistill.model_selection.reg_path`; no other
+        label is ever used).
     rounds : int, default 4
         SD rounds after the teacher (0: plain regularised softmax regression).
     method : {"sd", "pll"}, default "sd"
@@ -54,7 +59,7 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
         d.
     models_ : dict of str to LinearProbe
-        Name -> fitted probe for every model of the chain ("round 0"... and "pll").
+        Name -> fitted probe for every model of the chain ("round 0"... and "pll-<loss>").
     final_model_ : str
         The name of the model used to predict.
     result_ : DistillResult
@@ -66,6 +71,10 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
         The final model's biases (zeros without ``fit_intercept``).
     n_iter_ : int
         The final model's Newton iterations.
+    reg_ : float
+        The reg the chain was fitted with (``reg`` itself, or the one ``"auto"`` chose).
+    reg_scores_ : dict of float to float or None
+        With ``reg="auto"``: reg -> the final model's accuracy on the held-out given labels.
 
     Examples
     --------
@@ -134,7 +143,7 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
         >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
         >>> clf = SelfDistillationClassifier(method="pll").fit(X, np.repeat([0, 1, 2], 10))
         >>> clf.final_model_, clf.coef_.shape
-        ('pll', (3, 3))
+        ('pll-uniform', (3, 3))
         """
         check_choice(self.method, "method", ("sd", "pll"))
         X, y = validate_data(self, X, y, dtype=np.float64)
@@ -148,10 +157,19 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
         pll = self.method == "pll"
         if pll and K < 3:
             raise ValueError(f"method='pll' needs at least 3 classes (top_k < n_classes), got {K} classes")
+        chain = dict(rounds=self.rounds if not pll else 0, pll=pll, top_k=self.top_k, pll_loss=self.pll_loss,
+                     temperature=self.temperature, mix=self.mix, fit_intercept=self.fit_intercept, tol=self.tol,
+                     max_iter=self.max_iter)
+        final = pll_model_names(self.pll_loss)[0] if pll else f"round {self.rounds}"
+        self.reg_, self.reg_scores_ = self.reg, None
+        if isinstance(self.reg, str):
+            check_choice(self.reg, "reg", ("auto",))
+            best, scores, _ = reg_path(X, y_enc, n_classes=K, **chain)
+            self.reg_, self.reg_scores_ = best[final], scores[final]
         self.result_ = distill(
             X,
             y_enc,
-            reg=self.reg,
+            reg=self.reg_,
             rounds=self.rounds if not pll else 0,
             pll=pll,
             top_k=self.top_k,
@@ -164,7 +182,7 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
             max_iter=self.max_iter,
         )
         self.models_ = self.result_.models
-        self.final_model_ = "pll" if pll else f"round {self.rounds}"
+        self.final_model_ = final
         final = self.models_[self.final_model_]
         self.coef_, self.intercept_ = final.coef_, final.intercept_
         self.n_iter_ = final.n_iter_

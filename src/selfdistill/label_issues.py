@@ -412,7 +412,7 @@ def _refit(X, y, K, reg, model, rounds, losses, top_k, split_teacher):
         teacher = fit_linear_probe(X, y, reg, n_classes=K, init=split_teacher)
         return teacher.predict_proba(X), teacher
     full = distill(X, y, reg=reg, n_classes=K, **_chain_kwargs(model, rounds, losses, top_k))
-    return full.train_probs[model if model in full.models else "pll"], full.models["round 0"]
+    return full.train_probs[model], full.models["round 0"]
 
 
 def refit_on_fixed(X, y, is_issue, suggested, reg, *, fix="relabel", n_classes=None, init=None):

@@ -100,9 +100,15 @@ def _checked_split(X, y, grid, val_fraction, seed, n_classes, copy=True):
     if not grid:
         raise ValueError("grid must hold at least one reg value")
     K = n_classes if n_classes is not None else int(y.max()) + 1
+    idx_fit, idx_val = _split(y, val_fraction, seed)
+    unseen = ~np.isin(y[idx_val], y[idx_fit])
+    if unseen.mean() > 0.5:  # a score on such a split says nothing about reg
+        raise ValueError(
+            f"y has {y.size} points of {np.unique(y).size} classes: the validation split (val_fraction="
+            f"{val_fraction:g}) leaves {int(unseen.sum())} of its {unseen.size} points in classes with no point "
+            "in the fit part, so reg cannot be chosen on it; give a fixed reg, or more points per class")
     if not copy:
         return grid, K, None
-    idx_fit, idx_val = _split(y, val_fraction, seed)
     return grid, K, (X[idx_fit], y[idx_fit], X[idx_val], y[idx_val])
 
 
@@ -227,7 +233,7 @@ def reg_path(
     >>> y = np.repeat([0, 1, 2], 10)
     >>> best, scores, models = reg_path(X, y, grid=(1e-1, 1e-3), rounds=1)
     >>> sorted(models), sorted(models[0.1])
-    ([0.001, 0.1], ['pll', 'round 0', 'round 1'])
+    ([0.001, 0.1], ['pll-uniform', 'round 0', 'round 1'])
     """
     from .distill import distill
     from .probe import _ChainCache
@@ -288,7 +294,7 @@ def refit_selected(
     pll : bool, default True, keyword-only
         Whether the chain has PLL students.
     pll_loss : str or sequence of str, default "uniform", keyword-only
-        The PLL losses, as for :func:`selfdistill.distill` (model names "pll" or "pll-<loss>").
+        The PLL losses, as for :func:`selfdistill.distill` (model names "pll-<loss>").
     **distill_kwargs
         Passed on to :func:`selfdistill.distill` (``X_test``, ``y_test``, ``y_true``, ``top_k``,
         ``n_classes``, solver settings).
@@ -308,10 +314,10 @@ def refit_selected(
     >>> rng = np.random.default_rng(0)
     >>> X = np.repeat(np.eye(3), 10, axis=0) + 0.1 * rng.normal(size=(30, 3))
     >>> y = np.repeat([0, 1, 2], 10)
-    >>> best = {"round 0": 0.1, "round 1": 0.01, "pll": 0.1}
+    >>> best = {"round 0": 0.1, "round 1": 0.01, "pll-uniform": 0.1}
     >>> chains = refit_selected(X, y, best, rounds=1)
     >>> {r: sorted(c.models) for r, c in chains.items()}
-    {0.1: ['pll', 'round 0'], 0.01: ['round 0', 'round 1']}
+    {0.1: ['pll-uniform', 'round 0'], 0.01: ['round 0', 'round 1']}
     """
     from .distill import distill, pll_model_names
     from .probe import _ChainCache

@@ -203,6 +203,13 @@ def _add_run_models(p):
                         "(default: %(default)s)")
 
 
+def _not_a_file(path) -> str:
+    """Why ``path`` is not a file: 'X is a directory, not a file' or 'no such file: X'."""
+    if os.path.isdir(path):
+        return f"{path!r} is a directory, not a file"
+    return f"no such file: {path!r}"
+
+
 def _cmd_run(args, parser) -> int:
     from .. import experiments
     from ..data import DATASETS
@@ -210,7 +217,7 @@ def _cmd_run(args, parser) -> int:
 
     if args.dataset not in DATASETS and not os.path.isfile(args.dataset):
         parser.error(
-            f"argument --dataset: no such file: {args.dataset!r} (expected {' or '.join(DATASETS)} "
+            f"argument --dataset: {_not_a_file(args.dataset)} (expected {' or '.join(DATASETS)} "
             "or the path of an existing .npz file)"
         )
     options = dict(noise=args.noise, rates=args.rates, rounds=args.rounds, seeds=args.seeds,
@@ -273,6 +280,9 @@ def _add_sweep(sub):
                         "'pip install selfdistill[sweep]'. Each dataset is sent to the workers once")
     _add_backend(p)
     _add_batch(p)
+    p.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
+                   help="run only the tasks of these [[datasets]] tables (the database still records the whole "
+                        "config), e.g. one protocol batched and another on worker processes")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_allow_large(p)
     p.set_defaults(func=_cmd_sweep, parser=p)
@@ -291,11 +301,16 @@ def _cmd_sweep(args, parser) -> int:
         return 2
     try:
         config = load_sweep_config(args.config)
+        names = [ds.name for ds in config.datasets]
+        bad = [d for d in args.datasets or [] if d not in names]
+        if bad:
+            parser.error(f"argument --datasets: {args.config} has no [[datasets]] table named "
+                         f"{', '.join(map(repr, bad))} (its tables: {', '.join(names)})")
         check_output_file(db, "--db")
         with output_errors(db, "--db", is_dir=False):
             result = run_sweep(config, db, jobs=args.jobs, scheduler=args.scheduler, quiet=args.quiet,
                                allow_large=args.allow_large, backend=args.backend, device=args.device,
-                               batch=args.batch, dtype=args.dtype)
+                               batch=args.batch, dtype=args.dtype, datasets=args.datasets)
     except (ConfigError, StoreError, ImportError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -339,6 +354,13 @@ def _cmd_report(args, parser) -> int:
     from ..experiments.store import ResultStore, StoreError
     from ..report.sweep_report import write_report
 
+    if os.path.isdir(args.db):  # a run's output folder: its store
+        inside = os.path.join(args.db, "results.db")
+        if not os.path.isfile(inside):
+            print(f"{PROG}: error: {args.db!r} is a folder without a results.db (give the database file, or the "
+                  "output folder of 'selfdistill run')", file=sys.stderr)
+            return 2
+        args.db = inside
     if not os.path.isfile(args.db):
         print(f"{PROG}: error: no results database {args.db!r} (run 'selfdistill sweep CONFIG.toml' first)",
               file=sys.stderr)
@@ -539,7 +561,7 @@ def _cmd_label_issues(args, parser) -> int:
     from ..label_issues import inspect_labels, write_label_issues
 
     if args.data not in DATASETS and not os.path.isfile(args.data):
-        parser.error(f"argument DATA.npz: no such file: {args.data!r} (expected {' or '.join(DATASETS)} or an "
+        parser.error(f"argument DATA.npz: {_not_a_file(args.data)} (expected {' or '.join(DATASETS)} or an "
                      ".npz file)")
     check_output_dir(args.output, "--output")
     ds = load_dataset(args.data, seed=0)

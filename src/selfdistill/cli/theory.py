@@ -236,7 +236,7 @@ def _trained(args, y_noisy) -> dict:
     rounds = [f"round {t}" for t in range(R + 1)]
     return {"acc": np.array([res.metric(r, "train_acc") for r in rounds]),
             "test": np.array([res.metric(r, "test_acc") for r in rounds]) if kw else None,
-            "pll": res.metric("pll", "train_acc") if K > 2 else None, "seconds": time.perf_counter() - t0}
+            "pll": res.metric("pll-uniform", "train_acc") if K > 2 else None, "seconds": time.perf_counter() - t0}
 
 
 def _summary(args, bm, spec, clusters, N, cf, ex, tr, files, t_start) -> dict:

@@ -192,6 +192,8 @@ def load_npz(path) -> Dataset:
     ('toy', ('a', 'b', 'c'), [1, 0, 1, 2])
     """
     path_str = os.fspath(path)
+    if os.path.isdir(path_str):
+        raise IsADirectoryError(f"{path_str!r} is a directory, not a file (load_npz needs an existing .npz file)")
     if not os.path.exists(path_str):
         raise FileNotFoundError(f"no such file: {path_str!r} (load_npz needs an existing .npz file)")
     arrays, ignored = _read_npz(path_str)

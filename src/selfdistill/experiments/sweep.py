@@ -342,10 +342,11 @@ def _collect(futs, on_done, as_completed):
 
 
 # ------------------------------------------------------------------------------------ driver
-def _todo(config, payloads, store, quiet, db_path):
-    """Tasks to compute (other hash or missing), and how many stored rows they replace."""
+def _todo(config, payloads, store, quiet, db_path, only=None):
+    """Tasks to compute (other hash or missing), and how many stored rows they replace; with
+    ``only``, the tasks of those datasets only."""
     done = store.done()
-    tasks = config.tasks()
+    tasks = [t for t in config.tasks() if only is None or t.dataset in only]
     todo = [t for t in tasks if done.get(t.task_id) != payloads[t.dataset]["config_hash"]]
     replaced = sum(t.task_id in done for t in todo)
     if not quiet and (len(todo) < len(tasks) or replaced):
@@ -550,7 +551,8 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
               blas_threads: int | None = 1, max_restarts: int = 3, connect_timeout: float = 5.0,
               payloads: dict[str, dict[str, Any]] | None = None, desc: str = "selfdistill sweep",
               allow_large: bool = False, lease_seconds: float = 60.0, backend: str = "numpy",
-              device: str | None = None, batch: int | str = "auto", dtype: str = "auto") -> SweepResult:
+              device: str | None = None, batch: int | str = "auto", dtype: str = "auto",
+              datasets: list[str] | None = None) -> SweepResult:
     """Run every unfinished task of ``config`` into the results database ``db_path``.
 
     Each task (dataset x noise kind x rate x seed) is computed by
@@ -606,6 +608,10 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
         float64 gradients (the same tolerance; objectives agree to about 1e-14 relative).
         ``"auto"``: float32 when tasks are batched (half the memory traffic per pass), else
         float64. An execution setting, recorded per task (``solver.execution``).
+    datasets : list of str or None, default None, keyword-only
+        Run only the tasks of these ``[[datasets]]`` tables (the store still records the whole
+        config): protocols that run best with different execution settings (the exact solver
+        batched, the SGD recipe on ``jobs`` processes) can share one store.
 
     Returns
     -------
@@ -651,6 +657,13 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
     run_opts = _run_options(blas_threads, backend, device, "float64" if dtype == "auto" else dtype)
     if batch != "auto" and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise ValueError(f"batch must be 'auto' or an integer >= 1, got {batch!r}")
+    only = None
+    if datasets is not None:
+        only = list(datasets)
+        unknown = [d for d in only if d not in {ds.name for ds in config.datasets}]
+        if unknown or not only:
+            raise ValueError(f"datasets must name tables of the config {[ds.name for ds in config.datasets]}, "
+                             f"got {only!r}")
     check_work(config, allow_large=allow_large)
     check_baseline_dependencies(config.baselines)
     stack = contextlib.ExitStack()
@@ -660,7 +673,7 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
         payloads = payloads or prepare_datasets(config)
         with ResultStore(db_path) as store:
             store.set_meta("config", config.to_dict())
-            tasks, todo, replaced = _todo(config, payloads, store, quiet, db_path)
+            tasks, todo, replaced = _todo(config, payloads, store, quiet, db_path, only)
             groups = _group_by_labels(todo, config, payloads)
             bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), disable=quiet, unit="task",
                        desc=desc, dynamic_ncols=True, file=sys.stderr)

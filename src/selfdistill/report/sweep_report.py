@@ -36,6 +36,7 @@ from .tables import grouped_stats, model_order, seeds_text, unique_in_order
 
 __all__ = [
     "write_report",
+    "label_test_selected",
     "accuracy_tables",
     "gain_tables",
     "markdown_tables",
@@ -255,6 +256,37 @@ def latex_tables(rows: Iterable[Mapping[str, Any]], *, digits: int = 1) -> str:
 
 
 # ------------------------------------------------------------------------------------ all of it
+#: The suffix of a dataset whose protocol chose checkpoints or accuracies on test labels.
+TEST_SELECTED = " [selected on TEST labels]"
+
+
+def label_test_selected(rows: Iterable[Mapping[str, Any]], config: Mapping[str, Any] | None) -> list:
+    """``rows`` with every dataset whose table chose on test labels (``recipe_select =
+    "best-test"``: the authors' published protocol) renamed ``<name> [selected on TEST labels]``,
+    so every table, figure and CSV of the report says so.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows.
+    config : dict or None
+        The stored experiment config (``ExperimentConfig.to_dict()``).
+
+    Returns
+    -------
+    list of dict
+        The rows (copies where renamed).
+
+    Examples
+    --------
+    >>> cfg = {"datasets": [{"name": "a"}, {"name": "b", "trainer": "sgd-recipe", "recipe_select": "best-test"}]}
+    >>> [r["dataset"] for r in label_test_selected([{"dataset": "a"}, {"dataset": "b"}], cfg)]
+    ['a', 'b [selected on TEST labels]']
+    """
+    marked = {d["name"] for d in (config or {}).get("datasets", []) if d.get("recipe_select") == "best-test"}
+    return [dict(r, dataset=r["dataset"] + TEST_SELECTED) if r["dataset"] in marked else r for r in rows]
+
+
 def write_report(
     rows: Iterable[Mapping[str, Any]],
     output_dir: str | os.PathLike[str],
@@ -300,7 +332,7 @@ def write_report(
     ['accuracy_vs_round.png', 'gain_vs_rate_symmetric.png', 'report.html', 'results.csv', 'results.md', 'results.tex']
     >>> tmp.cleanup()
     """
-    rows = list(rows)
+    rows = label_test_selected(rows, config)
     if not rows:
         raise ValueError("rows must hold at least one finished task, got none: run 'selfdistill sweep' first")
     final = Path(output_dir)

@@ -765,7 +765,7 @@ def exact_chain(
     >>> res = distill(X, y, reg=1e-2, rounds=1, tol=1e-12)  # the same chain, trained
     >>> bool(np.allclose(ch.train_probs[1], res.train_probs["round 1"], atol=1e-7))
     True
-    >>> bool(np.allclose(ch.pll_probs, res.train_probs["pll"], atol=1e-7))
+    >>> bool(np.allclose(ch.pll_probs, res.train_probs["pll-uniform"], atol=1e-7))
     True
     """
     kind, M = _features_or_gram(X, gram)
