@@ -231,7 +231,7 @@ def test_run_with_round_0_alone_writes_and_lists_no_gain_figure(tmp_path, capsys
     assert "gain_figure" not in json.loads((out / "config.json").read_text())["files"]
 
 
-@pytest.mark.parametrize("seeds, text", [((0,), "1 seed)"), ((0, 1, 2), "3 seeds)")])
+@pytest.mark.parametrize("seeds, text", [((0,), "1 seed, no spread)"), ((0, 1, 2), "3 seeds)")])
 def test_titles_count_seeds_in_words(seeds, text):
     made = [figures.make_gain_vs_rate_figure(main_rows(seeds)), figures.make_accuracy_vs_round_figure(main_rows(seeds)),
             figures.make_gain_vs_rate_figure(sweep_rows(seeds)),

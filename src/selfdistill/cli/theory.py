@@ -1,4 +1,6 @@
-"""``selfdistill theory``: the block model's closed forms beside the exact chain and trained probes.
+"""selfdistill theory: the block model's closed forms beside the exact chain and trained probes.
+
+(The first line is the description of ``selfdistill theory --help``: plain text, no markup.)
 
 :func:`add_arguments` adds the options to a parser; :func:`run` does the work and returns the exit
 code (the main ``selfdistill`` command registers both as its ``theory`` subcommand).
@@ -41,6 +43,8 @@ def _ids(text):
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the options of ``selfdistill theory`` to ``parser``; returns the parser."""
+    if parser.description:  # argparse prints it as is: no RST markup in --help
+        parser.description = parser.description.replace("``", "")
     g = parser.add_argument_group("block model")
     g.add_argument("--classes", type=_int_at_least(2), default=4, metavar="K",
                    help="number of classes K >= 2 (default: %(default)s)")
@@ -333,8 +337,24 @@ def _figures(args, bm, spec, clusters, out, acc_cf, acc_ex, acc_tr, pll_cf, pll_
     map_title = f"K={K}, m={m}, d={args.d:g}, reg={args.reg:g}, {args.noise} noise (expected counts)"
     if args.superclasses is not None:
         map_title += ", no superclasses"
+    setting = (args.rate, args.c - args.d)  # the options' own point on the maps
     files["min_rounds_map"] = str(plot_min_rounds_map(rates, gaps, maps["min_rounds"], out / "min_rounds_map.png",
-                                                      title=map_title, dpi=args.dpi))
+                                                      title=map_title, source="closed form", setting=setting,
+                                                      dpi=args.dpi))
+    margin = _pll_margin(K, m, args.d, args.reg, args.noise, rates, gaps, clusters, args.top_k)
     files["pll_vs_sd_map"] = str(plot_pll_vs_sd_map(rates, gaps, maps["verdict"], out / "pll_vs_sd_map.png",
-                                                    title=map_title, dpi=args.dpi))
+                                                    title=map_title, margin=margin, setting=setting, dpi=args.dpi))
     return files
+
+
+def _pll_margin(K, m, d, reg, kind, rates, gaps, clusters, top_k):
+    """PLL's training accuracy minus SD's best (closed form, expected counts) on the grid of phase_maps."""
+    from ..theory.block import BlockModel
+
+    margin = np.empty((len(gaps), len(rates)))
+    for i, gap in enumerate(np.asarray(gaps, dtype=float).tolist()):
+        bm = BlockModel(K, m, d + gap, d, reg)
+        for j, rate in enumerate(np.asarray(rates, dtype=float).tolist()):
+            cond = bm.pll_condition(bm.expected_counts(kind, rate, clusters=clusters), top_k=top_k)
+            margin[i, j] = cond["pll_accuracy"] - cond["sd_best_accuracy"]
+    return margin

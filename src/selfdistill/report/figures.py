@@ -171,6 +171,11 @@ def _nan(v):
     return np.nan if v is None else float(v)
 
 
+def _spread_text(n_seeds: int) -> str:
+    """Return "1 seed, no spread" for one seed (no std to show), else "mean ± std over <n> seeds"."""
+    return "1 seed, no spread" if n_seeds == 1 else f"mean ± std over {seeds_text(n_seeds)}"
+
+
 def _panel_title(ds, noise, datasets, noises):
     if len(datasets) == 1:
         return f"noise: {noise}"
@@ -195,9 +200,15 @@ def _gain_bars(ax, by_rate, models, colors, hatches):
     for j, m in enumerate(models):
         mean = np.array([_nan(by_rate[r].get(m, (None,))[0]) for r in rates]) * 100
         std = np.array([_nan(by_rate[r].get(m, (None, None))[1]) for r in rates]) * 100
-        ax.bar(x - 0.4 + width * (j + 0.5), mean, width, yerr=None if np.all(np.isnan(std)) else np.nan_to_num(std),
+        xs = x - 0.4 + width * (j + 0.5)
+        ax.bar(xs, mean, width, yerr=None if np.all(np.isnan(std)) else np.nan_to_num(std),
                capsize=2, color=colors[m], edgecolor="black", linewidth=0.4, label=m, hatch=hatches[m],
                error_kw={"elinewidth": 0.8})
+        zero = np.abs(np.nan_to_num(mean, nan=np.inf)) < 1e-9  # a bar of height 0 is invisible: mark it
+        if zero.any():
+            ax.plot(xs[zero], np.zeros(int(zero.sum())), linestyle="", marker="D", markersize=5, color=colors[m],
+                    markeredgecolor="black", markeredgewidth=0.6, zorder=3, clip_on=False, label="_zero gain",
+                    gid="zero gain")
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(x)
     ax.set_xticklabels([f"{r:g}" for r in rates])
@@ -212,8 +223,9 @@ def make_gain_vs_rate_figure(rows: _Rows, *, noise: str | None = None) -> Figure
     per row, all sharing one y range; grouped bars per noise rate: rounds 1..R (blues, darker =
     later) then each PLL student (oranges, hatched); height = mean over seeds of the gain over
     round 0 (percentage points), error bars = sample std over seeds (none with one seed); a zero
-    line; legend "model" outside the last panel of the first row; the title names the seed
-    count. Baselines are left out (they are in the tables).
+    line, and a diamond on it for each bar of height 0 (which would not show); legend "model"
+    outside the last panel of the first row; the title names the seed count ("1 seed, no spread"
+    for one). Baselines are left out (they are in the tables).
 
     Parameters
     ----------
@@ -269,8 +281,7 @@ def make_gain_vs_rate_figure(rows: _Rows, *, noise: str | None = None) -> Figure
     axes[0][ncol - 1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model")
     what = datasets[0] if len(datasets) == 1 else f"{noises[0]} noise" if len(noises) == 1 else "by dataset"
     n_seeds = len({r["seed"] for r in rows})
-    fig.suptitle(f"Distillation gain vs noise rate ({what}; mean ± std over {seeds_text(n_seeds)})",
-                 fontsize="medium")
+    fig.suptitle(f"Distillation gain vs noise rate ({what}; {_spread_text(n_seeds)})", fontsize="medium")
     return fig
 
 
@@ -461,8 +472,7 @@ def make_metric_vs_round_figure(
                        markeredgewidth=0.4, label=m) for k, m in enumerate(others)]
     axes[0][-1].legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     n_seeds = len({r["seed"] for r in rows})
-    fig.suptitle(f"{title}\n(rounds 0..R; other models at the right; mean ± std over {seeds_text(n_seeds)})",
-                 fontsize="medium")
+    fig.suptitle(f"{title}\n(rounds 0..R; other models at the right; {_spread_text(n_seeds)})", fontsize="medium")
     return fig
 
 
@@ -562,7 +572,7 @@ def make_coverage_vs_rate_figure(rows: _Rows, *, top_k: int | None = None) -> Fi
     ax.set_ylabel("share of the training points (%)")
     n_seeds = len({r["seed"] for r in rows})
     ax.set_title(f"Teacher (round 0) on its training points: true label in its top-{k} (solid)\n"
-                 f"or its top-1 (dotted); mean ± std over {seeds_text(n_seeds)}", fontsize="medium")
+                 f"or its top-1 (dotted); {_spread_text(n_seeds)}", fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small")
     return fig

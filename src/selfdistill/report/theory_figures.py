@@ -15,6 +15,7 @@ Nothing is computed here beyond plotting: every function takes arrays produced b
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +40,19 @@ __all__ = [
     "make_pll_vs_sd_map_figure",
     "make_theory_vs_training_figure",
     "VERDICTS",
+    "SOURCES",
+    "AGREEMENT",
 ]
 
 #: Region labels of :func:`plot_pll_vs_sd_map`, in colour order.
 VERDICTS = ("both", "PLL only", "SD only", "neither")
+
+#: What can have computed the t* of :func:`plot_min_rounds_map`.
+SOURCES = ("closed form", "exact chain")
+
+#: The definition of "agreement" that :func:`plot_theory_vs_training` puts in its title.
+AGREEMENT = ("agreement: share of test points where label averaging and the trained probe predict the same class, "
+             "mean over rounds")
 
 
 def make_theory_accuracy_figure(
@@ -280,13 +290,22 @@ def plot_spectrum_filter(
                        dpi=dpi)
 
 
-def make_min_rounds_map_figure(rates: ArrayLike, gaps: ArrayLike, min_rounds: ArrayLike, *, title: str = "") -> Figure:
+def make_min_rounds_map_figure(
+    rates: ArrayLike,
+    gaps: ArrayLike,
+    min_rounds: ArrayLike,
+    *,
+    title: str = "",
+    source: str = "closed form",
+    setting: tuple[float, float] | None = None,
+) -> Figure:
     """Draw the heat map of t*, the fewest SD rounds reaching 100% training accuracy, over noise rate and c - d.
 
     Noise rate on x, c - d (within-class minus between-class feature correlation of the block
     model) on y; NaN cells (never 100%) grey. t* is a count, so the colours are discrete: one
     colour per integer 0..max (a BoundaryNorm with edges at the half-integers), and the colour bar
-    is ticked at integers only.
+    is ticked at integers only. The colour bar's label says where t* comes from (``source``);
+    ``setting`` is marked with a white star (named in the x label).
 
     Parameters
     ----------
@@ -298,6 +317,11 @@ def make_min_rounds_map_figure(rates: ArrayLike, gaps: ArrayLike, min_rounds: Ar
         t* (whole numbers as floats, NaN for never), e.g. ``phase_maps(...)["min_rounds"]``.
     title : str, default "", keyword-only
         Title (none when empty).
+    source : {"closed form", "exact chain"}, default "closed form", keyword-only
+        What computed t*: the closed form of label averaging (``phase_maps``) or the exact
+        fixed-point chain.
+    setting : (float, float), optional, keyword-only
+        The (noise rate, c - d) asked for, marked on the map.
 
     Returns
     -------
@@ -307,13 +331,15 @@ def make_min_rounds_map_figure(rates: ArrayLike, gaps: ArrayLike, min_rounds: Ar
     Raises
     ------
     ValueError
-        ``min_rounds`` not of shape (len(gaps), len(rates)).
+        ``min_rounds`` not of shape (len(gaps), len(rates)), or an unknown ``source``.
 
     Examples
     --------
-    >>> fig = make_min_rounds_map_figure([0.1, 0.2], [0.5, 1.0], [[1, 3], [0, np.nan]])
-    >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel(), fig.axes[1].get_ylabel()
-    ('noise rate', 'c - d', 'minimum rounds t* (grey: never 100%)')
+    >>> fig = make_min_rounds_map_figure([0.1, 0.2], [0.5, 1.0], [[1, 3], [0, np.nan]], setting=(0.2, 0.5))
+    >>> fig.axes[0].get_xlabel()
+    'noise rate (star: the setting asked for, rate 0.2, c - d 0.5)'
+    >>> fig.axes[0].get_ylabel(), fig.axes[1].get_ylabel()
+    ('c - d', 'minimum rounds t*, closed form (grey: never 100%)')
     """
     from matplotlib.colors import BoundaryNorm
     from matplotlib.ticker import MaxNLocator
@@ -323,6 +349,8 @@ def make_min_rounds_map_figure(rates: ArrayLike, gaps: ArrayLike, min_rounds: Ar
     if Z.shape != (gaps.size, rates.size):
         raise ValueError(f"min_rounds must have shape (len(gaps), len(rates)) = {(gaps.size, rates.size)}, "
                          f"got {Z.shape}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     finite = Z[np.isfinite(Z)]
     top = max(1, int(np.rint(finite.max()))) if finite.size else 1
     cmap = colormap("magma_r").resampled(top + 1).with_extremes(bad="lightgrey")
@@ -332,13 +360,23 @@ def make_min_rounds_map_figure(rates: ArrayLike, gaps: ArrayLike, min_rounds: Ar
     im = ax.pcolormesh(_edges(rates), _edges(gaps), np.ma.masked_invalid(np.rint(Z)), cmap=cmap, norm=norm,
                        shading="flat")
     ticks = [t for t in MaxNLocator(nbins=12, integer=True).tick_values(0, top) if 0 <= t <= top]
-    cbar = fig.colorbar(im, ax=ax, ticks=ticks, label="minimum rounds t* (grey: never 100%)")
+    cbar = fig.colorbar(im, ax=ax, ticks=ticks, label=f"minimum rounds t*, {source} (grey: never 100%)")
     cbar.minorticks_off()
-    ax.set_xlabel("noise rate")
+    ax.set_xlabel("noise rate" + _mark_setting(ax, setting))
     ax.set_ylabel("c - d")
     if title:
         ax.set_title(title, fontsize="medium")
     return fig
+
+
+def _mark_setting(ax, setting) -> str:
+    """Mark (noise rate, c - d) ``setting`` with a white star; return the x label's note on it ("" for None)."""
+    if setting is None:
+        return ""
+    rate, gap = (float(v) for v in setting)
+    ax.plot([rate], [gap], linestyle="", marker="*", markersize=14, color="white", markeredgecolor="black",
+            markeredgewidth=0.8, zorder=4, gid="setting", label="_setting")
+    return f" (star: the setting asked for, rate {rate:g}, c - d {gap:g})"
 
 
 def plot_min_rounds_map(
@@ -348,6 +386,8 @@ def plot_min_rounds_map(
     path: str | os.PathLike[str],
     *,
     title: str = "",
+    source: str = "closed form",
+    setting: tuple[float, float] | None = None,
     dpi: int = 120,
 ) -> str | os.PathLike[str]:
     """Write :func:`make_min_rounds_map_figure` (the t* heat map) to ``path`` atomically.
@@ -364,6 +404,10 @@ def plot_min_rounds_map(
         The image file; the format comes from its suffix.
     title : str, default "", keyword-only
         Title (none when empty).
+    source : {"closed form", "exact chain"}, default "closed form", keyword-only
+        What computed t* (named in the colour bar's label).
+    setting : (float, float), optional, keyword-only
+        The (noise rate, c - d) asked for, marked on the map.
     dpi : int, default 120, keyword-only
         Resolution.
 
@@ -381,15 +425,26 @@ def plot_min_rounds_map(
     True
     >>> tmp.cleanup()
     """
-    return save_figure(make_min_rounds_map_figure(rates, gaps, min_rounds, title=title), path, dpi=dpi)
+    fig = make_min_rounds_map_figure(rates, gaps, min_rounds, title=title, source=source, setting=setting)
+    return save_figure(fig, path, dpi=dpi)
 
 
-def make_pll_vs_sd_map_figure(rates: ArrayLike, gaps: ArrayLike, verdicts: ArrayLike, *, title: str = "") -> Figure:
-    """Draw the region map of which of PLL (one round) / SD (some round) reaches 100% training accuracy.
+def make_pll_vs_sd_map_figure(
+    rates: ArrayLike,
+    gaps: ArrayLike,
+    verdicts: ArrayLike,
+    *,
+    title: str = "",
+    margin: ArrayLike | None = None,
+    setting: tuple[float, float] | None = None,
+) -> Figure:
+    """Draw the map of which of PLL (one round) / SD (some round) reaches 100% training accuracy.
 
-    Noise rate on x, c - d on y. One colour per verdict of :data:`VERDICTS`; the legend
-    ("reaches 100%") lists all four and sits outside the axes, right of the map, so it hides no
-    cell.
+    Noise rate on x, c - d on y. Without ``margin``: one colour per verdict of :data:`VERDICTS`.
+    With ``margin``: the colours show it, PLL's training accuracy minus SD's best, in points, on a
+    diverging colour map centred on 0 (blue: PLL ahead, red: SD ahead; colour bar below the map),
+    and a marker per cell gives the verdict (none for "neither"). The legend ("reaches 100%")
+    lists all four verdicts and sits outside the axes, right of the map, so it hides no cell.
 
     Parameters
     ----------
@@ -401,6 +456,10 @@ def make_pll_vs_sd_map_figure(rates: ArrayLike, gaps: ArrayLike, verdicts: Array
         One of :data:`VERDICTS` per cell, e.g. ``phase_maps(...)["verdict"]``.
     title : str, default "", keyword-only
         Title (none when empty).
+    margin : array-like of float, shape (G, R), optional, keyword-only
+        PLL's training accuracy minus SD's best (fractions in [-1, 1]; NaN cells grey).
+    setting : (float, float), optional, keyword-only
+        The (noise rate, c - d) asked for, marked with a white star.
 
     Returns
     -------
@@ -410,17 +469,18 @@ def make_pll_vs_sd_map_figure(rates: ArrayLike, gaps: ArrayLike, verdicts: Array
     Raises
     ------
     ValueError
-        ``verdicts`` of the wrong shape or holding a value not in :data:`VERDICTS`.
+        ``verdicts`` or ``margin`` of the wrong shape, or a verdict not in :data:`VERDICTS`.
 
     Examples
     --------
     >>> fig = make_pll_vs_sd_map_figure([0.1, 0.2], [0.5, 1.0], [["both", "PLL only"], ["SD only", "neither"]])
     >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     ['both', 'PLL only', 'SD only', 'neither']
+    >>> fig = make_pll_vs_sd_map_figure([0.1, 0.2], [0.5, 1.0], [["both", "PLL only"], ["SD only", "neither"]],
+    ...                                 margin=[[0.0, 0.25], [-0.5, 0.1]])
+    >>> fig.axes[1].get_xlabel()
+    'PLL minus best SD training accuracy (points; blue: PLL ahead)'
     """
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
     V = np.asarray(verdicts, dtype=object)
     rates, gaps = np.asarray(rates, dtype=float), np.asarray(gaps, dtype=float)
     if V.shape != (gaps.size, rates.size):
@@ -428,18 +488,61 @@ def make_pll_vs_sd_map_figure(rates: ArrayLike, gaps: ArrayLike, verdicts: Array
     bad = set(V.ravel().tolist()) - set(VERDICTS)
     if bad:
         raise ValueError(f"verdicts must be among {VERDICTS}, got {sorted(bad)}")
-    code = np.vectorize(VERDICTS.index)(V).astype(float)
-    colours = ["#4daf4a", "#377eb8", "#ff7f00", "#d9d9d9"]
-    fig, axes = new_figure(figsize=(7.4, 4.6))
+    fig, axes = new_figure(figsize=(7.4, 4.6 if margin is None else 5.6))
     ax = axes[0][0]
-    ax.pcolormesh(_edges(rates), _edges(gaps), code, cmap=ListedColormap(colours), vmin=-0.5, vmax=3.5, shading="flat")
-    ax.legend(handles=[Patch(color=c, label=v) for c, v in zip(colours, VERDICTS, strict=False)], fontsize="small",
-              loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, title="reaches 100%")
-    ax.set_xlabel("noise rate")
+    if margin is None:
+        handles = _verdict_regions(ax, V, rates, gaps)
+    else:
+        M = np.asarray(margin, dtype=float)
+        if M.shape != V.shape:
+            raise ValueError(f"margin must have the shape of verdicts {V.shape}, got {M.shape}")
+        handles = _margin_cells(fig, ax, 100 * M, V, rates, gaps)
+    ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+              title="reaches 100%")
+    ax.set_xlabel("noise rate" + _mark_setting(ax, setting))
     ax.set_ylabel("c - d")
     if title:
         ax.set_title(title, fontsize="medium")
     return fig
+
+
+def _verdict_regions(ax, V, rates, gaps) -> list:
+    """One colour per verdict; returns the legend's patches."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    code = np.vectorize(VERDICTS.index)(V).astype(float)
+    colours = ["#4daf4a", "#377eb8", "#ff7f00", "#d9d9d9"]
+    ax.pcolormesh(_edges(rates), _edges(gaps), code, cmap=ListedColormap(colours), vmin=-0.5, vmax=3.5, shading="flat")
+    return [Patch(color=c, label=v) for c, v in zip(colours, VERDICTS, strict=False)]
+
+
+#: Markers of the verdicts on the margin map ("" = none).
+_VERDICT_MARKERS = {"both": "o", "PLL only": "^", "SD only": "s", "neither": ""}
+
+
+def _margin_cells(fig, ax, points, V, rates, gaps) -> list:
+    """The PLL-minus-SD margin (points) on a diverging map centred on 0, with its colour bar, and a
+    marker per cell for its verdict; returns the legend's handles."""
+    from matplotlib.lines import Line2D
+
+    finite = np.abs(points[np.isfinite(points)])
+    lim = max(float(finite.max()) if finite.size else 0.0, 1.0)  # at least +-1 point: all-zero maps stay white
+    cmap = colormap("RdBu").with_extremes(bad="lightgrey")
+    im = ax.pcolormesh(_edges(rates), _edges(gaps), np.ma.masked_invalid(points), cmap=cmap, vmin=-lim, vmax=lim,
+                       shading="flat")
+    fig.colorbar(im, ax=ax, location="bottom", fraction=0.06, pad=0.16,
+                 label="PLL minus best SD training accuracy (points; blue: PLL ahead)")
+    R, G = np.meshgrid(rates, gaps)
+    handles = []
+    for v in VERDICTS:
+        mk = _VERDICT_MARKERS[v]
+        if mk:
+            ax.plot(R[V == v], G[V == v], linestyle="", marker=mk, markersize=3.5, markerfacecolor="none",
+                    markeredgecolor="black", markeredgewidth=0.6, label=v)
+        handles.append(Line2D([], [], linestyle="", marker=mk or "None", markerfacecolor="none",
+                              markeredgecolor="black", label=v if mk else f"{v} (no marker)"))
+    return handles
 
 
 def plot_pll_vs_sd_map(
@@ -449,6 +552,8 @@ def plot_pll_vs_sd_map(
     path: str | os.PathLike[str],
     *,
     title: str = "",
+    margin: ArrayLike | None = None,
+    setting: tuple[float, float] | None = None,
     dpi: int = 120,
 ) -> str | os.PathLike[str]:
     """Write :func:`make_pll_vs_sd_map_figure` (PLL vs SD regions) to ``path`` atomically.
@@ -465,6 +570,10 @@ def plot_pll_vs_sd_map(
         The image file; the format comes from its suffix.
     title : str, default "", keyword-only
         Title (none when empty).
+    margin : array-like of float, shape (G, R), optional, keyword-only
+        PLL's training accuracy minus SD's best (fractions), shown as colours.
+    setting : (float, float), optional, keyword-only
+        The (noise rate, c - d) asked for, marked on the map.
     dpi : int, default 120, keyword-only
         Resolution.
 
@@ -482,14 +591,17 @@ def plot_pll_vs_sd_map(
     True
     >>> tmp.cleanup()
     """
-    return save_figure(make_pll_vs_sd_map_figure(rates, gaps, verdicts, title=title), path, dpi=dpi)
+    fig = make_pll_vs_sd_map_figure(rates, gaps, verdicts, title=title, margin=margin, setting=setting)
+    return save_figure(fig, path, dpi=dpi)
 
 
 def make_theory_vs_training_figure(rows: Iterable[Mapping[str, Any]], *, title: str = "") -> Figure:
     """Draw label averaging (the linearised theory) vs the trained SD chain on real features.
 
     Test accuracy vs round, one panel per reg (shared y range), two lines each; the panel title
-    gives the mean agreement of the two predictions.
+    gives the mean agreement of the two predictions, which the figure's title defines: the share of
+    test points on which label averaging and the trained probe predict the same class, averaged
+    over rounds 0..R.
 
     Parameters
     ----------
@@ -516,6 +628,9 @@ def make_theory_vs_training_figure(rows: Iterable[Mapping[str, Any]], *, title: 
     >>> fig = make_theory_vs_training_figure(rows)
     >>> [ax.get_title() for ax in fig.axes]
     ['reg = 0.001  (agreement 100.0%)', 'reg = 0.01  (agreement 100.0%)']
+    >>> print(fig.get_suptitle())
+    agreement: share of test points where label averaging and the trained probe predict the same class,
+    mean over rounds
     """
     rows = list(rows)
     if not rows:
@@ -534,8 +649,8 @@ def make_theory_vs_training_figure(rows: Iterable[Mapping[str, Any]], *, title: 
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][-1].legend(fontsize="small", loc="best")
-    if title:
-        fig.suptitle(title, fontsize="medium")
+    width = int(12 * 4.2 * len(regs))  # characters as wide as the panels
+    fig.suptitle("\n".join(textwrap.fill(t, width=width) for t in (title, AGREEMENT) if t), fontsize="medium")
     return fig
 
 
