@@ -119,3 +119,69 @@ def test_config_keys_and_a_sweep_of_the_recipe(tmp_path):
     assert {(r["dataset"], r["model"]) for r in rows} == {
         (d, m) for d in ("exact", "last", "best") for m in ("round 0", "round 1", "pll-gce")}
     assert {r["n_iter"] for r in rows if r["dataset"] == "last"} == {3}
+
+
+def test_recipe_fits_in_lockstep_are_the_one_at_a_time_fits(data):
+    from selfdistill.recipe import sgd_recipe_fits
+
+    X, y, y_noisy, Xt, yt, K = data
+    s = recipe_settings(epochs=4, batch_size=32, select="best-test", lr=0.5)
+    soft = np.full((X.shape[0], K), 1.0 / K)
+    soft[np.arange(X.shape[0]), y] += 0.5
+    soft /= soft.sum(1, keepdims=True)
+    for targets, loss in (([y, y_noisy, (y + 1) % K], "ce"), ([soft, soft[::-1].copy()], "gce"),
+                          ([soft, soft[::-1].copy()], "candidate")):
+        init = None if loss == "ce" else [np.full((K, X.shape[1]), 0.01 * b) for b in range(len(targets))]
+        fits = sgd_recipe_fits(X, targets, 1e-3, n_classes=K, loss=loss, init=init, seed=5, settings=s, X_test=Xt,
+                               y_test=yt)
+        for b, t in enumerate(targets):
+            one = sgd_recipe_fit(X, t, 1e-3, n_classes=K, loss=loss, init=None if init is None else init[b], seed=5,
+                                 settings=s, X_test=Xt, y_test=yt)
+            assert np.allclose(fits[b].W, one.W, atol=1e-4), (loss, b)
+            assert fits[b].epoch == one.epoch and np.allclose(fits[b].test_acc, one.test_acc, atol=1e-2)
+    with pytest.raises(ValueError, match="targets must be 2 arrays of one shape"):
+        sgd_recipe_fits(X, [y, soft], 1e-3, n_classes=K, settings=s, X_test=Xt, y_test=yt)
+    with pytest.raises(ValueError, match="init must hold 2 weight arrays"):
+        sgd_recipe_fits(X, [y, y], 1e-3, n_classes=K, init=[np.zeros((K, X.shape[1]))], settings=s, X_test=Xt,
+                        y_test=yt)
+
+
+def test_recipe_chains_in_lockstep_are_the_one_at_a_time_chains(data):
+    from selfdistill.recipe import recipe_distills
+
+    X, y, y_noisy, Xt, yt, K = data
+    kw = dict(reg=1e-3, rounds=1, pll_losses=("uniform", "gce"), top_k=2, n_classes=K, seed=2,
+              settings=recipe_settings(epochs=3), X_test=Xt, y_test=yt, y_true=y)
+    ys = [y_noisy, np.where(np.arange(X.shape[0]) % 3 == 0, (y + 1) % K, y)]
+    many = recipe_distills(X, ys, **kw)
+    for yb, res in zip(ys, many, strict=True):
+        one = recipe_distill(X, yb, **kw)
+        assert list(res.models) == list(one.models)
+        for name in one.models:
+            assert np.allclose(res.models[name].coef_, one.models[name].coef_, atol=1e-4), name
+        assert [m["model"] for m in res.metrics] == [m["model"] for m in one.metrics]
+
+
+def test_a_batched_sweep_trains_recipe_tasks_of_a_seed_together(tmp_path):
+    from selfdistill.experiments import read_rows, run_sweep
+    from selfdistill.experiments.config import parse_sweep_config
+
+    sweep = {"noise": ["symmetric", "class_cluster"], "rates": [0.0, 0.3, 0.6], "seeds": [0, 1], "rounds": 1,
+             "pll_losses": ["uniform"]}
+    cfg = parse_sweep_config({"sweep": sweep, "datasets": [
+        {"name": "last", "features": "block", "reg": 1e-3, "trainer": "sgd-recipe", "recipe_epochs": 3}]})
+    one = run_sweep(cfg, tmp_path / "one.db", jobs=1, quiet=True, batch=1)
+    many = run_sweep(cfg, tmp_path / "many.db", jobs=1, quiet=True, batch=4)
+    assert one.n_computed == many.n_computed == 12
+    key = lambda r: (r["noise"], r["rate"], r["seed"], r["model"])  # noqa: E731
+    a, b = sorted(read_rows(tmp_path / "one.db"), key=key), sorted(read_rows(tmp_path / "many.db"), key=key)
+    assert [key(r) for r in a] == [key(r) for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra["test_acc"] == pytest.approx(rb["test_acc"], abs=0.02), key(ra)
+    assert run_sweep(cfg, tmp_path / "many.db", jobs=1, quiet=True, batch=4).n_computed == 0
+    from selfdistill.experiments import ResultStore
+
+    with ResultStore(tmp_path / "many.db") as st:  # one group per seed: one time, shared by its tasks
+        recs = [r for r in st.records() if "reused_from" not in r["solver"]]
+    assert {r["seed"]: r["seconds"] for r in recs} == {r["seed"]: r["seconds"] for r in recs[::-1]}
+    assert {r["solver"]["execution"]["dtype"] for r in recs} == {"float32"}

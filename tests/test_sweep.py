@@ -414,7 +414,7 @@ def test_torch_backend_gives_the_numpy_results_and_is_recorded(tmp_path, feats, 
     with ResultStore(tmp_path / "t.db") as st:
         recs = st.records()
     assert {json.dumps(r["solver"]["execution"], sort_keys=True) for r in recs} == {
-        '{"backend": "torch", "device": "cpu"}'}
+        '{"backend": "torch", "device": "cpu", "dtype": "float64"}'}
     # an execution setting, not a task setting: a rerun on NumPy finds every task done
     res = run_sweep(config, tmp_path / "t.db", jobs=1, quiet=True)
     assert res.n_computed == 0 and res.n_skipped == len(recs)

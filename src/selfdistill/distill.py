@@ -159,9 +159,9 @@ class DistillResult:
         >>> rng = np.random.default_rng(0)
         >>> X = rng.normal(size=(40, 3)); y = np.argmax(X, axis=1); y[:4] = (y[:4] + 1) % 3
         >>> result = distill(X, y, reg=1e-2, rounds=1, y_true=np.argmax(X, axis=1))
-        >>> m = result.metric_dict("pll")
+        >>> m = result.metric_dict("pll-uniform")
         >>> m["model"], m["test_acc"] is None
-        ('pll', True)
+        ('pll-uniform', True)
         """
         self._check_name(name)
         return dict(next(m for m in self.metrics if m["model"] == name))

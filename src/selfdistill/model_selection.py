@@ -177,7 +177,7 @@ def select_reg_per_model(
     >>> y = np.repeat([0, 1, 2], 10)
     >>> best, scores = select_reg_per_model(X, y, grid=(1e-1, 1e-3), rounds=1)
     >>> best
-    {'round 0': 0.1, 'round 1': 0.1, 'pll': 0.1}
+    {'round 0': 0.1, 'round 1': 0.1, 'pll-uniform': 0.1}
     >>> scores["round 1"]
     {0.1: 1.0, 0.001: 1.0}
     """

@@ -35,7 +35,8 @@ import numpy as np
 
 from .losses import GCE, Candidate, CrossEntropy, softmax
 
-__all__ = ["RECIPE_DEFAULTS", "RecipeFit", "recipe_settings", "sgd_recipe_fit"]
+__all__ = ["RECIPE_DEFAULTS", "RecipeFit", "recipe_distill", "recipe_distills", "recipe_settings", "sgd_recipe_fit",
+           "sgd_recipe_fits"]
 
 #: The recipe's settings as the authors ran it on CIFAR-100 (weight decay = the chain's reg).
 RECIPE_DEFAULTS = {"select": "last-epoch", "epochs": 200, "batch_size": 128, "lr": 0.05, "momentum": 0.9,
@@ -101,13 +102,24 @@ class RecipeFit:
     seconds: float = 0.0
 
 
-def _batch_loss(kind, T, idx, ops_dtype):
-    """The loss of the rows ``idx`` (sum over them) for targets T of the given kind."""
+def _batch_loss(kind, T, idx):
+    """The loss of rows ``idx`` of every problem (sum over them), for T of shape (B, n) labels or
+    (B, n, K) targets: one loss over the B * m stacked rows (each loss is a sum over rows)."""
+    Tb = T[:, idx]
+    Tb = Tb.reshape(-1) if Tb.ndim == 2 else Tb.reshape(-1, Tb.shape[-1])
     if kind == "ce":
-        return CrossEntropy(T[idx])
-    if kind == "gce":
-        return GCE(T[idx].astype(ops_dtype))
-    return Candidate(T[idx].astype(ops_dtype))
+        return CrossEntropy(Tb)
+    return (GCE if kind == "gce" else Candidate)(Tb)
+
+
+def _stack_targets(targets, B):
+    """B target arrays as one (B, n) int or (B, n, K) float32 array (checked to agree in shape)."""
+    arrs = [np.asarray(t) for t in targets]
+    if len(arrs) != B or len({a.shape for a in arrs}) != 1:
+        raise ValueError(f"targets must be {B} arrays of one shape, got shapes {[a.shape for a in arrs]}")
+    if arrs[0].ndim == 1:
+        return np.stack(arrs)
+    return np.stack([a.astype(np.float32, copy=False) for a in arrs])
 
 
 def sgd_recipe_fit(X, targets, reg, *, n_classes, loss="ce", init=None, seed=0, settings=None, X_test=None,
@@ -148,6 +160,41 @@ def sgd_recipe_fit(X, targets, reg, *, n_classes, loss="ce", init=None, seed=0, 
     >>> fit.W.shape, fit.epoch, float(np.mean(np.argmax(X @ fit.W.T, 1) == y)) > 0.9
     ((3, 5), 20, True)
     """
+    return sgd_recipe_fits(X, [targets], reg, n_classes=n_classes, loss=loss, init=None if init is None else [init],
+                           seed=seed, settings=settings, X_test=X_test, y_test=y_test)[0]
+
+
+def sgd_recipe_fits(X, targets, reg, *, n_classes, loss="ce", init=None, seed=0, settings=None, X_test=None,
+                    y_test=None) -> list[RecipeFit]:
+    """Train B probes on one X by the recipe in lockstep: one seed, so one initialisation draw and one
+    minibatch order serve all of them, and each step's two products cover all B (``X_b W^T`` with
+    the B weight matrices side by side). Each answer is :func:`sgd_recipe_fit`'s for its targets, up
+    to float32 round-off of the wider products.
+
+    Parameters
+    ----------
+    X : (n, d) float array
+        Training features (used in float32).
+    targets : sequence of B arrays
+        Each as :func:`sgd_recipe_fit`'s ``targets``, all of one shape.
+    reg, n_classes, loss, seed, settings, X_test, y_test
+        As :func:`sgd_recipe_fit`, shared by the B problems.
+    init : sequence of B (K, d) arrays or None
+        Starting weights per problem; None draws one initialisation from ``seed`` for all.
+
+    Returns
+    -------
+    list of B RecipeFit
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 5)); y = np.argmax(X[:, :3], axis=1)
+    >>> fits = sgd_recipe_fits(X, [y, (y + 1) % 3], 1e-3, n_classes=3, settings=recipe_settings(epochs=5))
+    >>> one = sgd_recipe_fit(X, (y + 1) % 3, 1e-3, n_classes=3, settings=recipe_settings(epochs=5))
+    >>> len(fits), bool(np.allclose(fits[1].W, one.W, atol=1e-5))
+    (2, True)
+    """
     s = recipe_settings() if settings is None else settings
     best_test = s["select"] == "best-test"
     if best_test and (X_test is None or y_test is None):
@@ -156,36 +203,46 @@ def sgd_recipe_fit(X, targets, reg, *, n_classes, loss="ce", init=None, seed=0, 
     rng = np.random.default_rng(seed)
     X32 = np.ascontiguousarray(X, dtype=np.float32)
     n, d = X32.shape
-    T = np.asarray(targets) if np.ndim(targets) == 1 else np.ascontiguousarray(targets, dtype=np.float32)
+    B, K = len(targets), n_classes
+    T = _stack_targets(targets, B)
     if init is None:
         bound = 1.0 / np.sqrt(d)
-        W = rng.uniform(-bound, bound, size=(n_classes, d)).astype(np.float32)
+        W = np.repeat(rng.uniform(-bound, bound, size=(1, K, d)).astype(np.float32), B, axis=0)
     else:
-        W = np.array(init, dtype=np.float32)
+        if len(init) != B:
+            raise ValueError(f"init must hold {B} weight arrays (one per problem), got {len(init)}")
+        W = np.stack([np.asarray(w, dtype=np.float32).reshape(K, d) for w in init])
     Xt = None if not best_test else np.ascontiguousarray(X_test, dtype=np.float32)
     buf = np.zeros_like(W)
     wd, mom, lr = np.float32(reg), np.float32(s["momentum"]), float(s["lr"])
-    best = (-1.0, W.copy(), 0)
-    curve = []
+    best = [(-1.0, W[b].copy(), 0) for b in range(B)]
+    curves: list[list[float]] = [[] for _ in range(B)]
     for epoch in range(1, s["epochs"] + 1):
         order = rng.permutation(n)
         step = np.float32(lr)
         for start in range(0, n, s["batch_size"]):
             idx = order[start : start + s["batch_size"]]
+            m = idx.size
             Xb = X32[idx]
-            _, G = _batch_loss(loss, T, idx, np.float32).value_grad(Xb @ W.T)
-            g = (G.astype(np.float32).T @ Xb) / np.float32(idx.size) + wd * W
+            Z = (Xb @ W.reshape(B * K, d).T).reshape(m, B, K).transpose(1, 0, 2).reshape(B * m, K)
+            _, G = _batch_loss(loss, T, idx).value_grad(Z)
+            G = np.asarray(G, dtype=np.float32).reshape(B, m, K).transpose(0, 2, 1).reshape(B * K, m)
+            g = ((G @ Xb) / np.float32(m)).reshape(B, K, d) + wd * W
             buf = g if epoch == 1 and start == 0 else mom * buf + g
             W = W - step * buf
         lr *= s["lr_decay"]
         if best_test:
-            acc = float(np.mean(np.argmax(Xt @ W.T, axis=1) == y_test))
-            curve.append(acc)
-            if acc > best[0]:  # the authors' is_best: the first epoch of the best accuracy
-                best = (acc, W.copy(), epoch)
-    W_kept, epoch_kept = (best[1], best[2]) if best_test else (W, s["epochs"])
-    return RecipeFit(W=W_kept.astype(np.float64), epoch=epoch_kept, test_acc=curve,
-                     seconds=time.perf_counter() - t0)
+            pred = np.argmax((Xt @ W.reshape(B * K, d).T).reshape(-1, B, K), axis=2)
+            for b in range(B):
+                acc = float(np.mean(pred[:, b] == y_test))
+                curves[b].append(acc)
+                if acc > best[b][0]:  # the authors' is_best: the first epoch of the best accuracy
+                    best[b] = (acc, W[b].copy(), epoch)
+    seconds = (time.perf_counter() - t0) / B
+    if best_test:
+        return [RecipeFit(W=bw.astype(np.float64), epoch=be, test_acc=curves[b], seconds=seconds)
+                for b, (_, bw, be) in enumerate(best)]
+    return [RecipeFit(W=W[b].astype(np.float64), epoch=s["epochs"], seconds=seconds) for b in range(B)]
 
 
 def _objective(X, W, T, reg, K):
@@ -225,36 +282,64 @@ def recipe_distill(X, y, *, reg, rounds, pll_losses, top_k, n_classes, seed, set
     -------
     DistillResult
     """
+    return recipe_distills(X, [y], reg=reg, rounds=rounds, pll_losses=pll_losses, top_k=top_k, n_classes=n_classes,
+                           seed=seed, settings=settings, X_test=X_test, y_test=y_test, y_true=y_true)[0]
+
+
+def recipe_distills(X, ys, *, reg, rounds, pll_losses, top_k, n_classes, seed, settings, X_test, y_test,
+                    y_true=None):
+    """:func:`recipe_distill` for B given-label vectors over one X and one seed, the B chains in
+    lockstep (all teachers, then all round-1 students, ...; :func:`sgd_recipe_fits`).
+
+    Parameters
+    ----------
+    X : (n, d) features.
+    ys : sequence of B (n,) given-label vectors (e.g. one per noise kind and rate).
+    reg, rounds, pll_losses, top_k, n_classes, seed, settings, X_test, y_test, y_true
+        As :func:`recipe_distill`, shared by the B chains.
+
+    Returns
+    -------
+    list of B DistillResult
+    """
     from .distill import DistillResult, _model_metrics, pll_model_names
     from .metrics import topk_coverage
     from .probe import LinearProbe
     from .targets import refine_targets
 
-    K = n_classes
+    K, B = n_classes, len(ys)
     test = dict(X_test=X_test, y_test=y_test) if settings["select"] == "best-test" else {}
-    models, probs = {}, {}
+    X64 = np.asarray(X, dtype=np.float64)
+    models: list[dict] = [{} for _ in range(B)]
+    probs: list[dict] = [{} for _ in range(B)]
 
-    def keep(name, fit, T, loss):
-        f, g = _objective(X, fit.W, T, reg, K) if loss != "partial" else (float("nan"), float("nan"))
-        models[name] = LinearProbe(coef_=fit.W, intercept_=np.zeros(K), reg_=reg, loss_="sgd-recipe",
-                                   n_iter_=fit.epoch, objective_=f, grad_norm_=g, converged_=False,
-                                   seconds_=fit.seconds)
-        probs[name] = softmax(np.asarray(X, dtype=np.float64) @ fit.W.T)
+    def keep(name, fits, Ts, loss):
+        for b, (fit, T) in enumerate(zip(fits, Ts, strict=True)):
+            f, g = _objective(X64, fit.W, T, reg, K) if loss != "partial" else (float("nan"), float("nan"))
+            models[b][name] = LinearProbe(coef_=fit.W, intercept_=np.zeros(K), reg_=reg, loss_="sgd-recipe",
+                                          n_iter_=fit.epoch, objective_=f, grad_norm_=g, converged_=False,
+                                          seconds_=fit.seconds)
+            probs[b][name] = softmax(X64 @ fit.W.T)
 
-    T = y
+    Ts = [np.asarray(y) for y in ys]
     for t in range(rounds + 1):
-        keep(f"round {t}", sgd_recipe_fit(X, T, reg, n_classes=K, seed=seed, settings=settings, **test), T, "ce")
-        T = probs[f"round {t}"]
+        keep(f"round {t}", sgd_recipe_fits(X, Ts, reg, n_classes=K, seed=seed, settings=settings, **test), Ts, "ce")
+        Ts = [p[f"round {t}"] for p in probs]
     if pll_losses:
-        T_pll = refine_targets(probs["round 0"], "topk", top_k=top_k)
+        T_pll = [refine_targets(p["round 0"], "topk", top_k=top_k) for p in probs]
+        init = [m["round 0"].coef_ for m in models]
         for name, loss in zip(pll_model_names(tuple(pll_losses)), pll_losses, strict=True):
             kind = "ce" if loss == "uniform" else loss
-            fit = sgd_recipe_fit(X, T_pll, reg, n_classes=K, loss=kind, init=models["round 0"].coef_, seed=seed,
-                                 settings=settings, **test)
-            keep(name, fit, T_pll, "ce" if loss == "uniform" else "partial")
-    coverage = topk_coverage(probs["round 0"], y_true, top_k)
-    metrics = _model_metrics(models, probs, y, y_true, X_test, y_test, coverage)
+            fits = sgd_recipe_fits(X, T_pll, reg, n_classes=K, loss=kind, init=init, seed=seed, settings=settings,
+                                   **test)
+            keep(name, fits, T_pll, "ce" if loss == "uniform" else "partial")
     config = {"reg": reg, "rounds": rounds, "pll": bool(pll_losses), "top_k": top_k,
               "pll_loss": list(pll_losses), "n_classes": K, "trainer": "sgd-recipe", "recipe": dict(settings),
               "seed": seed, "n_train": int(X.shape[0]), "n_features": int(X.shape[1])}
-    return DistillResult(models=models, metrics=metrics, train_probs=probs, y=y, y_true=y_true, config=config)
+    out = []
+    for b in range(B):
+        coverage = topk_coverage(probs[b]["round 0"], y_true, top_k)
+        metrics = _model_metrics(models[b], probs[b], ys[b], y_true, X_test, y_test, coverage)
+        out.append(DistillResult(models=models[b], metrics=metrics, train_probs=probs[b], y=ys[b], y_true=y_true,
+                                 config=dict(config)))
+    return out

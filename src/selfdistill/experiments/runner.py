@@ -34,7 +34,7 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,6 +56,7 @@ __all__ = [
     "prepare_datasets",
     "task_labels",
     "label_key",
+    "compute_recipe_tasks",
     "compute_task",
     "limit_blas",
     "check_work",
@@ -593,8 +594,6 @@ def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], 
     >>> rec["metrics"][0]["gain"], rec["metrics"][1]["realised_rate"]
     (0.0, 0.29)
     """
-    from .. import __version__
-
     t0 = time.perf_counter()
     spec = config.dataset(task.dataset)
     y_noisy, ninfo, nseed = task_labels(task, config, data)
@@ -602,6 +601,66 @@ def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], 
         best, chains, scores = _chains(task, config, data, y_noisy, spec.reg,
                                        {"backend": backend, "device": device, "dtype": np.dtype(dtype)})
         metrics, b_extra = _model_metrics(config, data, task, y_noisy, best, chains)
+    execution = ({"backend": backend, "device": "cpu" if device is None else str(device), "dtype": np.dtype(dtype).name}
+                 if spec.trainer != "sgd-recipe" else dict(_RECIPE_EXECUTION))
+    return _record(task, config, data, (ninfo, nseed), (best, scores, metrics, b_extra), caught, execution,
+                   time.perf_counter() - t0)
+
+
+#: Where the recipe trains whatever the run's backend: NumPy, float32 (the authors' GPU precision).
+_RECIPE_EXECUTION = {"backend": "numpy", "device": "cpu", "dtype": "float32"}
+
+
+def compute_recipe_tasks(tasks: Sequence[Task], config: ExperimentConfig, data: Mapping[str, Any], *,
+                         blas_threads: int | None = 1) -> list[dict[str, Any]]:
+    """Compute tasks of one ``trainer = "sgd-recipe"`` dataset and one seed together: their chains
+    train in lockstep (:func:`selfdistill.recipe.recipe_distills`: one minibatch order serves them
+    all, each step's products cover every task). Each record is the one :func:`compute_task` makes,
+    up to float32 round-off of the wider products; ``seconds`` is the group's time over its size.
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+        Tasks of one recipe dataset and one seed.
+    config, data, blas_threads
+        As :func:`compute_task`.
+
+    Returns
+    -------
+    list of dict
+        One record per task, in order.
+    """
+    from ..recipe import recipe_distills, recipe_settings
+
+    t0 = time.perf_counter()
+    if not tasks:
+        return []
+    spec = config.dataset(tasks[0].dataset)
+    if spec.trainer != "sgd-recipe" or len({(t.dataset, t.seed) for t in tasks}) != 1:
+        raise ValueError(f"tasks must share one sgd-recipe dataset and one seed, got {[t.task_id for t in tasks]}")
+    labels = [task_labels(t, config, data) for t in tasks]
+    X, y, K = data["X_train"], data["y_train"], data["n_classes"]
+    with limit_blas(blas_threads), _task_warnings() as caught:
+        results = recipe_distills(X, [lab[0] for lab in labels], reg=spec.reg, rounds=config.rounds,
+                                  pll_losses=tuple(config.pll_losses), top_k=config.top_k, n_classes=K,
+                                  seed=tasks[0].seed, settings=recipe_settings(**dict(spec.recipe)),
+                                  X_test=data["X_test"], y_test=data["y_test"], y_true=y)
+        done = []
+        for task, (y_noisy, _, _), res in zip(tasks, labels, results, strict=True):
+            best = {m["model"]: spec.reg for m in res.metrics}
+            done.append((best, *_model_metrics(config, data, task, y_noisy, best, {spec.reg: res})))
+    execution = dict(_RECIPE_EXECUTION)
+    seconds = (time.perf_counter() - t0) / len(tasks)
+    return [_record(task, config, data, (ninfo, nseed), (best, None, metrics, b_extra), caught, execution, seconds)
+            for task, (_, ninfo, nseed), (best, metrics, b_extra) in zip(tasks, labels, done, strict=True)]
+
+
+def _record(task, config, data, noise, result, caught, execution, seconds):
+    """A task's record for the store (:func:`compute_task` says what it holds)."""
+    from .. import __version__
+
+    ninfo, nseed = noise
+    best, scores, metrics, b_extra = result
     base = metrics[0]["test_acc"]
     realised = float(ninfo["rates"]["overall"])
     for m in metrics:
@@ -618,10 +677,9 @@ def compute_task(task: Task, config: ExperimentConfig, data: Mapping[str, Any], 
             "noise": {"seed": nseed, "realised_rate": realised, "per_class": ninfo["rates"]["per_class"]},
             "baselines": b_extra,
             "warnings": list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)),
-            "execution": {"backend": backend, "device": "cpu" if device is None else str(device),
-                          "dtype": np.dtype(dtype).name},
+            "execution": execution,
         },
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "library_version": __version__,
     }

@@ -401,6 +401,21 @@ class _Claims:
             self.on_done_elsewhere(t)
         return None
 
+    def take_matching(self, pred):
+        """Every task not yet taken for which ``pred`` holds and that can be claimed now."""
+        got = [t for t in self.owned if pred(t)]
+        self.owned = [t for t in self.owned if not pred(t)]
+        for t in [t for t in self.left if pred(t)]:
+            status = self.store.claim(t.task_id, self.owner, self.hashes[t], self.lease)
+            if status == "held":
+                continue
+            self.left.remove(t)
+            if status == "claimed":
+                got.append(t)
+            else:
+                self.on_done_elsewhere(t)
+        return got
+
     def next(self):
         """Like :meth:`take`, but waits while other drivers hold the tasks left; None when all are done."""
         while (t := self.take()) is None and not self.finished():
@@ -438,48 +453,72 @@ class _Renewer:
         self._thread.join()
 
 
+def _start_work(done, claims, task, config, payloads, opts) -> bool:
+    """Start ``task`` in a thread that puts ``([tasks], [records] or None, exception or None)`` on
+    ``done``; a recipe task takes every claimable task of its dataset and seed along (one group,
+    :func:`~.runner.compute_recipe_tasks`). True when it started a group."""
+    import threading
+
+    from .runner import compute_recipe_tasks
+
+    recipe = config.dataset(task.dataset).trainer == "sgd-recipe"
+    key = (task.dataset, task.seed)
+    tasks = [task, *claims.take_matching(lambda t: (t.dataset, t.seed) == key)] if recipe else [task]
+
+    def work():
+        try:
+            data = payloads[task.dataset]
+            recs = (compute_recipe_tasks(tasks, config, data, blas_threads=None) if recipe
+                    else [compute_task(task, config, data, **opts)])
+        except BaseException as exc:  # noqa: B036 - handed to the driver thread
+            done.put((tasks, None, exc))
+            return
+        done.put((tasks, recs, None))
+
+    threading.Thread(target=work, daemon=True, name=f"tasks {key}" if recipe else f"task {task.task_id}").start()
+    return recipe
+
+
 def _run_batched(claims, config, payloads, batch, run_opts, on_done):
     """Keep up to ``batch`` claimed tasks in flight, each in a thread of this process; every fit on
     a dataset's training features (its teacher, rounds, PLL students, and the refit of reg
     "auto") shares its passes over X with the fits of the other tasks in flight
-    (:func:`selfdistill._batch.share_passes`). BLAS uses ``blas_threads`` threads for the shared
-    products (None or 1, the per-task default: all cores). Records are stored from this thread, as each task ends."""
+    (:func:`selfdistill._batch.share_passes`). Tasks of a ``trainer = "sgd-recipe"`` dataset go in
+    groups of one seed, one thread a group (at most one group per usable core), their chains in
+    lockstep (:func:`~.runner.compute_recipe_tasks`). BLAS uses ``blas_threads`` threads for the
+    shared products (None or 1, the per-task default: all cores). Records are stored from this
+    thread, as each task (or group) ends."""
     import queue
-    import threading
 
     from .._batch import share_passes
     from .runner import limit_blas, thread_warnings
 
     done: queue.Queue = queue.Queue()
     opts = dict(run_opts, blas_threads=None)  # one BLAS setting for the process, not per task
-
-    def work(task):
-        try:
-            done.put((task, compute_task(task, config, payloads[task.dataset], **opts), None))
-        except BaseException as exc:  # noqa: B036 - handed to the driver thread
-            done.put((task, None, exc))
-
     with contextlib.ExitStack() as stack:
         threads = run_opts["blas_threads"]
         stack.enter_context(limit_blas(None if threads == 1 else threads))  # 1 is the per-task default
         stack.enter_context(thread_warnings())
         for X in {id(d["X_train"]): d["X_train"] for d in payloads.values()}.values():  # tables may share X
             stack.enter_context(share_passes(X, run_opts["backend"], run_opts["device"], run_opts["dtype"]))
-        running = 0
+        running = groups = 0  # exact tasks in flight, recipe groups in flight
+        max_groups = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         while True:
-            while running < batch and (task := claims.take()) is not None:
-                threading.Thread(target=work, args=(task,), daemon=True, name=f"task {task.task_id}").start()
-                running += 1
-            if not running:
+            while running < batch and groups < max_groups and (task := claims.take()) is not None:
+                is_group = _start_work(done, claims, task, config, payloads, opts)
+                groups, running = groups + is_group, running + (not is_group)
+            if not running and not groups:
                 if claims.finished():
                     return
                 claims.wait()
                 continue
-            task, rec, exc = done.get()
-            running -= 1
+            tasks, recs, exc = done.get()
+            is_group = config.dataset(tasks[0].dataset).trainer == "sgd-recipe"
+            groups, running = groups - is_group, running - (not is_group)
             if exc is not None:
-                raise SweepError(f"task {task.task_id} failed: {type(exc).__name__}: {exc}") from exc
-            on_done(rec)
+                raise SweepError(f"task {tasks[0].task_id} failed: {type(exc).__name__}: {exc}") from exc
+            for rec in recs:
+                on_done(rec)
 
 
 def batch_size(config, payloads, requested="auto") -> int:
