@@ -29,6 +29,7 @@ import io
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,9 @@ __all__ = [
     "inspect_labels",
     "label_quality_scores",
     "refit_on_fixed",
+    "out_of_fold_probs",
+    "stratified_folds",
+    "choose_scoring",
     "choose_model",
     "issue_metrics",
     "write_label_issues",
@@ -150,6 +154,7 @@ class LabelIssues:
     metrics: dict | None = None
     seconds: float = 0.0
     config: dict = field(default_factory=dict)
+    scoring: dict = field(default_factory=dict)
 
     @property
     def n_issues(self) -> int:
@@ -268,7 +273,8 @@ class LabelIssues:
         -------
         dict
             n_train, n_issues, issue_fraction, model, reg, selection, reg_scores (keys as repr
-            strings), n_val, test_acc, metrics, seconds.
+            strings), n_val, scoring (mode, folds, in-sample agreement, held-out accuracy), test_acc,
+            metrics, seconds.
 
         Examples
         --------
@@ -283,7 +289,8 @@ class LabelIssues:
         return {"n_train": int(self.given.shape[0]), "n_issues": self.n_issues,
                 "issue_fraction": float(self.is_issue.mean()), "model": self.model, "reg": self.reg,
                 "selection": self.selection, "reg_scores": {repr(float(k)): v for k, v in self.reg_scores.items()},
-                "n_val": self.n_val, "test_acc": self.test_acc, "metrics": self.metrics, "seconds": self.seconds}
+                "n_val": self.n_val, "scoring": self.scoring, "test_acc": self.test_acc, "metrics": self.metrics,
+                "seconds": self.seconds}
 
 
 def issue_metrics(is_issue, score, suggested, given, y_true) -> dict:
@@ -415,6 +422,96 @@ def _refit(X, y, K, reg, model, rounds, losses, top_k, split_teacher):
     return full.train_probs[model], full.models["round 0"]
 
 
+#: Folds of the out-of-fold scoring when ``cv="auto"`` chooses it.
+AUTO_FOLDS = 5
+#: In-sample agreement with the given labels above which the scoring model is said to memorise them.
+MEMORISED = 0.99
+
+
+def stratified_folds(y, folds, seed) -> list[np.ndarray]:
+    """``folds`` stratified, shuffled (seeded) folds of the indices 0..n-1: a list of index arrays.
+
+    A class with fewer points than folds leaves some folds without it (scikit-learn's
+    ``StratifiedKFold`` warns); every point is in exactly one fold.
+
+    Examples
+    --------
+    >>> f = stratified_folds(np.repeat([0, 1], 10), 5, seed=0)
+    >>> len(f), sorted(np.concatenate(f).tolist()) == list(range(20))
+    (5, True)
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y)
+    skf = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=int(seed))
+    return [val for _, val in skf.split(np.zeros((y.shape[0], 1)), y)]
+
+
+def out_of_fold_probs(X, y, K, reg, model, *, rounds=1, pll_losses=("uniform",), top_k=2, folds=5, seed=0):
+    """(n, K) outputs of ``model`` (a chain name, e.g. "round 1") for every point from a chain that
+    never trained on it: per fold, the chain up to ``model`` on the other folds (0/1 row weights over
+    the same X), all folds solved together (their passes over X shared). Returns (P, folds used).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 3)); y = np.argmax(X, axis=1)
+    >>> P, k = out_of_fold_probs(X, y, 3, 1e-2, "round 1", folds=3)
+    >>> P.shape, k, bool(np.allclose(P.sum(1), 1))
+    ((60, 3), 3, True)
+    """
+    from ._batch import share_passes
+
+    counts = np.bincount(y, minlength=K)
+    folds = int(min(folds, max(2, counts[counts > 0].min())))
+    parts = stratified_folds(y, folds, seed)
+    kw = _chain_kwargs(model, rounds, list(pll_losses) or ["uniform"], top_k)
+
+    def fold_job(val):
+        w = np.ones(y.shape[0])
+        w[val] = 0.0
+        res = distill(X, y, reg=reg, n_classes=K, sample_weight=w, **kw)
+        return res.models[model].predict_proba(X[val])
+
+    from ._batch import run_threads
+
+    with share_passes(X):
+        outs = run_threads([lambda val=val: fold_job(val) for val in parts])
+    P = np.zeros((y.shape[0], K))
+    for val, out in zip(parts, outs, strict=True):
+        P[val] = out
+    return P, folds
+
+
+def _held_out_acc(X, y, K, reg, model, rounds, losses, top_k, val_fraction, seed, known):
+    """Held-out accuracy on the given labels of ``model`` at ``reg`` on the rule's split (``known``
+    when the selection already measured it, else one chain fit on the fit part)."""
+    if known is not None:
+        return float(known)
+    idx_fit, idx_val = _split(y, val_fraction, seed)
+    res = distill(X[idx_fit], y[idx_fit], reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val],
+                  **_chain_kwargs(model, rounds, losses or ["uniform"], top_k))
+    return float(res.metric(model, "test_acc"))
+
+
+def choose_scoring(in_sample_agreement, held_out_acc, n_val) -> str:
+    """In-sample or out-of-fold scoring, from the given labels alone: out-of-fold when the model
+    agrees with the labels it trained on more than with held-out ones by over two standard errors
+    of the held-out accuracy, 2 sqrt(a (1 - a) / n_val) (floor 1 / n_val): in-sample outputs then
+    reflect memorised labels and cannot dispute them.
+
+    Examples
+    --------
+    >>> choose_scoring(1.0, 0.70, n_val=60)    # a probe that memorised 30% wrong labels
+    'out-of-fold'
+    >>> choose_scoring(0.72, 0.70, n_val=60)   # in-sample outputs dispute as many as held-out ones
+    'in-sample'
+    """
+    a = float(held_out_acc)
+    se = max(math.sqrt(max(a * (1.0 - a), 0.0) / max(n_val, 1)), 1.0 / max(n_val, 1))
+    return "out-of-fold" if in_sample_agreement - a > 2 * se else "in-sample"
+
+
 def refit_on_fixed(X, y, is_issue, suggested, reg, *, fix="relabel", n_classes=None, init=None):
     """The probe (at ``reg``) retrained on fixed labels: the teacher of the cleaned training set.
 
@@ -468,6 +565,40 @@ def refit_on_fixed(X, y, is_issue, suggested, reg, *, fix="relabel", n_classes=N
     return fit_linear_probe(X[keep], y[keep], reg, n_classes=K, init=init)
 
 
+def _check_cv(cv):
+    """``cv``: "auto", None (in-sample) or an int >= 2 (folds)."""
+    if cv is None or cv == "auto":
+        return cv
+    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv < 2:
+        raise ValueError(f"cv must be 'auto', None (in-sample scoring) or an integer >= 2 (folds), got {cv!r}")
+    return int(cv)
+
+
+def _scoring(X, y, K, P_in, *, cv, reg, model, rounds, losses, top_k, val_fraction, seed, n_val, known):
+    """How the flags are scored: (P, scoring dict), P the (n, K) outputs the flags come from."""
+    agree = float(np.mean(np.argmax(P_in, axis=1) == y))
+    held = known
+    folds: int | None
+    if cv == "auto":
+        held = _held_out_acc(X, y, K, reg, model, rounds, losses, top_k, val_fraction, seed, known)
+        mode, folds = choose_scoring(agree, held, n_val), AUTO_FOLDS
+    else:
+        mode, folds = ("in-sample", None) if cv is None else ("out-of-fold", cv)
+    info = {"mode": mode, "cv": cv, "folds": None, "in_sample_agreement": agree,
+            "held_out_acc": None if held is None else float(held)}
+    if mode == "in-sample":
+        memorised = agree >= MEMORISED and (held is None or choose_scoring(agree, held, n_val) == "out-of-fold")
+        if memorised:
+            seen = "" if held is None else f" against {100 * held:.1f}% of held-out ones"
+            warnings.warn(f"the scoring model ({model}, reg {reg:g}) fits {100 * agree:.1f}% of the given labels it "
+                          f"was trained on{seen}: in-sample outputs cannot dispute a label it memorised; score out "
+                          "of fold (cv='auto' or cv=5; --cv on the command line)", UserWarning, stacklevel=3)
+        return P_in, info
+    P, info["folds"] = out_of_fold_probs(X, y, K, reg, model, rounds=rounds, pll_losses=losses, top_k=top_k,
+                                         folds=folds, seed=seed)
+    return P, info
+
+
 def _check_args(X, y, n_classes, reg, model, rounds, pll_loss, top_k, fix, val_fraction, seed):
     X = check_features(X)
     y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
@@ -497,15 +628,16 @@ def _check_args(X, y, n_classes, reg, model, rounds, pll_loss, top_k, fix, val_f
 
 def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("uniform", "candidate"), top_k=2,
                    n_classes=None, X_test=None, y_test=None, fix="prune", y_true=None,
-                   reg_grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=0) -> LabelIssues:
+                   reg_grid=DEFAULT_REG_GRID, val_fraction=0.2, seed=0, cv="auto") -> LabelIssues:
     """Flag the training labels that a probe chain disagrees with, suggest the class to put instead.
 
     The flagging model and its reg are chosen from the given (noisy) labels alone (module docstring,
     docs/label-issues.md): reg by :func:`selfdistill.select_reg`; the model among the teacher, SD
     rounds 1..``rounds`` and the PLL students by held-out accuracy on the given labels with the
-    one-standard-error rule (:func:`choose_model`), on the same seeded split. The chosen model,
-    refitted on all n points, flags point i when argmax_k p_k(x_i) != y_i; its label quality is the
-    normalized margin (p(y_i) - max_{k != y_i} p_k(x_i) + 1) / 2 (< 0.5 iff flagged).
+    one-standard-error rule (:func:`choose_model`), on the same seeded split. The chosen model
+    flags point i when argmax_k p_k(x_i) != y_i, its outputs p either in-sample (refitted on all n
+    points) or out-of-fold (each point scored by chains that did not train on it); its label
+    quality is the normalized margin (p(y_i) - max_{k != y_i} p_k(x_i) + 1) / 2 (< 0.5 iff flagged).
 
     Parameters
     ----------
@@ -529,6 +661,12 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
         flagged keeps its points) or "relabel" (retrain on all points with the corrected labels).
     y_true : optional clean labels, for ``metrics`` only (:func:`issue_metrics`); never used to choose.
     reg_grid, val_fraction, seed : the held-out split (stratified by y) and the reg grid of the rule.
+    cv : "auto" (default), None or int >= 2
+        How the flagging outputs are scored. None: in-sample (a UserWarning when the model fits
+        >= 99% of the labels it trained on: it cannot dispute what it memorised); K: out of fold
+        over K stratified folds (:func:`out_of_fold_probs`); "auto": out of fold (5 folds) when the
+        model agrees with the labels it trained on more than with the held-out ones by over two
+        standard errors (:func:`choose_scoring`), else in-sample. ``scoring`` records the outcome.
 
     Returns
     -------
@@ -549,12 +687,16 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
     asked = {"reg": reg if reg == "auto" else float(reg), "model": model}
     if (X_test is None) != (y_test is None):
         raise ValueError("X_test and y_test must be given together")
+    cv = _check_cv(cv)
     if y_true is not None:
         y_true = check_labels(y_true, "y_true", n_samples=X.shape[0], n_classes=K)
     reg, model, reg_scores, selection, n_val, split_teacher = _select(
         X, y, K, reg=reg, model=model, rounds=rounds, pll_losses=losses, top_k=top_k, reg_grid=reg_grid,
         val_fraction=val_fraction, seed=seed)
-    P, teacher = _refit(X, y, K, reg, model, rounds, losses, top_k, split_teacher)
+    P_in, teacher = _refit(X, y, K, reg, model, rounds, losses, top_k, split_teacher)
+    known = selection.get(model, reg_scores.get(reg) if model == "round 0" else None)
+    P, scoring = _scoring(X, y, K, P_in, cv=cv, reg=reg, model=model, rounds=rounds, losses=losses, top_k=top_k,
+                          val_fraction=val_fraction, seed=seed, n_val=n_val, known=known)
     score = label_quality_scores(P, y)
     is_issue = np.argmax(P, axis=1) != y
     idx = np.flatnonzero(is_issue)
@@ -569,12 +711,13 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
                     "fixed": float(np.mean(fixed.predict(X_test) == y_test)), "fix": fix}
     config = {**asked, "rounds": rounds, "pll_loss": losses,
               "top_k": top_k, "n_classes": K, "fix": fix, "reg_grid": [float(r) for r in reg_grid],
-              "val_fraction": val_fraction, "seed": seed, "rule": "select_reg + one-standard-error model choice",
+              "val_fraction": val_fraction, "seed": seed, "cv": cv,
+              "rule": "select_reg + one-standard-error model choice",
               "chosen_reg": reg, "chosen_model": model}
     res = LabelIssues(is_issue=is_issue, ranked=ranked, score=score, given=y, suggested=suggested,
                       confidence=P[np.arange(y.shape[0]), suggested], probs=P, model=model, reg=reg,
                       selection=selection, reg_scores=reg_scores, n_val=n_val, test_acc=test_acc,
-                      fixed_model=fixed, config=config)
+                      fixed_model=fixed, config=config, scoring=scoring)
     if y_true is not None:
         res.metrics = issue_metrics(is_issue, score, suggested, y, y_true)
     res.seconds = time.perf_counter() - t0
@@ -645,6 +788,12 @@ def summary_markdown(result: LabelIssues, class_names=None, source=None, top=10)
              f"- flagging model: **{s['model']}** at reg {s['reg']:g} (chosen from the given labels alone: "
              f"{'reg by held-out accuracy, ' if s['reg_scores'] else 'reg given, '}"
              f"model by the one-standard-error rule on {s['n_val']} held-out points)"]
+    sc = s["scoring"]
+    if sc:
+        seen = "" if sc["held_out_acc"] is None else f", {100 * sc['held_out_acc']:.1f}% of held-out ones"
+        how = f"out of fold ({sc['folds']} folds)" if sc["mode"] == "out-of-fold" else "in-sample"
+        lines.append(f"- scored {how}{' (chosen: cv auto)' if sc['cv'] == 'auto' else ''}: the model agrees with "
+                     f"{100 * sc['in_sample_agreement']:.1f}% of the labels it trained on{seen}")
     if s["selection"]:
         lines.append("- held-out accuracy on the given labels: "
                      + ", ".join(f"{m} {a:.3f}" for m, a in s["selection"].items()))
@@ -652,6 +801,11 @@ def summary_markdown(result: LabelIssues, class_names=None, source=None, top=10)
         t = s["test_acc"]
         lines.append(f"- test accuracy: teacher on the given labels {100 * t['teacher']:.2f}%, "
                      f"retrained on the fixed labels ({t['fix']}) {100 * t['fixed']:.2f}%")
+    noise = result.config.get("noise")
+    if noise:
+        lines.append(f"- the training labels were corrupted first: {noise['kind']} noise at rate {noise['rate']:g} "
+                     f"(realised {noise['realised_rate']:.3f}, noise seed {noise['seed']}); the clean labels only "
+                     "measure the flags")
     if s["metrics"]:
         m = s["metrics"]
         lines.append(f"- against the clean labels: precision {m['precision']:.3f}, recall {m['recall']:.3f}, "

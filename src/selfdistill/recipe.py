@@ -301,6 +301,15 @@ def recipe_distills(X, ys, *, reg, rounds, pll_losses, top_k, n_classes, seed, s
     Returns
     -------
     list of B DistillResult
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 5)); y = np.argmax(X[:, :3], axis=1)
+    >>> res = recipe_distills(X, [y, (y + 1) % 3], reg=1e-3, rounds=1, pll_losses=(), top_k=2, n_classes=3, seed=0,
+    ...                       settings=recipe_settings(epochs=3), X_test=X, y_test=y)
+    >>> [list(r.models) for r in res]
+    [['round 0', 'round 1'], ['round 0', 'round 1']]
     """
     from .distill import DistillResult, _model_metrics, pll_model_names
     from .metrics import topk_coverage

@@ -629,6 +629,16 @@ def compute_recipe_tasks(tasks: Sequence[Task], config: ExperimentConfig, data: 
     -------
     list of dict
         One record per task, in order.
+
+    Examples
+    --------
+    >>> from selfdistill.experiments.config import parse_sweep_config
+    >>> cfg = parse_sweep_config({"sweep": {"noise": ["symmetric"], "rates": [0.0, 0.3], "seeds": [0], "rounds": 1,
+    ...     "pll_losses": []}, "datasets": [{"name": "b", "features": "block", "reg": 1e-3, "trainer": "sgd-recipe",
+    ...     "recipe_epochs": 2}]})
+    >>> recs = compute_recipe_tasks(cfg.tasks(), cfg, prepare_datasets(cfg)["b"])
+    >>> [r["task_id"] for r in recs], recs[0]["solver"]["execution"]["dtype"]
+    (['b/symmetric/0.0/0', 'b/symmetric/0.3/0'], 'float32')
     """
     from ..recipe import recipe_distills, recipe_settings
 
