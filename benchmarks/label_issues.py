@@ -42,6 +42,8 @@ KINDS = ("symmetric", "class_cluster", "pairflip")
 RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 SEEDS = (0, 1, 2)
 METHODS = ("selfdistill", "cleanlab-probe", "cleanlab-default")
+#: also measurable: selfdistill with in-sample scoring forced (cv=None), the rule before out-of-fold scoring
+EXTRA_METHODS = ("selfdistill-insample",)
 QUICK = dict(datasets=("digits", "wine"), kinds=("symmetric",), rates=(0.2, 0.6), seeds=(0,))
 
 
@@ -107,18 +109,24 @@ def load(name: str, subsample=None, limit_train=None, limit_test=None) -> dict:
 
 
 # ---------------------------------------------------------------- methods
-def run_selfdistill(d, yn, y_true, reg, seed):
+def run_selfdistill(d, yn, y_true, reg, seed, cv="auto"):
     from selfdistill import inspect_labels
     from selfdistill.label_issues import refit_on_fixed
 
     t = time.perf_counter()
-    res = inspect_labels(d["X"], yn, reg=reg, seed=seed, X_test=d["X_test"], y_test=d["y_test"], y_true=y_true,
-                         n_classes=d["K"], fix="prune")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # in-sample memorisation: measured here, not warned
+        res = inspect_labels(d["X"], yn, reg=reg, seed=seed, X_test=d["X_test"], y_test=d["y_test"],
+                             y_true=y_true, n_classes=d["K"], fix="prune", cv=cv)
     seconds = time.perf_counter() - t
     relabelled = refit_on_fixed(d["X"], yn, res.is_issue, res.suggested, reg, fix="relabel", n_classes=d["K"])
     return {**res.metrics, "test_fixed": res.test_acc["fixed"], "test_teacher": res.test_acc["teacher"],
             "test_relabel": float(np.mean(relabelled.predict(d["X_test"]) == d["y_test"])), "seconds": seconds,
-            "model": res.model}
+            "model": res.model, "scoring": res.scoring["mode"]}
+
+
+def run_selfdistill_insample(d, yn, y_true, reg, seed):
+    return run_selfdistill(d, yn, y_true, reg, seed, cv=None)
 
 
 def _cleanlab_metrics(yn, y_true, issues, P, scores):
@@ -165,7 +173,8 @@ def run_cleanlab_default(d, yn, y_true, reg, seed):
     return {**m, "test_fixed": float(np.mean(cl.predict(d["X_test"]) == d["y_test"])), "seconds": seconds}
 
 
-RUNNERS = {"selfdistill": run_selfdistill, "cleanlab-probe": run_cleanlab_probe,
+RUNNERS = {"selfdistill": run_selfdistill, "selfdistill-insample": run_selfdistill_insample,
+           "cleanlab-probe": run_cleanlab_probe,
            "cleanlab-default": run_cleanlab_default}
 
 
@@ -304,7 +313,8 @@ def main(argv=None):
     p.add_argument("--noise", nargs="+", choices=KINDS, metavar="KIND", help=f"of {KINDS} (default: all)")
     p.add_argument("--rates", nargs="+", type=float, metavar="RATE", help="default: 0.1 ... 0.8")
     p.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="default: 0 1 2")
-    p.add_argument("--methods", nargs="+", choices=METHODS, metavar="METHOD", help=f"of {METHODS} (default: all)")
+    p.add_argument("--methods", nargs="+", choices=METHODS + EXTRA_METHODS, metavar="METHOD",
+                   help=f"of {METHODS + EXTRA_METHODS} (default: {' '.join(METHODS)})")
     p.add_argument("--limit-train", type=int, metavar="N", help="a stratified subset (seed 0) of N training points "
                    "of every dataset, taken before the noise (default: all)")
     p.add_argument("--limit-test", type=int, metavar="M", help="a stratified subset (seed 0) of M test points")

@@ -21,7 +21,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,6 +38,7 @@ __all__ = [
     "staged_dir",
     "remove_stale_temporaries",
     "safe_name",
+    "settings_differences",
 ]
 
 
@@ -523,3 +524,48 @@ def ensure_output_dir(path: str | os.PathLike[str], *, name: str = "output_dir")
             f"{name}: output folder '{p}' cannot be created: a part of the path is a file, expected a directory"
         ) from None
     return p
+
+
+def _flat(settings, prefix=""):
+    """``settings`` with nested dicts flattened to dotted keys (``recipe.lr``)."""
+    out = {}
+    for k, v in settings.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _show(v) -> str:
+    """A setting's value as short text: lists in brackets, long hashes cut to 8 digits."""
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_show(x) for x in v) + "]"
+    if isinstance(v, str):
+        return v[:8] if len(v) == 64 and all(c in "0123456789abcdef" for c in v) else v
+    return repr(v)
+
+
+def settings_differences(settings: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The settings whose values are not the same in every one of ``settings``.
+
+    Parameters
+    ----------
+    settings : iterable of dict
+        Settings dicts (e.g. :meth:`ResultStore.config_settings` values); nested dicts are
+        compared key by key (``recipe.lr``); a missing key counts as None.
+
+    Returns
+    -------
+    dict of str to list of str
+        ``{key: [its value in each dict, as short text]}``, keys sorted.
+
+    Examples
+    --------
+    >>> settings_differences([{"rounds": 1, "reg": 0.001, "rates": [0.3]}, {"rounds": 2, "reg": 0.001, "rates": [0.5]}])
+    {'rates': ['[0.3]', '[0.5]'], 'rounds': ['1', '2']}
+    """
+    flat = [_flat(s) for s in settings]
+    keys = sorted({k for f in flat for k in f})
+    return {k: [_show(f.get(k)) for f in flat] for k in keys
+            if len({json.dumps(to_jsonable(f.get(k)), sort_keys=True) for f in flat}) > 1}

@@ -126,6 +126,10 @@ class LabelIssues:
         Wall time of the whole call.
     config : dict
         The arguments (JSON-serialisable).
+    scoring : dict
+        How the flagging outputs were scored: mode ("in-sample" or "out-of-fold"), cv (as asked),
+        folds, in_sample_agreement (the model's agreement with the labels it trained on) and
+        held_out_acc (its accuracy on the rule's held-out given labels, when measured).
 
     Examples
     --------
@@ -434,6 +438,20 @@ def stratified_folds(y, folds, seed) -> list[np.ndarray]:
     A class with fewer points than folds leaves some folds without it (scikit-learn's
     ``StratifiedKFold`` warns); every point is in exactly one fold.
 
+    Parameters
+    ----------
+    y : (n,) int array
+        The labels to stratify by.
+    folds : int
+        Number of folds (>= 2).
+    seed : int
+        Seeds the shuffle.
+
+    Returns
+    -------
+    list of int arrays
+        The held-out indices of each fold.
+
     Examples
     --------
     >>> f = stratified_folds(np.repeat([0, 1], 10), 5, seed=0)
@@ -450,7 +468,33 @@ def stratified_folds(y, folds, seed) -> list[np.ndarray]:
 def out_of_fold_probs(X, y, K, reg, model, *, rounds=1, pll_losses=("uniform",), top_k=2, folds=5, seed=0):
     """(n, K) outputs of ``model`` (a chain name, e.g. "round 1") for every point from a chain that
     never trained on it: per fold, the chain up to ``model`` on the other folds (0/1 row weights over
-    the same X), all folds solved together (their passes over X shared). Returns (P, folds used).
+    the same X), all folds solved together (their passes over X shared).
+
+    Parameters
+    ----------
+    X : (n, d) float64 array
+        Training features.
+    y : (n,) int array
+        Given labels.
+    K : int
+        Number of classes.
+    reg : float
+        The chain's reg.
+    model : str
+        "round t" or "pll-<loss>".
+    rounds, pll_losses, top_k
+        As :func:`inspect_labels` (which chain ``model`` belongs to).
+    folds : int
+        Folds asked; fewer when the smallest class has fewer points (at least 2).
+    seed : int
+        Seeds the folds.
+
+    Returns
+    -------
+    P : (n, K) float array
+        Each row from the fold's chain that did not train on it.
+    folds : int
+        Folds used.
 
     Examples
     --------
@@ -499,6 +543,20 @@ def choose_scoring(in_sample_agreement, held_out_acc, n_val) -> str:
     agrees with the labels it trained on more than with held-out ones by over two standard errors
     of the held-out accuracy, 2 sqrt(a (1 - a) / n_val) (floor 1 / n_val): in-sample outputs then
     reflect memorised labels and cannot dispute them.
+
+    Parameters
+    ----------
+    in_sample_agreement : float
+        Fraction of the training labels the model (fitted on all of them) predicts.
+    held_out_acc : float
+        Its accuracy on held-out given labels (the rule's split).
+    n_val : int
+        Number of held-out points.
+
+    Returns
+    -------
+    str
+        "out-of-fold" or "in-sample".
 
     Examples
     --------

@@ -36,6 +36,20 @@ _positive_int = int_at_least(1)
 _top_k = int_at_least(2, "top-k must be >= 2 (and <= K-1)")
 
 
+def _cv(text: str):
+    t = text.strip().lower()
+    if t in ("auto", "none"):
+        return None if t == "none" else "auto"
+    try:
+        v = int(t)
+    except ValueError:
+        v = 0
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"invalid cv {text!r}: expected 'auto', 'none' (in-sample) or a number "
+                                         "of folds >= 2")
+    return v
+
+
 def _reg(text: str):
     if text.strip().lower() == "auto":
         return "auto"
@@ -214,6 +228,7 @@ def _cmd_run(args, parser) -> int:
     from .. import experiments
     from ..data import DATASETS
     from ..experiments import ConfigError, run_config
+    from ..experiments.store import StoreConfigError
 
     if args.dataset not in DATASETS and not os.path.isfile(args.dataset):
         parser.error(
@@ -241,6 +256,9 @@ def _cmd_run(args, parser) -> int:
         if exc.param == "allow_large":
             parser.error(exc.reason)
         parser.error(f"argument {_RUN_OPTIONS.get(exc.param, '--dataset')}: {exc.reason}")
+    except StoreConfigError as exc:  # the folder's store holds another config's results
+        print(f"{PROG}: error: --output '{exc.path}': {exc.reason}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             f"\n{PROG}: interrupted; finished tasks are saved in {os.path.join(args.output, 'results.db')}. "
@@ -352,7 +370,7 @@ def _cmd_report(args, parser) -> int:
     from pathlib import Path
 
     from ..experiments.store import ResultStore, StoreError
-    from ..report.sweep_report import write_report
+    from ..report.sweep_report import config_notice, label_test_selected, write_report
 
     if os.path.isdir(args.db):  # a run's output folder: its store
         inside = os.path.join(args.db, "results.db")
@@ -369,14 +387,17 @@ def _cmd_report(args, parser) -> int:
     check_output_dir(out, "--output")
     try:
         with ResultStore(args.db, create=False) as store:
-            rows, config = store.rows(), store.get_meta("config")
+            rows, config, settings = store.rows(), store.get_meta("config"), store.config_settings()
         if not rows:
             raise StoreError(f"results database {args.db!r} holds no finished task yet: run 'selfdistill sweep' first")
         with output_errors(out, "--output"):
-            files = write_report(rows, out, title=Path(args.db).name, config=config)
+            files = write_report(rows, out, title=Path(args.db).name, config=config, settings=settings)
     except StoreError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    notice = config_notice(label_test_selected(rows, config), settings)  # several configs: drawn apart, said so
+    if notice and not args.quiet:
+        print(f"{PROG}: note: {notice}", file=sys.stderr)
     if not args.quiet:
         with open(files["markdown"], encoding="utf-8") as fh:
             print(fh.read())
@@ -510,6 +531,7 @@ def _cmd_extract(args, parser) -> int:
 def _add_label_issues(sub):
     from ..distill import PLL_LOSSES
     from ..label_issues import FIX_MODES
+    from ..noise import NOISE_KINDS
     from ..report.label_issues_html import DEFAULT_HTML_LIMIT
 
     p = sub.add_parser(
@@ -527,7 +549,10 @@ def _add_label_issues(sub):
             "writes label_issues.html: the flagged images, most suspect first, with the given and the suggested "
             "label. When those images cannot be read (e.g. Fashion-MNIST is no longer installed) or the file "
             "records none, a one-line note says why and the other files are written as usual (an earlier run's "
-            "label_issues.html in --output is removed: it would not match them)."
+            "label_issues.html in --output is removed: it would not match them). The files appear together or not "
+            "at all (an interrupted run leaves --output as it was). To see it work, --noise KIND --rate R "
+            "corrupts the training labels first (seeded by --seed, as 'selfdistill run' does) and reports "
+            "precision, recall, F1 and corrected-label accuracy against the clean labels."
         ),
     )
     p.add_argument("data", metavar="DATA.npz", help="a feature file (or 'digits', 'block')")
@@ -546,7 +571,17 @@ def _add_label_issues(sub):
     p.add_argument("--fix", choices=FIX_MODES, default="prune",
                    help="retrain without the flagged points (prune) or on the corrected labels (relabel) "
                         "(default: %(default)s)")
-    p.add_argument("--seed", type=_nonneg_int, default=0, metavar="S", help="held-out split seed (default: 0)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, metavar="S",
+                   help="seed of the held-out split, the folds and --noise (default: 0)")
+    p.add_argument("--cv", type=_cv, default="auto", metavar="{auto,none,K}",
+                   help="score the flags out of fold over K folds (each point by chains that never trained on it), "
+                        "in-sample ('none'), or 'auto': out of fold (5 folds) when the model fits the labels it "
+                        "trained on much better than held-out ones, as a probe that can memorise does "
+                        "(default: auto)")
+    p.add_argument("--noise", choices=NOISE_KINDS, default=None, metavar="KIND",
+                   help=f"corrupt the training labels first, with one of {', '.join(NOISE_KINDS)} (then --rate), "
+                        "and measure the flags against the clean labels")
+    p.add_argument("--rate", type=_rate, default=None, metavar="R", help="the noise rate of --noise, in [0, 1]")
     p.add_argument("--html-limit", type=_positive_int, default=DEFAULT_HTML_LIMIT, metavar="N", dest="html_limit",
                    help="label_issues.html shows the N most suspect flagged images (default: %(default)s)")
     p.add_argument("--no-html", action="store_true", dest="no_html",
@@ -556,7 +591,30 @@ def _add_label_issues(sub):
     return p
 
 
+def _noisy_training_labels(ds, args, parser):
+    """(labels to inspect, clean labels or None, noise record or None) for --noise/--rate."""
+    if (args.noise is None) != (args.rate is None):
+        parser.error("--noise and --rate go together (e.g. --noise symmetric --rate 0.3)")
+    if args.noise is None:
+        return ds.y_train, None, None
+    import warnings
+
+    from ..experiments.runner import noise_seed
+    from ..noise import make_noisy_labels
+
+    nseed = noise_seed(args.seed, args.noise, args.rate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # singleton clusters: the realised rate says it
+        y_noisy, info = make_noisy_labels(ds.y_train, args.noise, args.rate, nseed, X=ds.X_train,
+                                          n_classes=ds.n_classes)
+    return y_noisy, ds.y_train, {"kind": args.noise, "rate": args.rate, "seed": nseed,
+                                 "realised_rate": float(info["rates"]["overall"])}
+
+
 def _cmd_label_issues(args, parser) -> int:
+    import shutil
+    import tempfile
+
     from ..data import DATASETS, load_dataset
     from ..label_issues import inspect_labels, write_label_issues
 
@@ -565,20 +623,30 @@ def _cmd_label_issues(args, parser) -> int:
                      ".npz file)")
     check_output_dir(args.output, "--output")
     ds = load_dataset(args.data, seed=0)
+    y, y_true, noise = _noisy_training_labels(ds, args, parser)
     test = dict(X_test=ds.X_test, y_test=ds.y_test) if ds.n_test else {}
-    res = inspect_labels(ds.X_train, ds.y_train, reg=args.reg, model=args.model, rounds=args.rounds,
+    res = inspect_labels(ds.X_train, y, reg=args.reg, model=args.model, rounds=args.rounds,
                          pll_loss=[] if "none" in args.pll_loss else args.pll_loss, top_k=args.top_k,
-                         n_classes=ds.n_classes, fix=args.fix, seed=args.seed, **test)
+                         n_classes=ds.n_classes, fix=args.fix, seed=args.seed, cv=args.cv, y_true=y_true, **test)
+    res.config["noise"] = noise
     with output_errors(args.output, "--output"):
-        files = write_label_issues(res, args.output, class_names=ds.class_names, source=args.data,
-                                   command=shlex.join([PROG] + list(args.argv)))
-        page, note = (None, None) if args.no_html else _label_issues_page(ds, res, args)
-        stale = os.path.join(args.output, "label_issues.html")
-        if page is None and os.path.exists(stale):  # a page of an earlier run would not match these files
-            os.remove(stale)
-            note = (note or "note:") + f" (removed the earlier run's {stale})"
-    if page is not None:
-        files["html"] = page
+        os.makedirs(args.output, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".label-issues-", dir=args.output)  # all files appear together
+        try:
+            files = write_label_issues(res, staging, class_names=ds.class_names, source=args.data,
+                                       command=shlex.join([PROG] + list(args.argv)))
+            page, note = (None, None) if args.no_html else _label_issues_page(ds, res, args, staging)
+            if page is not None:
+                files["html"] = page
+            stale = os.path.join(args.output, "label_issues.html")
+            for key, path in files.items():
+                files[key] = os.path.join(args.output, os.path.basename(path))
+                os.replace(path, files[key])
+            if page is None and os.path.exists(stale):  # a page of an earlier run would not match these files
+                os.remove(stale)
+                note = (note or "note:") + f" (removed the earlier run's {stale})"
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     if not args.quiet:
         with open(files["summary"], encoding="utf-8") as fh:
             print(fh.read())
@@ -588,8 +656,8 @@ def _cmd_label_issues(args, parser) -> int:
     return 0
 
 
-def _label_issues_page(ds, res, args):
-    """Write OUT/label_issues.html from the images ``ds.info`` records. Returns (path or None, note or None)."""
+def _label_issues_page(ds, res, args, folder):
+    """Write FOLDER/label_issues.html from the images ``ds.info`` records. Returns (path or None, note or None)."""
     from ..data.images import source_images
     from ..report.label_issues_html import write_label_issues_html
 
@@ -599,8 +667,13 @@ def _label_issues_page(ds, res, args):
         return None, f"note: no label_issues.html: {exc}".replace("\n", " ")
     note = (f"{args.data}: {res.n_issues} of {ds.n_train} training labels flagged by {res.model} "
             f"(reg {res.reg:g}); images: {part}")
+    if res.metrics:
+        m, nz = res.metrics, res.config.get("noise") or {}
+        made = f" ({nz['kind']} noise at rate {nz['rate']:g})" if nz else ""
+        note += (f"; against the clean labels{made}: precision {m['precision']:.3f}, recall {m['recall']:.3f}, "
+                 f"F1 {m['f1']:.3f}, corrected-label accuracy {m['corrected_acc']:.3f}")
     path = write_label_issues_html(
-        os.path.join(args.output, "label_issues.html"), res.records(), lambda i: images[indices[i]],
+        os.path.join(folder, "label_issues.html"), res.records(), lambda i: images[indices[i]],
         class_names=ds.class_names, limit=args.html_limit, title=f"Label issues: {ds.name}", note=note,
         image_caption=lambda i: f"{part} image {int(indices[i])}")
     return path, None

@@ -14,6 +14,11 @@ of :mod:`.store`), and this module writes the run's files from the store:
 Every file is written atomically. Resuming: each finished task is committed to the store in
 its own transaction; rerunning the same command computes only the missing tasks (a task stored
 with other settings is recomputed); growing the grid reuses the finished tasks.
+
+A store holds one config's results: a run that would leave stored tasks of other settings (other
+rounds, reg, PLL losses, dataset, ...) outside its grid beside its own is refused before anything
+is computed or written (:func:`check_store_config`, a :class:`~.store.StoreConfigError` naming
+what differs); start it in another folder, or delete the old one.
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ import numpy as np
 from .._io import atomic_write_text, ensure_output_dir, remove_stale_temporaries, to_jsonable, write_json
 from .config import REG_RULE, ConfigError, ExperimentConfig, run_config
 from .runner import check_work, prepare_datasets
-from .store import ResultStore
+from .store import ResultStore, StoreConfigError, settings_differences
 
-__all__ = ["MainJobResult", "run_main_job", "DB_NAME"]
+__all__ = ["MainJobResult", "run_main_job", "DB_NAME", "check_store_config"]
 
 #: The store of a run, inside its output folder.
 DB_NAME = "results.db"
@@ -134,6 +139,91 @@ def _ordered_rows(store, config):
     order = {(t.noise, float(t.rate), int(t.seed)): i for i, t in enumerate(config.tasks())}
     rows = [r for r in store.rows() if (r["noise"], float(r["rate"]), int(r["seed"])) in order]
     return sorted(rows, key=lambda r: order[(r["noise"], float(r["rate"]), int(r["seed"]))])
+
+
+def _left_behind(store, config, payload):
+    """The stored tasks outside ``config``'s grid whose settings hash is not this run's."""
+    grid = {t.task_id for t in config.tasks()}
+    ids = {tid for tid, h in store.done().items() if tid not in grid and h != payload["config_hash"]}
+    return [r for r in store.records() if r["task_id"] in ids] if ids else []
+
+
+def _grid(d):
+    """A config dict's grid: its dataset, noise kinds, rates and seeds."""
+    names = [ds.get("name") for ds in d.get("datasets", []) if isinstance(ds, dict)]
+    return {"dataset": names[0] if len(names) == 1 else names,
+            **{k: d.get(k) for k in ("noise", "rates", "seeds")}}
+
+
+def _store_differences(store, config, payload, old):
+    """{setting: [stored, new]}: the grid against the stored config, the settings against ``old``'s task."""
+    from .. import __version__
+
+    name = config.datasets[0].name
+    new = {**config.task_settings(name), "dataset_sha256": payload["fingerprint"], "dataset": name,
+           "selfdistill_version": __version__}
+    stored = {**{k: v for k, v in old["config"].items() if k != "noise_seed"}, "dataset": old["dataset"],
+              "selfdistill_version": old["library_version"]}
+    diffs = settings_differences([stored, new])
+    meta = store.get_meta("config")
+    if isinstance(meta, dict):
+        diffs = {**settings_differences([_grid(meta), _grid(config.to_dict())]), **diffs}
+    return diffs
+
+
+def check_store_config(config: ExperimentConfig, output_dir: str | os.PathLike[str],
+                       payload: dict[str, Any]) -> None:
+    """Refuse a run whose output folder's store holds results of another config.
+
+    The rule: a store holds one config's results. A run may resume, grow its grid (more rates,
+    seeds, noise kinds) or change settings over tasks it reruns (they are recomputed and replaced),
+    but not leave stored tasks of other settings outside its grid beside its own, as a run with
+    other rates *and* other rounds would: then the store, and any report of it, would mix two
+    configs. Execution settings (jobs, backend, batch, dtype) are no part of the settings.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The run's config (one dataset).
+    output_dir : str or os.PathLike
+        The output folder (nothing to check when it holds no ``results.db``).
+    payload : dict
+        The dataset's :func:`~.runner.prepare_datasets` entry (its ``config_hash``).
+
+    Raises
+    ------
+    StoreConfigError
+        Naming the folder, the settings that differ (stored -> new) and how to start a new store.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from selfdistill.experiments import prepare_datasets, run_config
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> cfg = run_config("block", noise=["symmetric"], rates=[0.3], seeds=[0], rounds=0, pll_losses=[], reg=1e-3)
+    >>> _ = run_main_job(cfg, tmp.name, quiet=True)
+    >>> other = run_config("block", noise=["symmetric"], rates=[0.5], seeds=[0], rounds=1, pll_losses=[], reg=1e-3)
+    >>> try:
+    ...     check_store_config(other, tmp.name, prepare_datasets(other)["block"])
+    ... except StoreConfigError as exc:
+    ...     print(exc.differences)
+    {'rates': ['[0.3]', '[0.5]'], 'rounds': ['0', '1']}
+    >>> tmp.cleanup()
+    """
+    db = Path(os.fspath(output_dir)) / DB_NAME
+    if not db.is_file():
+        return
+    with ResultStore(db, create=False) as store:  # read only: nothing is written
+        behind = _left_behind(store, config, payload)
+        if not behind:
+            return
+        diffs = _store_differences(store, config, payload, behind[0])
+    what = "; ".join(f"{k}: {old} -> {new}" for k, (old, new) in diffs.items()) or \
+        f"settings hash {behind[0]['config_hash']} -> {payload['config_hash']}"
+    raise StoreConfigError(output_dir, (
+        f"holds results of another config ({what}), and a results store keeps one config: this run would "
+        f"leave {len(behind)} stored task(s) with other settings beside its own; choose another output folder "
+        f"(-o DIR), or delete '{os.fspath(output_dir)}' to start a new one"), diffs)
 
 
 def _singleton_note(payload):
@@ -254,6 +344,9 @@ def run_main_job(config: ExperimentConfig | None = None, output_dir: str | os.Pa
         When ``config`` is not an ExperimentConfig of one dataset.
     ConfigError
         An invalid dataset or a grid above :data:`~.runner.MAX_FITS` fits without ``allow_large``.
+    StoreConfigError
+        When ``output_dir`` holds the results of another config (:func:`check_store_config`):
+        nothing is computed or written.
 
     Examples
     --------
@@ -281,6 +374,7 @@ def run_main_job(config: ExperimentConfig | None = None, output_dir: str | os.Pa
     check_work(config, allow_large=allow_large)
     payloads, data_warnings = _prepare(config, quiet)  # every check before anything is created
     payload = payloads[config.datasets[0].name]
+    check_store_config(config, output_dir, payload)  # one config per store, refused before any write
     out = ensure_output_dir(output_dir)
     remove_stale_temporaries(out, OUTPUT_FILES)  # left by a run killed while writing its files
     blas = _blas_threads(payload) if blas_threads == "auto" else cast("int | None", blas_threads)

@@ -3,7 +3,8 @@
 Schema (version :data:`SCHEMA_VERSION`)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)        -- schema_version, created, library_version,
-                                                  -- config (the last sweep config, JSON)
+                                                  -- config (the last sweep config, JSON),
+                                                  -- configs (every config that wrote here, JSON list)
     tasks(task_id TEXT PRIMARY KEY,               -- "<dataset>/<noise>/<rate>/<seed>"
           dataset TEXT, noise TEXT, rate REAL, seed INTEGER,
           config_hash TEXT,                       -- hash of every setting that changes the result
@@ -39,7 +40,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResultStore", "StoreError", "SCHEMA_VERSION", "read_rows"]
+from .._io import settings_differences
+
+__all__ = ["ResultStore", "StoreError", "StoreConfigError", "SCHEMA_VERSION", "read_rows", "settings_differences"]
 
 SCHEMA_VERSION = 1
 
@@ -89,6 +92,33 @@ class StoreError(ValueError):
     True
     >>> tmp.cleanup()
     """
+
+
+class StoreConfigError(StoreError):
+    """An output folder whose results store holds another config's results (``selfdistill run``).
+
+    ``str(exc)`` is ``"output_dir '<path>': <reason>"``; the ``selfdistill`` command prints
+    ``selfdistill: error: --output '<path>': <reason>`` (exit status 2).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output folder, as given.
+    reason : str
+        What differs and how to start a new store.
+    differences : dict, default None
+        ``{setting: [stored value, new value]}`` as text (:func:`settings_differences`).
+
+    Examples
+    --------
+    >>> exc = StoreConfigError("out", "holds results of another config", {"rounds": ["1", "2"]})
+    >>> str(exc), exc.differences
+    ("output_dir 'out': holds results of another config", {'rounds': ['1', '2']})
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, differences: dict | None = None) -> None:
+        self.path, self.reason, self.differences = os.fspath(path), reason, dict(differences or {})
+        super().__init__(f"output_dir '{self.path}': {reason}")
 
 
 class ResultStore:
@@ -237,8 +267,8 @@ class ResultStore:
     def set_meta(self, key: str, value: Any) -> None:
         """Store ``value`` as JSON under ``key`` in the ``meta`` table (one transaction).
 
-        :func:`~selfdistill.experiments.sweep.run_sweep` records the last sweep's config under
-        ``"config"``.
+        :func:`~selfdistill.experiments.sweep.run_sweep` records its config with
+        :meth:`add_config` (``"config"`` and ``"configs"``).
 
         Parameters
         ----------
@@ -259,7 +289,49 @@ class ResultStore:
         >>> tmp.cleanup()
         """
         with self._tx():
-            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
+            self._put_meta(key, value)
+
+    def _put_meta(self, key, value):
+        """Write one meta value (inside a transaction)."""
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True)))
+
+    def add_config(self, config: Mapping[str, Any]) -> None:
+        """Record ``config`` as the store's latest (``"config"``) and among every config that has
+        written into it (``"configs"``: distinct, in order of arrival; ``path`` not compared).
+
+        One transaction, so drivers of two configs starting at once both get recorded. A store
+        made before ``"configs"`` starts its list with its ``"config"``.
+
+        Parameters
+        ----------
+        config : dict
+            An experiment config as JSON types (``ExperimentConfig.to_dict()``).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> for cfg in ({"rounds": 1}, {"rounds": 2}, {"rounds": 1}):
+        ...     store.add_config(cfg)
+        >>> store.get_meta("config"), store.get_meta("configs")
+        ({'rounds': 1}, [{'rounds': 1}, {'rounds': 2}])
+        >>> store.close()
+        >>> tmp.cleanup()
+        """
+        def bare(c):  # a config without the file it came from
+            return {k: v for k, v in c.items() if k != "path"} if isinstance(c, dict) else c
+
+        new = json.loads(json.dumps(dict(config), sort_keys=True))  # JSON types, as stored
+        with self._tx():
+            configs = self.get_meta("configs")
+            if not isinstance(configs, list):
+                latest = self.get_meta("config")
+                configs = [] if latest is None else [latest]
+            if bare(new) not in [bare(c) for c in configs]:
+                configs.append(new)
+            self._put_meta("configs", configs)
+            self._put_meta("config", new)
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key`` in the ``meta`` table.
@@ -591,7 +663,8 @@ class ResultStore:
         -------
         list of dict
             The task's axes (dataset, noise, rate, seed), its settings (rounds, top_k, exact_noise,
-            reg_rule: "auto" or "fixed") and the model's metrics, in the order of
+            reg_rule: "auto" or "fixed"), its ``config_hash`` (rows of different settings have
+            different hashes: reports keep them apart) and the model's metrics, in the order of
             :meth:`records` then of the task's models.
 
         Examples
@@ -605,7 +678,7 @@ class ResultStore:
         >>> store.put(rec)
         >>> store.rows()  # doctest: +NORMALIZE_WHITESPACE
         [{'dataset': 'b', 'noise': 'symmetric', 'rate': 0.3, 'seed': 0, 'rounds': 0, 'top_k': None,
-          'exact_noise': None, 'reg_rule': 'fixed', 'model': 'round 0', 'test_acc': 0.9}]
+          'exact_noise': None, 'reg_rule': 'fixed', 'config_hash': 'h1', 'model': 'round 0', 'test_acc': 0.9}]
         >>> store.close()
         >>> tmp.cleanup()
         """
@@ -614,10 +687,45 @@ class ResultStore:
             cfg = rec["config"]
             base = {"dataset": rec["dataset"], "noise": rec["noise"], "rate": rec["rate"], "seed": rec["seed"],
                     "rounds": cfg.get("rounds"), "top_k": cfg.get("top_k"), "exact_noise": cfg.get("exact_noise"),
-                    "reg_rule": None if "reg" not in cfg else ("auto" if cfg["reg"] == "auto" else "fixed")}
+                    "reg_rule": None if "reg" not in cfg else ("auto" if cfg["reg"] == "auto" else "fixed"),
+                    "config_hash": rec["config_hash"]}
             for m in rec["metrics"]:
                 rows.append({**base, **m})
         return rows
+
+    def config_settings(self) -> dict[str, dict[str, Any]]:
+        """``{config_hash: settings}`` of the stored tasks: what each settings hash stands for.
+
+        Returns
+        -------
+        dict of str to dict
+            Per distinct ``config_hash``, in order of :meth:`records`: the ``config`` column of
+            its first task without the per-task ``noise_seed``, plus its ``dataset`` and the
+            ``selfdistill_version`` that computed it (both part of the hash).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = ResultStore(os.path.join(tmp.name, "results.db"))
+        >>> rec = {"task_id": "b/symmetric/0.3/0", "dataset": "b", "noise": "symmetric", "rate": 0.3, "seed": 0,
+        ...        "config_hash": "h1", "config": {"rounds": 0, "noise_seed": 7},
+        ...        "metrics": [{"model": "round 0", "test_acc": 0.9}], "solver": {}, "library_version": "1.0"}
+        >>> store.put_many([rec, {**rec, "task_id": "b/symmetric/0.5/0", "rate": 0.5, "config_hash": "h2",
+        ...                       "config": {"rounds": 2, "noise_seed": 8}}])
+        >>> store.config_settings()  # doctest: +NORMALIZE_WHITESPACE
+        {'h1': {'rounds': 0, 'dataset': 'b', 'selfdistill_version': '1.0'},
+         'h2': {'rounds': 2, 'dataset': 'b', 'selfdistill_version': '1.0'}}
+        >>> store.close()
+        >>> tmp.cleanup()
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for rec in self.records():
+            if rec["config_hash"] not in out:
+                settings = {k: v for k, v in rec["config"].items() if k != "noise_seed"}
+                out[rec["config_hash"]] = {**settings, "dataset": rec["dataset"],
+                                           "selfdistill_version": rec["library_version"]}
+        return out
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

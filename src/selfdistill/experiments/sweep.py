@@ -711,7 +711,7 @@ def run_sweep(config: ExperimentConfig | str | os.PathLike[str], db_path: str | 
     try:
         payloads = payloads or prepare_datasets(config)
         with ResultStore(db_path) as store:
-            store.set_meta("config", config.to_dict())
+            store.add_config(config.to_dict())  # the latest, and among every config that wrote here
             tasks, todo, replaced = _todo(config, payloads, store, quiet, db_path, only)
             groups = _group_by_labels(todo, config, payloads)
             bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), disable=quiet, unit="task",

@@ -25,7 +25,7 @@ CSV_COLUMNS = (
     "n_iter", "seconds", "converged",
 )
 
-_STR_COLUMNS = {"dataset", "noise", "reg_rule", "model", "kind"}
+_STR_COLUMNS = {"dataset", "noise", "reg_rule", "model", "kind", "config_hash"}  # a hash may look numeric
 _INT_COLUMNS = {"seed", "rounds", "top_k", "n_iter", "n_grad_evals", "n_hessp"}
 _BOOL_COLUMNS = {"exact_noise", "converged"}
 
@@ -88,7 +88,7 @@ def _typed(k, v):
 def read_results_csv(path: str | os.PathLike[str]) -> list:
     """Read a ``results.csv`` back into rows with Python types (empty cells become None).
 
-    Text columns (dataset, noise, reg_rule, model, kind) stay strings; seed, rounds, top_k and
+    Text columns (dataset, noise, reg_rule, model, kind, config_hash) stay strings; seed, rounds, top_k and
     the solver's counts become int; exact_noise and converged bool; the others float where
     they parse as one.
 

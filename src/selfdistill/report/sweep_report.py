@@ -19,6 +19,12 @@ Files written to the output folder (each atomically):
   columns = models (rounds, PLL students, baselines), best mean per row in bold; then the gains;
 * ``results.csv`` -- every row (one per task and model);
 * ``report.html`` -- all of it on one self-contained page (figures embedded as base64 PNG).
+
+Rows of one dataset stored with different settings (several ``config_hash`` values: a sweep
+database that configs with other rounds, reg, ... wrote into) are never averaged together: each
+config's rows are drawn apart, their dataset labelled with the settings that differ
+(``blk [rounds=1]``, :func:`label_configs`), and ``results.md`` opens with a notice saying so
+(:func:`config_notice`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ __all__ = [
     "gain_tables",
     "markdown_tables",
     "latex_tables",
+    "label_configs",
+    "config_notice",
 ]
 
 
@@ -287,12 +295,123 @@ def label_test_selected(rows: Iterable[Mapping[str, Any]], config: Mapping[str, 
     return [dict(r, dataset=r["dataset"] + TEST_SELECTED) if r["dataset"] in marked else r for r in rows]
 
 
+#: The row columns that stand for a task's settings when the stored settings are not given.
+_ROW_SETTINGS = ("rounds", "top_k", "exact_noise", "reg_rule")
+
+
+def _configs_of(rows, settings):
+    """{dataset: (hashes, differences)} of each dataset whose rows come from several config hashes:
+    ``differences`` is :func:`selfdistill._io.settings_differences` of their settings
+    (``settings[hash]``, else the first row's :data:`_ROW_SETTINGS`)."""
+    from .._io import settings_differences
+
+    first: dict = {}
+    for r in rows:
+        if r.get("config_hash") is not None:
+            first.setdefault(r["dataset"], {}).setdefault(r["config_hash"], r)
+    out = {}
+    for ds, by_hash in first.items():
+        if len(by_hash) > 1:
+            each = [(settings or {}).get(h) or {k: r.get(k) for k in _ROW_SETTINGS} for h, r in by_hash.items()]
+            diffs = settings_differences(each)
+            diffs.pop("dataset", None)
+            out[ds] = (list(by_hash), diffs)
+    return out
+
+
+def _config_labels(rows, settings) -> dict:
+    """{(dataset, config_hash): '<dataset> [<settings that differ>]'} for the datasets of several configs
+    (the hash's first 8 digits where no setting tells them apart)."""
+    labels = {}
+    for ds, (hashes, diffs) in _configs_of(rows, settings).items():
+        texts = [", ".join(f"{k}={v[i]}" for k, v in diffs.items()) for i in range(len(hashes))]
+        if not all(texts) or len(set(texts)) < len(texts):
+            texts = [f"{t}, config {h[:8]}" if t else f"config {h[:8]}" for t, h in zip(texts, hashes, strict=True)]
+        labels.update({(ds, h): f"{ds} [{t}]" for h, t in zip(hashes, texts, strict=True)})
+    return labels
+
+
+def label_configs(rows: Iterable[Mapping[str, Any]],
+                  settings: Mapping[str, Mapping[str, Any]] | None = None) -> list:
+    """``rows`` with each dataset whose rows come from several configs (``config_hash`` values)
+    renamed per config, ``<name> [<settings that differ>]``, so no table, figure or CSV line
+    averages rows of different settings together.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows; rows without ``config_hash`` count as one config.
+    settings : dict or None, default None
+        ``{config_hash: settings}`` (:meth:`~selfdistill.experiments.store.ResultStore.config_settings`);
+        None: the rows' own ``rounds``, ``top_k``, ``exact_noise`` and ``reg_rule``.
+
+    Returns
+    -------
+    list of dict
+        The rows (copies where renamed); unchanged when every dataset has one config.
+
+    Examples
+    --------
+    >>> rows = [{"dataset": "blk", "config_hash": h, "rounds": n, "model": "round 0"}
+    ...         for h, n in (("a1", 1), ("b2", 2))]
+    >>> [r["dataset"] for r in label_configs(rows)]
+    ['blk [rounds=1]', 'blk [rounds=2]']
+    >>> [r["dataset"] for r in label_configs(rows, {"a1": {"reg": 0.01}, "b2": {"reg": 0.001}})]
+    ['blk [reg=0.01]', 'blk [reg=0.001]']
+    """
+    rows = list(rows)
+    labels = _config_labels(rows, settings)
+    if not labels:
+        return rows
+    return [dict(r, dataset=labels[(r["dataset"], r.get("config_hash"))]) if (r["dataset"], r.get("config_hash"))
+            in labels else r for r in rows]
+
+
+def config_notice(rows: Iterable[Mapping[str, Any]],
+                  settings: Mapping[str, Mapping[str, Any]] | None = None) -> str | None:
+    """The notice of a report whose rows of one dataset come from several configs, or None.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Result rows (before :func:`label_configs`).
+    settings : dict or None, default None
+        As for :func:`label_configs`.
+
+    Returns
+    -------
+    str or None
+        One sentence per such dataset: how many configs, the settings that differ and the labels
+        their rows are drawn under; None when every dataset has one config.
+
+    Examples
+    --------
+    >>> rows = [{"dataset": "blk", "config_hash": h, "rounds": n, "model": "round 0"}
+    ...         for h, n in (("a1", 1), ("b2", 2))]
+    >>> print(config_notice(rows))  # doctest: +NORMALIZE_WHITESPACE
+    these results come from more than one config, drawn apart (never averaged together):
+    blk: 2 configs, differing in rounds, drawn as 'blk [rounds=1]', 'blk [rounds=2]'.
+    """
+    rows = list(rows)
+    labels = _config_labels(rows, settings)
+    parts = []
+    for ds, (hashes, diffs) in _configs_of(rows, settings).items():
+        differ = ", ".join(diffs) or "settings hash only"
+        drawn = ", ".join(repr(labels[(ds, h)]) for h in hashes)
+        parts.append(f"{ds}: {len(hashes)} configs, differing in {differ}, drawn as {drawn}")
+    if not parts:
+        return None
+    return "these results come from more than one config, drawn apart (never averaged together): " + \
+        "; ".join(parts) + "."
+
+
 def write_report(
     rows: Iterable[Mapping[str, Any]],
     output_dir: str | os.PathLike[str],
     *,
     title: str = "results",
     config: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict:
     """Write every figure and table of ``rows`` to ``output_dir`` (created).
 
@@ -310,6 +429,10 @@ def write_report(
     config : dict, optional, keyword-only
         The experiment config (its ``top_k`` labels the coverage figure; the HTML page shows
         it), or None.
+    settings : dict, optional, keyword-only
+        ``{config_hash: settings}`` of the rows
+        (:meth:`~selfdistill.experiments.store.ResultStore.config_settings`): the labels of rows
+        of several configs (:func:`label_configs`); None: from the rows' own settings columns.
 
     Returns
     -------
@@ -335,13 +458,15 @@ def write_report(
     rows = label_test_selected(rows, config)
     if not rows:
         raise ValueError("rows must hold at least one finished task, got none: run 'selfdistill sweep' first")
+    notice = config_notice(rows, settings)
+    rows = label_configs(rows, settings)  # one config per table: rows of other settings drawn apart
     final = Path(output_dir)
     with staged_dir(final, name="--output") as out:  # nothing appears in output_dir unless all succeeds
-        files = _write_report_files(rows, out, title, config)
+        files = _write_report_files(rows, out, title, config, notice)
     return {k: final / p.name for k, p in files.items()}
 
 
-def _write_report_files(rows, out, title, config) -> dict:
+def _write_report_files(rows, out, title, config, notice=None) -> dict:
     from .html import render_html
 
     files = {}
@@ -358,7 +483,8 @@ def _write_report_files(rows, out, title, config) -> dict:
         files["coverage"] = plot_coverage_vs_rate(rows, out / "coverage_vs_rate.png",
                                                   top_k=(config or {}).get("top_k"))
     files["markdown"], files["latex"], files["csv"] = out / "results.md", out / "results.tex", out / "results.csv"
-    atomic_write_text(files["markdown"], f"# selfdistill report: {title}\n\n" + markdown_tables(rows))
+    head = f"# selfdistill report: {title}\n\n" + (f"**Note:** {notice}\n\n" if notice else "")
+    atomic_write_text(files["markdown"], head + markdown_tables(rows))
     atomic_write_text(files["latex"], latex_tables(rows))
     write_results_csv(files["csv"], rows)
     figures = [(p, _caption(name)) for name, p in files.items() if str(p).endswith(".png")]
