@@ -367,13 +367,21 @@ def test_npz_integer_labels(tmp_path):
     ds = load_npz(kept)
     np.testing.assert_array_equal(ds.y_train, [2, 0, 1])
     assert ds.class_names == ("0", "1", "2")
-    gap = _write(tmp_path / "g.npz", X_train=np.ones((3, 2)), y_train=[5, 10, 5], X_test=np.ones((1, 2)),
-                 y_test=[-1])
-    with pytest.warns(UserWarning, match=r"no point of class 0 \('-1'\)"):  # -1 only in y_test
+    negative = _write(tmp_path / "g.npz", X_train=np.ones((3, 2)), y_train=[5, 10, 5], X_test=np.ones((1, 2)),
+                      y_test=[-1])
+    with pytest.raises(ValueError, match=r"y_test must hold class indices 0..K-1, got the negative label -1 at "):
+        load_npz(negative)  # integer labels are class indices, as for fit_linear_probe
+    gap = _write(tmp_path / "g2.npz", X_train=np.ones((3, 2)), y_train=[5, 10, 5], X_test=np.ones((1, 2)),
+                 y_test=[0])
+    with pytest.warns(UserWarning, match=r"label 10 \(1 point\) above classes 6, 7, 8, 9"):
         ds = load_npz(gap)
-    assert ds.class_names == ("-1", "5", "10")
-    np.testing.assert_array_equal(ds.y_train, [1, 2, 1])
-    np.testing.assert_array_equal(ds.y_test, [0])
+    assert ds.n_classes == 11
+    np.testing.assert_array_equal(ds.y_train, [5, 10, 5])
+    values = _write(tmp_path / "g3.npz", X_train=np.ones((3, 2)), y_train=np.array(["5", "10", "5"]),
+                    X_test=np.ones((1, 2)), y_test=np.array(["-1"]))
+    with pytest.warns(UserWarning, match=r"no point of class 0 \('-1'\)"):  # label values as strings: encoded
+        ds = load_npz(values)
+    assert ds.class_names == ("-1", "10", "5")
     named = _write(tmp_path / "n.npz", X_train=np.ones((3, 2)), y_train=[0, 1, 0], X_test=np.ones((1, 2)),
                    y_test=[2], class_names=np.array(["x", "y", "z"]))
     with pytest.warns(UserWarning, match=r"no point of class 2 \('z'\)"):

@@ -38,6 +38,16 @@ CHUNK_ROWS = 16384
 STREAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+#: The largest feature magnitude the solvers accept: ``check_features`` refuses ``max |x| > MAX_ABS_FEATURE``.
+#: The rule: the fits square the features (the curvature X^T X / n, the Hessian products) and divide by reg
+#: (a Newton step scales as 1/reg), and the logits of such a step add n * d of those terms. With
+#: ``|x| <= 1e100`` the squares stay <= 1e200, which leaves float64 (max 1.8e308) a factor of 1e108 for
+#: n * d and 1/reg together (n * d up to 1e30 with reg down to 1e-30 still fit with room to spare);
+#: features near 1e150 and beyond overflow the first step (a fit that "does not converge", or an
+#: eigen-decomposition that fails). No real feature is this large: scale such data first.
+MAX_ABS_FEATURE = 1e100
+
+
 def _raise_nonfinite(name: str, value, row: int, col: int, count: int):
     raise ValueError(
         f"{name} must be finite, found {value!r} at row {row}, column {col} "
@@ -45,21 +55,52 @@ def _raise_nonfinite(name: str, value, row: int, col: int, count: int):
     )
 
 
+def _raise_huge(name: str, value, row: int, col: int, count: int):
+    raise ValueError(
+        f"{name} holds values too large for the solver's float64 arithmetic: the largest in magnitude is "
+        f"{float(value):.6g} at row {row}, column {col} ({count} entr{'y' if count == 1 else 'ies'} with "
+        f"|x| > {MAX_ABS_FEATURE:g}, the limit); a fit squares the features and divides by reg, which overflows: "
+        f"scale {name} first, e.g. standardise each column ((X - mean) / std, with the mean and std of the "
+        "training rows) or divide by the largest magnitude"
+    )
+
+
+def _check_huge(arr: np.ndarray, row0: int = 0) -> tuple | None:
+    """(largest |x|, row, column, count above the limit) of a finite 2-D block whose max |x| exceeds
+    :data:`MAX_ABS_FEATURE`, rows counted from ``row0``; None when it does not (the common case:
+    two reductions, no temporary)."""
+    if max(-float(arr.min()), float(arr.max())) <= MAX_ABS_FEATURE:
+        return None
+    mag = np.abs(arr)
+    r, c = np.unravel_index(int(np.argmax(mag)), mag.shape)
+    return arr[r, c], row0 + int(r), int(c), int(np.count_nonzero(mag > MAX_ABS_FEATURE))
+
+
 def _check_finite_chunked(X, name: str, chunk_rows: int | None = None) -> None:
-    """Finiteness of a 2-D (memory-mapped) array, ``chunk_rows`` rows at a time.
+    """Finiteness and magnitude of a 2-D (memory-mapped) array, ``chunk_rows`` rows at a time.
 
     Only O(chunk_rows * d) is in memory at once (no n x d mask); the error names the first
     offending row/column (counted over the whole array) and the total count, as for in-memory
-    arrays.
+    arrays. A non-finite entry is reported before a too large one (|x| > :data:`MAX_ABS_FEATURE`,
+    the largest of which is named).
     """
     chunk_rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
     first = None
     count = 0
+    huge = None
+    n_huge = 0
     for s in range(0, X.shape[0], chunk_rows):
         block = np.asarray(X[s : s + chunk_rows])
-        finite = np.isfinite(block)
-        if finite.all():
+        lo, hi = block.min(), block.max()  # NaN propagates, inf shows: no mask for a finite block
+        if np.isfinite(lo) and np.isfinite(hi):
+            if first is None:
+                found = _check_huge(block, s)
+                if found is not None:
+                    n_huge += found[3]
+                    if huge is None or abs(found[0]) > abs(huge[0]):
+                        huge = found
             continue
+        finite = np.isfinite(block)
         bad = ~finite
         if first is None:
             r, c = np.argwhere(bad)[0]
@@ -67,6 +108,8 @@ def _check_finite_chunked(X, name: str, chunk_rows: int | None = None) -> None:
         count += int(np.count_nonzero(bad))
     if first is not None:
         _raise_nonfinite(name, first[0], first[1], first[2], count)
+    if huge is not None:
+        _raise_huge(name, huge[0], huge[1], huge[2], n_huge)
 
 
 def _check_matrix_shape(X, name: str) -> None:
@@ -83,9 +126,13 @@ def _check_matrix_shape(X, name: str) -> None:
 def check_features(
     X, name: str = "X", *, dtype=np.float64, allow_memmap: bool = True, stream: bool = False
 ) -> np.ndarray:
-    """Return ``X`` as a finite 2-D float array of shape (n, d).
+    """Return ``X`` as a finite 2-D float array of shape (n, d), of magnitude the solver can handle.
 
-    Raises ``ValueError`` naming ``name`` if X is not 2-D, is empty, or holds NaN/inf.
+    Raises ``ValueError`` naming ``name`` if X is not 2-D, is empty, holds NaN/inf, or holds a value
+    with ``|x| > MAX_ABS_FEATURE`` (1e100: beyond it the fits' float64 arithmetic overflows, see
+    :data:`MAX_ABS_FEATURE`); that message names the largest value and its row and column and
+    advises scaling (standardising) the features. Large but representable features (1e6, raw
+    pixel values) pass unchanged.
 
     A ``numpy.memmap`` (e.g. ``np.load(path, mmap_mode="r")``) of dtype ``dtype`` is returned as
     it is (with ``allow_memmap``), and so, with ``stream=True``, is one of dtype float32 or
@@ -104,9 +151,12 @@ def check_features(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a numeric array, got {type(X).__name__}: {exc}") from None
     _check_matrix_shape(arr, name)
-    if not np.all(np.isfinite(arr)):
+    if not (np.isfinite(arr.min()) and np.isfinite(arr.max())):  # NaN propagates, inf shows: no n x d mask
         bad = np.argwhere(~np.isfinite(arr))[0]
         _raise_nonfinite(name, arr[tuple(bad)], bad[0], bad[1], int(np.sum(~np.isfinite(arr))))
+    huge = _check_huge(arr)
+    if huge is not None:
+        _raise_huge(name, *huge)
     return arr
 
 
@@ -182,26 +232,87 @@ def _empty_classes(labels: np.ndarray, n_classes: int) -> list:
     return np.flatnonzero(np.bincount(labels, minlength=n_classes)[:n_classes] == 0).tolist()
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _stray_labels(labels: np.ndarray, class_names=None) -> tuple | None:
+    """(a sentence on the labels above the highest gap of ``labels``, the gap's classes) if those
+    labels look stray, else None.
+
+    The classes of ``0..max(labels)`` have a gap where some class between two labels holds no
+    point. The labels above the highest gap look stray (a typo, a sentinel, an encoding slip) when
+
+    * they are few: each holds at most ``max(1, m / 10)`` points, m the median count of the
+      classes below the gap (a class of a single point always counts), or
+    * they are far: the gap holds at least as many classes as there are labels below it (labels
+      0..9 and 1000).
+
+    A gap below the smallest label (labels from 1) is no stray label. The sentence names the
+    labels above the gap with their counts, and the empty classes of the gap.
+    """
+    values, counts = np.unique(labels, return_counts=True)
+    steps = np.flatnonzero(np.diff(values) > 1)
+    if steps.size == 0:
+        return None
+    i = int(steps[-1])
+    below, above, above_counts = values[: i + 1], values[i + 1 :], counts[i + 1 :]
+    gap_lo, gap_hi = int(values[i]) + 1, int(values[i + 1]) - 1
+    width = gap_hi - gap_lo + 1
+    few = int(above_counts.max()) <= max(1.0, float(np.median(counts[: i + 1])) / 10)
+    if not (few or width >= below.size):
+        return None
+
+    def label(v) -> str:
+        name = None if class_names is None else str(class_names[int(v)])
+        return str(int(v)) if name in (None, str(int(v))) else f"{int(v)} ({name!r})"
+
+    one = above.size == 1
+    below_labels = f"label {int(below[0])}" if below.size == 1 else f"labels {int(below[0])}..{int(below[-1])}"
+    pairs = zip(above[:5], above_counts[:5], strict=True)
+    shown = ", ".join(f"{label(v)} ({_plural(int(c), 'point')})" for v, c in pairs)
+    if above.size > 5:
+        shown += f" and {above.size - 5} more"
+    gap = (", ".join(label(k) for k in range(gap_lo, gap_hi + 1)) if width <= 6
+           else f"{gap_lo}..{gap_hi} ({width:,} classes)")
+    sentence = (
+        f"label{'' if one else 's'} {shown} above {'class' if width == 1 else 'classes'} {gap}, which no point "
+        f"holds, while {below_labels} hold{'s' if below.size == 1 else ''} the other "
+        f"{_plural(int(counts[: i + 1].sum()), 'point')}: {'a stray or mistyped label' if one else 'stray labels'}? "
+        f"Fix or drop {'it' if one else 'them'}: integer labels are class indices, so label {int(values[-1])} makes "
+        f"{int(values[-1]) + 1:,} classes, and one without a training point is a class no probe learns"
+    )
+    return sentence, set(range(gap_lo, gap_hi + 1)) if width <= 10**6 else None
+
+
 def warn_empty_classes(labels, name: str, n_classes: int, class_names=None, *, stacklevel: int = 2) -> list:
     """Warn (``UserWarning``) if some class of ``0..n_classes-1`` has no entry in ``labels``.
 
     The message names each empty class by index (and by ``class_names[k]`` when given): a probe
     does not learn a class it has no training point of, so test points of that class are
-    misclassified. Returns the empty classes (a list, empty when every class has a point).
+    misclassified. Where the empty classes are a gap below labels that look stray (see
+    :func:`check_labels`: labels 0..9 and a single 12 leave 10 and 11 empty), it names those
+    labels, their counts and the gap first. Returns the empty classes (a list, empty when every
+    class has a point).
     """
     labels = np.asarray(labels, dtype=np.int64)
     empty = _empty_classes(labels, n_classes)
     if empty:
+        stray = _stray_labels(labels, class_names)
+        rest = empty if stray is None or stray[1] is None else [k for k in empty if k not in stray[1]]
         shown = ", ".join(
-            f"{k} ({class_names[k]!r})" if class_names is not None else str(k) for k in empty[:10]
-        ) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
-        warnings.warn(
-            f"{name} has no point of class{'es' if len(empty) > 1 else ''} {shown} among classes "
+            f"{k} ({class_names[k]!r})" if class_names is not None else str(k) for k in rest[:10]
+        ) + (f" and {len(rest) - 10} more" if len(rest) > 10 else "")
+        plain = (
+            f"{name} has no point of class{'es' if len(rest) > 1 else ''} {shown} among classes "
             f"0..{n_classes - 1}: a probe does not learn a class it has no training point of, so its "
-            "test points are misclassified; check the label encoding",
-            UserWarning,
-            stacklevel=stacklevel + 1,
+            "test points are misclassified; check the label encoding"
         )
+        if stray is not None:
+            message = f"{name} has {stray[0]}" + (f". Also: {plain}" if rest else "")
+        else:
+            message = plain
+        warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
     return empty
 
 
@@ -213,24 +324,41 @@ def check_labels(
     n_classes: int | None = None,
     empty_classes: str = "ignore",
     hint: str | None = None,
+    stacklevel: int = 2,
 ) -> np.ndarray:
     """Return integer labels (n,) as int64 with values in 0..K-1.
 
-    ``n_samples`` checks the length against X; ``n_classes`` (K) the range.
+    ``n_samples`` checks the length against X; ``n_classes`` (K) the range; ``stacklevel`` places
+    the warnings, counted from the caller of ``check_labels`` (2: the line that called that caller).
 
-    Rules:
+    The label rule, shared by every entry that takes class labels (:func:`selfdistill.fit_linear_probe`,
+    :func:`selfdistill.distill`, :func:`selfdistill.model_selection.select_reg`, ...,
+    :class:`selfdistill.data.Dataset` and so ``.npz`` feature files, ``selfdistill run --dataset
+    F.npz``): **an integer label is a class index**. The classes are ``0..K-1``, K = ``n_classes``
+    or, without it, the largest label + 1. (Label *values* of any kind -- -1/1, strings -- are for
+    :class:`selfdistill.SelfDistillationClassifier`, which encodes them with ``np.unique``, and for
+    string labels in an ``.npz`` file, which are encoded the same way.) In detail:
 
     * integer and boolean labels are kept; float labels must be integer-valued (``2.0`` is read
       as 2): a non-integer or non-finite float is a ``ValueError`` naming ``name`` and the first
       offending value and its index (continuous targets are no class labels);
+    * a negative label is a ``ValueError`` naming the first one and its index (and how many there
+      are): it is no class index; map label values to ``0..K-1`` first;
     * a label outside ``0..K-1`` is a ``ValueError`` naming the first offending value and its
       index. Callers that take K from the training labels (``distill``: K = max label + 1 unless
       ``n_classes=`` is given) pass it here to check test labels, so test labels outside the
       training classes are an error; the message suggests passing ``n_classes=`` (``hint``
       replaces that suggestion, e.g. where K comes from ``class_names``);
+    * without ``n_classes`` (K from the labels), labels that look stray warn (``UserWarning``
+      naming them, their counts and the empty classes below them): labels above a gap of empty
+      classes that are few (each at most ``max(1, m / 10)`` points, m the median count of the
+      classes below the gap; a single point always counts) or far (the gap holds at least as many
+      classes as there are labels below it). Labels 0..9 and one 12 warn: 10 and 11 would be
+      classes without a point, which no probe predicts. Pass ``n_classes=`` where such classes are
+      meant to be empty;
     * ``empty_classes="warn"``: a class of ``0..K-1`` (K = ``n_classes``, or max label + 1) with
       no entry is a ``UserWarning`` naming it (see :func:`warn_empty_classes`); ``"ignore"`` (the
-      default: test and noisy labels may well lack a class) checks nothing.
+      default: test and noisy labels may well lack a class) checks nothing more.
     """
     check_choice(empty_classes, "empty_classes", ("ignore", "warn"))
     arr = np.asarray(y)
@@ -245,11 +373,14 @@ def check_labels(
     arr = _check_label_values(arr, name)
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0:
-        i = int(np.argmax(arr < 0))
-        expected = f"0..{n_classes - 1}" if n_classes is not None else "non-negative class indices"
+        neg = arr < 0
+        i = int(np.argmax(neg))
+        expected = f"0..{n_classes - 1}" if n_classes is not None else "0..K-1 (class indices, >= 0)"
         raise ValueError(
-            f"{name} must hold labels in {expected}, got values from {lo} to {hi} (first out of range: "
-            f"{int(arr[i])} at index {i})"
+            f"{name} must hold labels in {expected}, got the negative label {int(arr[i])} at index {i} "
+            f"({_plural(int(neg.sum()), 'negative label')} in all, values from {lo} to {hi}): integer labels are "
+            "class indices here; map label values to 0..K-1 first, e.g. np.unique(y, return_inverse=True) "
+            "(SelfDistillationClassifier accepts any label values and does so itself)"
         )
     if n_classes is not None and hi >= n_classes:
         i = int(np.argmax(arr >= n_classes))
@@ -264,7 +395,16 @@ def check_labels(
             f"range: {int(arr[i])} at index {i})" + (f"; {hint}" if hint else "")
         )
     if empty_classes == "warn":
-        warn_empty_classes(arr, name, n_classes if n_classes is not None else hi + 1, stacklevel=2)
+        warn_empty_classes(arr, name, n_classes if n_classes is not None else hi + 1, stacklevel=stacklevel + 1)
+    elif n_classes is None:
+        stray = _stray_labels(arr)
+        if stray is not None:
+            warnings.warn(
+                f"{name} has {stray[0]} (K is the largest label + 1 without n_classes=; pass n_classes= where "
+                "classes without a point are meant)",
+                UserWarning,
+                stacklevel=stacklevel + 1,
+            )
     return arr
 
 

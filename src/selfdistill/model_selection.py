@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -65,7 +66,10 @@ def select_reg(
     ------
     ValueError
         Invalid ``X`` or ``y``; ``val_fraction`` outside (0, 1); an empty ``grid`` or a
-        non-positive entry.
+        non-positive entry; a validation split that cannot score reg: too few points per class
+        (fewer than about ``ceil(1 / val_fraction)``, so the split cannot hold a point of every
+        class, or leaves most validation points in classes the fit part lacks), or every reg
+        scoring 0. Give a fixed reg for such data.
 
     Examples
     --------
@@ -85,28 +89,59 @@ def select_reg(
         probe = fit_linear_probe(X_fit, y_fit, reg, n_classes=K, init=init)
         init = probe
         scores[reg] = float(np.mean(probe.predict(X_val) == y_val))
+    if max(scores.values()) == 0:  # no reg predicts a single validation point: nothing ranks them
+        raise ValueError(
+            f"every reg of the grid scores 0 on the {y_val.size} validation points (val_fraction={val_fraction:g} of "
+            f"y's {y_fit.size + y_val.size} points of {np.unique(y_fit).size} classes), so reg cannot be chosen on "
+            f"them: too few points per class for a validation split? Choosing reg needs at least "
+            f"{_points_per_class(val_fraction)} points per class; give a fixed reg otherwise")
     best = max(grid, key=lambda r: scores[r])
     return best, scores
 
 
+def _points_per_class(val_fraction: float) -> int:
+    """Points per class that let a stratified split with ``val_fraction`` hold every class in both parts."""
+    return max(2, math.ceil(1 / val_fraction - 1e-9))
+
+
 def _checked_split(X, y, grid, val_fraction, seed, n_classes, copy=True):
     """The selection's inputs checked: (grid, unique and largest first; K; (X_fit, y_fit, X_val,
-    y_val), the seeded split stratified by y, or None with ``copy=False``)."""
+    y_val), the seeded split stratified by y, or None with ``copy=False``).
+
+    A split that cannot score reg is a ``ValueError`` saying why (too few points per class) and
+    what is needed: a stratified split whose validation or fit part holds fewer points than there
+    are classes (so it cannot hold one of each; it needs about ``ceil(1 / val_fraction)`` points
+    per class), or a split that leaves more than half of the validation points in classes with no
+    point in the fit part (classes of a single point).
+    """
     X = check_features(X)
-    y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
+    # stacklevel 3: warnings point at the line calling select_reg / reg_path
+    y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes, stacklevel=3)
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     grid = sorted({check_positive(r, "grid entry") for r in grid}, reverse=True)
     if not grid:
         raise ValueError("grid must hold at least one reg value")
     K = n_classes if n_classes is not None else int(y.max()) + 1
+    _, counts = np.unique(y, return_counts=True)
+    need = _points_per_class(val_fraction)
+    what = (f"too few points per class for a validation split: y has {y.size} points of {counts.size} classes "
+            f"(the smallest has {counts.min()})")
+    advice = (f"choosing reg needs at least {need} points per class (ceil(1 / val_fraction)); give a fixed reg, "
+              "or more points per class")
+    n_val = math.ceil(val_fraction * y.size)
+    if counts.min() >= 2 and min(n_val, y.size - n_val) < counts.size:  # stratified: one point of every class each side
+        part, size = ("validation", n_val) if n_val < y.size - n_val else ("fit", y.size - n_val)
+        raise ValueError(
+            f"{what}; the {part} part of the split (val_fraction={val_fraction:g}) holds {size} points, fewer than "
+            f"the {counts.size} classes, so it cannot hold a point of every class and reg cannot be chosen on it; "
+            f"{advice}")
     idx_fit, idx_val = _split(y, val_fraction, seed)
     unseen = ~np.isin(y[idx_val], y[idx_fit])
     if unseen.mean() > 0.5:  # a score on such a split says nothing about reg
         raise ValueError(
-            f"y has {y.size} points of {np.unique(y).size} classes: the validation split (val_fraction="
-            f"{val_fraction:g}) leaves {int(unseen.sum())} of its {unseen.size} points in classes with no point "
-            "in the fit part, so reg cannot be chosen on it; give a fixed reg, or more points per class")
+            f"{what}; the validation split (val_fraction={val_fraction:g}) leaves {int(unseen.sum())} of its "
+            f"{unseen.size} points in classes with no point in the fit part, so reg cannot be chosen on it; {advice}")
     if not copy:
         return grid, K, None
     return grid, K, (X[idx_fit], y[idx_fit], X[idx_val], y[idx_val])

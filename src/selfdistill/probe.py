@@ -47,6 +47,8 @@ from ._backend import Features, check_backend, import_torch, make_ops
 from ._batch import PassBatcher, run_threads, shared_batcher
 from ._newton import Certifier, Objective, line_min, newton_cg
 from ._validation import (
+    MAX_ABS_FEATURE,
+    _raise_huge,
     check_features,
     check_int,
     check_labels,
@@ -387,7 +389,8 @@ def _probe_from(obj, res, reg, loss_name, seconds) -> LinearProbe:
 def _check_X(X, backend):
     """X as a finite 2-D float array: a float64 array, a memory map (float32 or float64, checked
     chunk by chunk, never loaded whole: ``check_features(..., stream=True)``) or, for the torch
-    backend, a torch tensor (checked on its device)."""
+    backend, a torch tensor (checked on its device). Values beyond ``MAX_ABS_FEATURE`` (1e100, where
+    the fit's float64 arithmetic overflows) are refused, naming the largest, with advice to scale X."""
     if backend == "torch" and type(X).__module__.startswith("torch"):
         torch = import_torch()
         if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
@@ -397,6 +400,10 @@ def _check_X(X, backend):
             X = X.double()
         if not bool(torch.isfinite(X).all()):
             raise ValueError("X must be finite, found NaN or inf entries")
+        if max(-float(X.min()), float(X.max())) > MAX_ABS_FEATURE:  # as check_features: the fit would overflow
+            flat = int(X.abs().argmax())
+            _raise_huge("X", float(X.reshape(-1)[flat]), flat // X.shape[1], flat % X.shape[1],
+                        int((X.abs() > MAX_ABS_FEATURE).sum()))
         return X
     return check_features(X, stream=True)
 
@@ -882,7 +889,8 @@ def _check_ce_targets(targets, n, n_classes, allow_negative, backend):
         targets = targets.detach().cpu().numpy()
     arr = np.asarray(targets)
     if arr.ndim == 1:
-        labels = check_labels(arr, "targets", n_samples=n, n_classes=n_classes)
+        # stacklevel 4: the line calling fit_linear_probe (via _ce_loss and this function)
+        labels = check_labels(arr, "targets", n_samples=n, n_classes=n_classes, stacklevel=4)
         K = n_classes if n_classes is not None else int(labels.max()) + 1
         if K < 2:
             raise ValueError(

@@ -149,12 +149,21 @@ def load_npz(path) -> Dataset:
     * float labels must be integer-valued (``2.0`` is read as 2): a non-integer or non-finite
       float (``y + 0.5``, NaN) is a ``ValueError`` naming the array (``y_train`` / ``y_test``) and
       the first offending value; continuous targets are no class labels;
+    * integer labels are class indices, as everywhere in selfdistill (the rule of
+      ``fit_linear_probe`` and ``distill``, see :func:`selfdistill._validation.check_labels`): a
+      negative label is an error naming the array, the value and its index;
     * with ``class_names`` in the file, the labels must be integer indices ``0..K-1`` (a label
       ``>= K`` is an error);
-    * otherwise integer labels whose distinct values (train and test together) are exactly
-      ``0..K-1`` are kept, with ``class_names`` ``"0".."K-1"``;
-    * any other labels (strings, non-contiguous integers, ...) are encoded with ``np.unique``
-      over train + test, and the original values, as strings, become ``class_names``.
+    * otherwise integer labels are kept as they are, with K = the largest label (train and test
+      together) + 1 and ``class_names`` ``"0".."K-1"``; a class of ``0..K-1`` that the training
+      labels lack warns (below), and so, naming it and its count, does a label that looks stray
+      (labels 0..9 and a single 12, which leaves classes 10 and 11 empty). A largest label beyond
+      10 classes per point is refused;
+    * string labels are encoded with ``np.unique`` over train + test, and the original values
+      become ``class_names`` (store label values such as -1/1 or 1..10 as strings to have them
+      encoded this way);
+    * ``y_train`` must hold at least 2 classes: a file whose training labels are a single class
+      is an error naming that class.
 
     The classes are thus those of ``class_names`` or of the train and test labels together (the
     file plays the part of ``n_classes=``). A class with no training point (one that only
@@ -178,7 +187,9 @@ def load_npz(path) -> Dataset:
         ``path`` does not exist.
     ValueError
         The file holds pickled/object arrays or is not an ``.npz`` archive, a required array is
-        missing, shapes do not match, or labels are invalid.
+        missing, shapes do not match, features are too large (see
+        :func:`selfdistill._validation.check_features`), labels are invalid, or ``y_train`` holds a
+        single class.
 
     Examples
     --------
@@ -204,6 +215,7 @@ def load_npz(path) -> Dataset:
         y_train, y_test, class_names, label_note = _encode_labels(
             arrays["y_train"], arrays["y_test"], arrays.get("class_names")
         )
+        _check_two_classes(y_train, class_names, "class_names" in arrays)
     except ValueError as exc:
         raise ValueError(f"in {path_str!r}: {exc}") from None
     name, info = _npz_name_and_info(arrays, path_str)
@@ -349,19 +361,59 @@ def _encode_labels(y_train, y_test, class_names):
     if both.dtype.kind not in "iubfUS":
         raise ValueError(f"labels must be integers or strings, got dtype {both.dtype}")
     if _integer_valued(both):
-        ints = both.astype(np.int64)
-        values = np.unique(ints)
-        if values[0] == 0 and values[-1] == values.size - 1:
-            K = int(values.size)
-            return (ints[:n], ints[n:], tuple(str(k) for k in range(K)),
-                    "integer labels 0..K-1, kept as they are")
-        both = ints
+        return _integer_labels(both.astype(np.int64), n)
     values, codes = np.unique(both, return_inverse=True)
     codes = codes.reshape(-1).astype(np.int64)
     names = tuple(_as_str(v) for v in values.tolist())
     if len(set(names)) != len(names):
         raise ValueError(f"labels map to duplicate class names {names!r}")
     return codes[:n], codes[n:], names, "encoded with np.unique over train+test; class_names are the original values"
+
+
+def _integer_labels(ints, n):
+    """Integer labels of a file without class_names: class indices 0..K-1, K = the largest label + 1 (the
+    rule of :func:`selfdistill._validation.check_labels`, so of ``fit_linear_probe`` and ``distill``)."""
+    neg = ints < 0
+    if neg.any():
+        j = int(np.argmax(neg))
+        key, i = ("y_train", j) if j < n else ("y_test", j - n)
+        raise ValueError(
+            f"{key} must hold class indices 0..K-1, got the negative label {int(ints[j])} at index {i} "
+            f"({int(neg.sum())} negative label(s) in y_train and y_test): integer labels in an .npz file are class "
+            "indices, as for fit_linear_probe and distill; store indices 0..K-1 (with the class names as "
+            "class_names), or store the labels as strings (y.astype(str)): string labels are encoded with "
+            "np.unique and kept as class_names"
+        )
+    K = int(ints.max()) + 1
+    if K > _MAX_CLASSES_PER_POINT * ints.size:
+        j = int(np.argmax(ints))
+        key, i = ("y_train", j) if j < n else ("y_test", j - n)
+        raise ValueError(
+            f"{key} holds the label {K - 1:,} at index {i}: integer labels are class indices, so it would make "
+            f"{K:,} classes for {ints.size:,} points (at most {_MAX_CLASSES_PER_POINT} classes per point are "
+            "accepted); fix the label, or store the labels as strings (y.astype(str)) to have them encoded with "
+            "np.unique"
+        )
+    note = "integer labels: class indices 0..K-1 (K = largest label + 1), kept as they are"
+    return ints[:n], ints[n:], tuple(str(k) for k in range(K)), note
+
+
+#: A file without class_names whose largest integer label exceeds this many classes per point is refused.
+_MAX_CLASSES_PER_POINT = 10
+
+
+def _check_two_classes(y_train, class_names, from_file: bool) -> None:
+    """At least 2 classes among the training labels; the error names the one class y_train holds."""
+    held = np.unique(y_train)
+    if held.size >= 2:
+        return
+    k = int(held[0])
+    label = f"{class_names[k]!r} (label {k})" if class_names[k] != str(k) else f"label {k}"
+    of = f" of the {len(class_names)} classes of the file's class_names" if from_file else ""
+    raise ValueError(
+        f"y_train holds a single class, {label}{of} (all {y_train.size:,} training points): at least 2 classes "
+        "are needed to train (and compare) classifiers; check that the file holds the labels you mean"
+    )
 
 
 def save_npz(path, dataset: Dataset) -> None:

@@ -42,6 +42,7 @@ from numpy.typing import ArrayLike
 
 from ..distill import distill
 from ..model_selection import refit_selected, reg_path
+from ..models import TEACHER, ModelId
 from ..noise import class_clusters, make_noisy_labels
 from .config import ConfigError, ExperimentConfig, Task
 
@@ -273,9 +274,14 @@ def _check_dataset(config, spec, ds, fail):
              spec.n_classes_line or spec.line, "n_classes")
     if ds.n_test == 0:
         fail(f"{spec.features!r} has no test points; experiments report test accuracy", spec.line, "features")
+    if config.pll_losses and K < 3:  # no top_k can help: the top-2 candidate set of 2 classes is every class
+        drop = "pll_losses = [] in the config" if config.path is not None else "--pll-loss none"
+        fail(f"dataset {spec.name!r} has K = {K} classes: a PLL student learns from the teacher's top-k labels, "
+             f"2 <= k <= K - 1, and with K = 2 the top-2 set is every class, so 2-class data have no PLL student; "
+             f"drop it with {drop} (in Python: distill(..., pll=False))", None, "pll_losses")
     if config.pll_losses and not 2 <= config.top_k <= K - 1:
-        fail(f"top_k = {config.top_k} needs 2 <= top_k <= K - 1 but dataset {spec.name!r} has K = {K} classes"
-             + (" (set pll_losses = [] for 2-class data)" if K < 3 else ""), None, "top_k")
+        fail(f"top_k = {config.top_k} needs 2 <= top_k <= K - 1 but dataset {spec.name!r} has K = {K} classes",
+             None, "top_k")
 
 
 def prepare_datasets(config: ExperimentConfig) -> dict[str, dict[str, Any]]:
@@ -325,7 +331,7 @@ def prepare_datasets(config: ExperimentConfig) -> dict[str, dict[str, Any]]:
         ds = loaded[key]
 
         def fail(msg, line, param, spec=spec):
-            key = f"[[datasets]] {spec.name} {param}" if param != "top_k" else "[sweep] top_k"
+            key = f"[[datasets]] {spec.name} {param}" if param not in ("top_k", "pll_losses") else f"[sweep] {param}"
             raise ConfigError(msg, path=config.path, line=line, key=key, param=param)
 
         _check_dataset(config, spec, ds, fail)
@@ -532,15 +538,14 @@ def _model_metrics(config, data, task, y_noisy, best, chains):
 
     names = list(best)
     metrics = [{**chains[best[n]].metric_dict(n), "reg": float(best[n])} for n in names]
-    round_models = [chains[best[f"round {t}"]].models[f"round {t}"] for t in range(config.rounds + 1)]
+    rounds = [ModelId.round_(t).name for t in range(config.rounds + 1)]
+    round_models = [chains[best[r]].models[r] for r in rounds]
     ctx = BaselineContext(X=data["X_train"], y_noisy=y_noisy, y_true=data["y_train"], X_test=data["X_test"],
-                          y_test=data["y_test"], n_classes=data["n_classes"], reg=float(best["round 0"]),
+                          y_test=data["y_test"], n_classes=data["n_classes"], reg=float(best[TEACHER.name]),
                           seed=task.seed, config=config, round_models=round_models)
     b_metrics, b_extra = run_baselines(config.baselines, ctx)
-    for m in metrics:
-        m["kind"] = "round" if m["model"].startswith("round ") else "pll"
-    for m in b_metrics:
-        m["kind"] = "baseline"
+    for m in metrics + b_metrics:  # the row keeps the name (stored as is) and its kind
+        m["kind"] = ModelId.parse(m["model"]).kind
     return metrics + b_metrics, b_extra
 
 
