@@ -67,7 +67,8 @@ def main(argv=None) -> int:
         y_noisy, _, _ = task_labels(Task(args.dataset, noise, rate, seed), config, data)
         la = label_averaging(y_noisy, float(spec.reg), config.rounds, X=X, X_test=Xt, n_classes=data["n_classes"])
         theory = np.mean(np.argmax(la.test_probs, axis=2) == yt, axis=1)
-        trained = {r["model"]: r["test_acc"] for r in stored if (r["noise"], r["rate"], r["seed"]) == (noise, rate, seed)}
+        trained = {r["model"]: r["test_acc"] for r in stored
+                   if (r["noise"], r["rate"], r["seed"]) == (noise, rate, seed)}
         for t in range(config.rounds + 1):
             rows.append({"dataset": args.dataset, "noise": noise, "rate": rate, "seed": seed, "round": t,
                          "reg": float(spec.reg), "theory_test_acc": float(theory[t]),

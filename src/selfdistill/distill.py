@@ -15,6 +15,7 @@ import numpy as np
 
 from ._validation import check_choice, check_features, check_int, check_labels, check_memory, check_positive
 from .metrics import model_metrics, topk_coverage
+from .models import TEACHER, ModelId
 from .probe import _ChainCache, _check_sample_weight, _check_stop, fit_linear_probe, fit_partial_label_probe
 from .targets import check_mix, refine_targets
 
@@ -30,7 +31,7 @@ class DistillResult:
     Parameters
     ----------
     models : dict name -> LinearProbe, names "round 0" ... "round R" then the PLL students
-        ("pll", or "pll-<loss>" for each loss when several were asked for).
+        ("pll-<loss>", one per loss); names are :class:`selfdistill.models.ModelId` display names.
     metrics : list of dicts, one per model, in the order of ``models`` (see :func:`distill`).
     train_probs : dict name -> (n, K) softmax outputs of that model on the training points.
     y : (n,) int array
@@ -69,7 +70,7 @@ class DistillResult:
         Parameters
         ----------
         name : str
-            A model name of ``models``, e.g. ``"round 1"`` or ``"pll"``.
+            A model name of ``models``, e.g. ``"round 1"`` or ``"pll-uniform"``.
 
         Returns
         -------
@@ -344,9 +345,8 @@ def pll_model_names(pll_loss) -> list[str]:
     >>> pll_model_names("gce"), pll_model_names(["uniform", "gce"])
     (['pll-gce'], ['pll-uniform', 'pll-gce'])
     """
-    if isinstance(pll_loss, str):
-        return [f"pll-{pll_loss}"]
-    return [f"pll-{loss}" for loss in pll_loss]
+    losses = [pll_loss] if isinstance(pll_loss, str) else pll_loss
+    return [ModelId.pll(loss).name for loss in losses]
 
 
 def _check_pll(pll, pll_loss, top_k, K):
@@ -381,13 +381,14 @@ def _fit_pll_students(X, reg, K, top_k, losses, models, probs, solver, bar, warm
     """Fit one PLL student per (name, loss) of ``losses`` on the teacher's top-k targets (ties
     shared, see refine_targets), from the teacher's weights (the uniform, convex one from
     ``warm_starts[name]`` where given, and with the ``stop`` settings); adds them to models and probs."""
-    T_pll = refine_targets(probs["round 0"], "topk", top_k=top_k)
+    teacher = TEACHER.name
+    T_pll = refine_targets(probs[teacher], "topk", top_k=top_k)
     for name, loss in losses.items():
         if loss == "uniform":
-            init = warm_starts.get(name, models["round 0"])
+            init = warm_starts.get(name, models[teacher])
             models[name] = fit_linear_probe(X, T_pll, reg, n_classes=K, init=init, **solver, **stop)
         else:
-            models[name] = fit_partial_label_probe(X, T_pll, reg, loss=loss, init=models["round 0"], **solver)
+            models[name] = fit_partial_label_probe(X, T_pll, reg, loss=loss, init=models[teacher], **solver)
         probs[name] = models[name].predict_proba(X)
         if bar is not None:
             bar.update()
@@ -544,8 +545,9 @@ def distill(
     def fit_round(targets, chain):
         t = len(chain)
         warm = student_warm_start(chain[-1].model, chain[-2].model if t >= 2 else None) if t else {}
-        if f"round {t}" in warm_starts:
-            warm = {"init": warm_starts[f"round {t}"]}
+        name = ModelId.round_(t).name
+        if name in warm_starts:
+            warm = {"init": warm_starts[name]}
         model = fit_linear_probe(X, targets, reg, n_classes=K, allow_negative_targets=t > 0 and mix > 1,
                                  **warm, **solver, **(student_stop if t else teacher_stop))
         if bar is not None:
@@ -555,15 +557,16 @@ def distill(
     chain = run_chain(
         fit_round, y, rounds, refine=lambda P: refine_targets(P, "soft", temperature=temperature, mix=mix, given=y)
     )
-    models = {f"round {t}": r.model for t, r in enumerate(chain)}
-    probs = {f"round {t}": r.probs for t, r in enumerate(chain)}
+    names = [ModelId.round_(t).name for t in range(len(chain))]
+    models = {name: r.model for name, r in zip(names, chain, strict=True)}
+    probs = {name: r.probs for name, r in zip(names, chain, strict=True)}
     if pll:
         _fit_pll_students(X, reg, K, top_k, dict(zip(pll_names, losses, strict=False)), models, probs, solver, bar,
                           warm_starts, student_stop)
     if bar is not None:
         bar.close()
 
-    coverage = topk_coverage(probs["round 0"], y_true, top_k)
+    coverage = topk_coverage(probs[TEACHER.name], y_true, top_k)
     metrics = _model_metrics(models, probs, y, y_true, X_test, y_test, coverage)
     config = {"reg": reg, "rounds": rounds, "pll": bool(pll), "top_k": top_k,
               "pll_loss": pll_loss if isinstance(pll_loss, str) else list(pll_loss), "temperature": temperature,

@@ -39,6 +39,7 @@ from ._io import atomic_write_text, ensure_output_dir, write_json
 from ._validation import check_choice, check_features, check_fraction, check_int, check_labels
 from .distill import PLL_LOSSES, distill, pll_model_names
 from .model_selection import DEFAULT_REG_GRID, _split, select_reg
+from .models import TEACHER, ModelId
 from .probe import fit_linear_probe
 
 __all__ = [
@@ -348,7 +349,7 @@ def issue_metrics(is_issue, score, suggested, given, y_true) -> dict:
 
 def _candidate_models(rounds, pll_losses, K):
     """Names of the models the rule chooses between, the teacher first."""
-    names = [f"round {t}" for t in range(rounds + 1)]
+    names = [ModelId.round_(t).name for t in range(rounds + 1)]
     if K >= 3 and pll_losses:
         names += pll_model_names(list(pll_losses))
     return names
@@ -379,18 +380,20 @@ def choose_model(val_acc: dict, n_val: int) -> str:
     >>> choose_model({"round 0": 0.80, "round 1": 0.84}, n_val=1000)  # one SE is 0.013
     'round 1'
     """
-    a0 = val_acc["round 0"]
+    a0 = val_acc[TEACHER.name]
     margin = math.sqrt(max(a0 * (1.0 - a0), 0.0) / max(n_val, 1))
     best = max(val_acc, key=lambda m: val_acc[m])  # first listed among equals
-    return best if val_acc[best] - a0 > margin else "round 0"
+    return best if val_acc[best] - a0 > margin else TEACHER.name
 
 
 def _chain_kwargs(model, rounds, pll_losses, top_k):
-    """distill() arguments that train the chain up to ``model`` and no further."""
-    if model.startswith("round "):
-        return {"rounds": int(model.split()[1]), "pll": False}
-    loss = model.split("-", 1)[1] if model.startswith("pll-") else pll_losses[0]
-    return {"rounds": 0, "pll": True, "pll_loss": [loss], "top_k": top_k}
+    """distill() arguments that train the chain up to ``model`` (a round or a PLL student) and no further."""
+    mid = ModelId.parse(model)
+    if mid.kind == "round":
+        return {"rounds": mid.round, "pll": False}
+    if mid.kind != "pll":
+        raise ValueError(f"model must be a round or a PLL student of the chain, got {model!r}")
+    return {"rounds": 0, "pll": True, "pll_loss": [mid.loss or pll_losses[0]], "top_k": top_k}
 
 
 def _select(X, y, K, *, reg, model, rounds, pll_losses, top_k, reg_grid, val_fraction, seed):
@@ -406,24 +409,24 @@ def _select(X, y, K, *, reg, model, rounds, pll_losses, top_k, reg_grid, val_fra
     candidates = _candidate_models(rounds, pll_losses, K)
     idx_fit, idx_val = _split(y, val_fraction, seed)
     if model == "auto" and len(candidates) > 1:
-        kw = {"rounds": rounds, "pll": any(c.startswith("pll") for c in candidates), "top_k": top_k,
+        kw = {"rounds": rounds, "pll": any(ModelId.parse(c).kind == "pll" for c in candidates), "top_k": top_k,
               "pll_loss": list(pll_losses) if pll_losses else "uniform"}
         res = distill(X[idx_fit], y[idx_fit], reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val], **kw)
         selection = {m["model"]: m["test_acc"] for m in res.metrics}
         model = choose_model(selection, len(idx_val))
-        split_teacher = res.models["round 0"]
+        split_teacher = res.models[TEACHER.name]
     elif model == "auto":
-        model = "round 0"
+        model = TEACHER.name
     return float(reg), model, reg_scores, selection, len(idx_val), split_teacher
 
 
 def _refit(X, y, K, reg, model, rounds, losses, top_k, split_teacher):
     """Step 3: the chosen model fitted on all points. Returns (its (n, K) outputs, the teacher)."""
-    if model == "round 0":  # warm-started from the split's teacher: same optimum, fewer Newton steps
+    if model == TEACHER.name:  # warm-started from the split's teacher: same optimum, fewer Newton steps
         teacher = fit_linear_probe(X, y, reg, n_classes=K, init=split_teacher)
         return teacher.predict_proba(X), teacher
     full = distill(X, y, reg=reg, n_classes=K, **_chain_kwargs(model, rounds, losses, top_k))
-    return full.train_probs[model], full.models["round 0"]
+    return full.train_probs[model], full.models[TEACHER.name]
 
 
 #: Folds of the out-of-fold scoring when ``cv="auto"`` chooses it.
@@ -752,7 +755,7 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
         X, y, K, reg=reg, model=model, rounds=rounds, pll_losses=losses, top_k=top_k, reg_grid=reg_grid,
         val_fraction=val_fraction, seed=seed)
     P_in, teacher = _refit(X, y, K, reg, model, rounds, losses, top_k, split_teacher)
-    known = selection.get(model, reg_scores.get(reg) if model == "round 0" else None)
+    known = selection.get(model, reg_scores.get(reg) if model == TEACHER.name else None)
     P, scoring = _scoring(X, y, K, P_in, cv=cv, reg=reg, model=model, rounds=rounds, losses=losses, top_k=top_k,
                           val_fraction=val_fraction, seed=seed, n_val=n_val, known=known)
     score = label_quality_scores(P, y)

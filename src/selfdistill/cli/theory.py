@@ -227,6 +227,7 @@ def _trained(args, y_noisy) -> dict:
     """Probes trained by distill() on synthetic block-model features with the same noisy labels."""
     from ..data import make_block_features
     from ..distill import distill
+    from ..models import ModelId
 
     K, R = args.classes, args.rounds
     if args.d < 0:
@@ -237,10 +238,11 @@ def _trained(args, y_noisy) -> dict:
     kw = dict(X_test=ds.X_test, y_test=ds.y_test) if args.test_per_class > 0 else {}
     res = distill(ds.X_train, y_noisy, reg=args.reg, rounds=R, pll=K > 2, top_k=args.top_k, pll_loss="uniform",
                   y_true=ds.y_train, n_classes=K, **kw)
-    rounds = [f"round {t}" for t in range(R + 1)]
+    rounds = [ModelId.round_(t).name for t in range(R + 1)]
     return {"acc": np.array([res.metric(r, "train_acc") for r in rounds]),
             "test": np.array([res.metric(r, "test_acc") for r in rounds]) if kw else None,
-            "pll": res.metric("pll-uniform", "train_acc") if K > 2 else None, "seconds": time.perf_counter() - t0}
+            "pll": res.metric(ModelId.pll("uniform").name, "train_acc") if K > 2 else None,
+            "seconds": time.perf_counter() - t0}
 
 
 def _summary(args, bm, spec, clusters, N, cf, ex, tr, files, t_start) -> dict:

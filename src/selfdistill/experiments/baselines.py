@@ -22,19 +22,43 @@ agree_given) computed the same way; topk_coverage and the solver fields are None
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..metrics import model_metrics
+from ..model_selection import select_reg
+from ..models import ModelId
+from ..probe import LinearProbe, fit_linear_probe
 
-if TYPE_CHECKING:
-    from ..probe import LinearProbe
-    from .config import ExperimentConfig
+__all__ = ["BASELINES", "BaselineContext", "run_baselines", "baseline_model_name", "check_baseline_dependencies"]
 
-__all__ = ["BaselineContext", "run_baselines", "baseline_model_name", "check_baseline_dependencies"]
+#: Baselines a config can ask for, beside the SD rounds and PLL students of the chain (their
+#: model names: :data:`selfdistill.models.BASELINE_NAMES`).
+BASELINES = {
+    "tuned_teacher": "the teacher (one-hot labels) with its own reg chosen on the noisy validation split",
+    "label_smoothing": "the teacher trained on label-smoothed targets (1 - eps) one-hot + eps/K",
+    "cleanlab": "the teacher retrained without the label issues cleanlab finds from out-of-fold probabilities",
+    "born_again": "the born-again ensemble: the average of the softmax outputs of rounds 0..R",
+}
+
+
+class _Settings(Protocol):
+    """What the baselines read of the experiment config (an ExperimentConfig)."""
+
+    @property
+    def reg_grid(self) -> Sequence[float]: ...
+
+    @property
+    def val_fraction(self) -> float: ...
+
+    @property
+    def label_smoothing(self) -> float: ...
+
+    @property
+    def cleanlab_folds(self) -> int: ...
 
 
 @dataclass
@@ -94,17 +118,17 @@ class BaselineContext:
     n_classes: int
     reg: float  # the teacher's reg (fixed, or the one chosen for round 0)
     seed: int
-    config: ExperimentConfig  # SweepConfig
+    config: _Settings  # the ExperimentConfig
     round_models: list[LinearProbe]  # LinearProbe of round 0..R (each from its chosen reg)
 
 
-def baseline_model_name(name: str, config: ExperimentConfig | None = None) -> str:
+def baseline_model_name(name: str, config: _Settings | None = None) -> str:
     """The model name of a baseline in the task's metrics and the reports.
 
     Parameters
     ----------
     name : str
-        A baseline (a key of :data:`~selfdistill.experiments.config.BASELINES`).
+        A baseline (a key of :data:`BASELINES`).
     config : ExperimentConfig or None, default None
         Gives label smoothing's ``eps`` (default 0.1 without a config).
 
@@ -127,16 +151,10 @@ def baseline_model_name(name: str, config: ExperimentConfig | None = None) -> st
     >>> baseline_model_name("label_smoothing", run_config("block", label_smoothing=0.2))
     'label smoothing 0.2'
     """
-    if name == "tuned_teacher":
-        return "teacher (tuned reg)"
-    if name == "label_smoothing":
-        eps = getattr(config, "label_smoothing", 0.1)
-        return f"label smoothing {eps:g}"
-    if name == "cleanlab":
-        return "cleanlab filter"
-    if name == "born_again":
-        return "born-again ensemble"
-    raise ValueError(f"unknown baseline {name!r}")
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}")
+    eps = getattr(config, "label_smoothing", 0.1) if name == "label_smoothing" else None
+    return ModelId.baseline(name, eps=eps).name
 
 
 def check_baseline_dependencies(baselines: Iterable[str]) -> None:
@@ -178,9 +196,6 @@ def metrics_from_predictions(name, ctx, train_pred, test_pred, probe=None, extra
 
 
 def _tuned_teacher(ctx):
-    from ..model_selection import select_reg
-    from ..probe import fit_linear_probe
-
     reg, scores = select_reg(ctx.X, ctx.y_noisy, grid=ctx.config.reg_grid, val_fraction=ctx.config.val_fraction,
                              seed=ctx.seed, n_classes=ctx.n_classes)
     probe = fit_linear_probe(ctx.X, ctx.y_noisy, reg, n_classes=ctx.n_classes)
@@ -191,8 +206,6 @@ def _tuned_teacher(ctx):
 
 
 def _label_smoothing(ctx):
-    from ..probe import fit_linear_probe
-
     eps, K = ctx.config.label_smoothing, ctx.n_classes
     T = np.full((ctx.y_noisy.shape[0], K), eps / K)
     T[np.arange(T.shape[0]), ctx.y_noisy] += 1.0 - eps
@@ -204,8 +217,6 @@ def _label_smoothing(ctx):
 def out_of_fold_probabilities(X, y, reg, n_classes, folds, seed):
     """(n, K) predicted probabilities of each point by a teacher that never saw it (stratified folds)."""
     from sklearn.model_selection import StratifiedKFold
-
-    from ..probe import fit_linear_probe
 
     counts = np.bincount(y, minlength=n_classes)
     folds = int(min(folds, max(2, counts[counts > 0].min())))
@@ -221,8 +232,6 @@ def _cleanlab(ctx):
     import warnings
 
     from cleanlab.filter import find_label_issues
-
-    from ..probe import fit_linear_probe
 
     P, folds = out_of_fold_probabilities(ctx.X, ctx.y_noisy, ctx.reg, ctx.n_classes, ctx.config.cleanlab_folds,
                                          ctx.seed)
@@ -268,7 +277,7 @@ def run_baselines(names: Iterable[str], ctx: BaselineContext) -> tuple[list[dict
     Parameters
     ----------
     names : iterable of str
-        Baselines, in the order wanted (keys of :data:`~selfdistill.experiments.config.BASELINES`).
+        Baselines, in the order wanted (keys of :data:`BASELINES`).
     ctx : BaselineContext
         The task's data, noisy labels, teacher's reg and chain.
 

@@ -57,7 +57,9 @@ else:  # pragma: no cover - Python 3.10: the 'tomli' backport
     import tomli as _toml
 
 from ..distill import PLL_LOSSES, pll_model_names
+from ..models import ModelId
 from ..noise import CLUSTER_RULES, CLUSTER_THRESHOLDS, NOISE_KINDS
+from .baselines import BASELINES, baseline_model_name
 
 __all__ = [
     "ExperimentConfig",
@@ -89,14 +91,6 @@ REG_RULE = (
     "other 20% of the noisy labels (ties: the larger reg; split seeded by the task's seed); the chains are then "
     "refitted on all the training data with the chosen regs. Clean and test labels are never used."
 )
-
-#: Baselines a config can ask for, beside the SD rounds and PLL students of the chain.
-BASELINES = {
-    "tuned_teacher": "the teacher (one-hot labels) with its own reg chosen on the noisy validation split",
-    "label_smoothing": "the teacher trained on label-smoothed targets (1 - eps) one-hot + eps/K",
-    "cleanlab": "the teacher retrained without the label issues cleanlab finds from out-of-fold probabilities",
-    "born_again": "the born-again ensemble: the average of the softmax outputs of rounds 0..R",
-}
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 #: The largest seed: scikit-learn's ``random_state`` (the reg-selection split, the baselines' folds)
@@ -491,7 +485,7 @@ class ExperimentConfig:
     top_k : int, default 2
         Candidate-set size of the PLL students (2 <= top_k <= K - 1, checked per dataset).
     baselines : tuple of str, default ()
-        Baselines beside the chain (keys of :data:`BASELINES`).
+        Baselines beside the chain (keys of :data:`~selfdistill.experiments.baselines.BASELINES`).
     exact_noise : bool, default False
         Flip exactly the nominal share of each class's labels (up to rounding) instead of each
         label independently (``exact`` of :func:`selfdistill.noise.corrupt_labels`).
@@ -603,9 +597,7 @@ class ExperimentConfig:
         >>> run_config("block", rounds=2, pll_losses=["uniform"], baselines=["born_again"]).model_names()
         ['round 0', 'round 1', 'round 2', 'pll-uniform', 'born-again ensemble']
         """
-        from .baselines import baseline_model_name
-
-        names = [f"round {t}" for t in range(self.rounds + 1)]
+        names = [ModelId.round_(t).name for t in range(self.rounds + 1)]
         names += pll_model_names(tuple(self.pll_losses)) if self.pll_losses else []
         return names + [baseline_model_name(b, self) for b in self.baselines]
 

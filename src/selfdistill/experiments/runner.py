@@ -44,6 +44,7 @@ from ..distill import distill
 from ..model_selection import refit_selected, reg_path
 from ..models import TEACHER, ModelId
 from ..noise import class_clusters, make_noisy_labels
+from .baselines import BaselineContext, run_baselines
 from .config import ConfigError, ExperimentConfig, Task
 
 if TYPE_CHECKING:
@@ -534,8 +535,6 @@ def _chains(task, config, data, y_noisy, reg, execution):
 
 def _model_metrics(config, data, task, y_noisy, best, chains):
     """Metrics of the chain's models (each from its reg's chain) and of the baselines."""
-    from .baselines import BaselineContext, run_baselines
-
     names = list(best)
     metrics = [{**chains[best[n]].metric_dict(n), "reg": float(best[n])} for n in names]
     rounds = [ModelId.round_(t).name for t in range(config.rounds + 1)]

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._io import save_figure
-from .tables import _round_index, grouped_stats, model_order, seeds_text, unique_in_order
+from ..models import TEACHER, round_index
+from .tables import grouped_stats, model_order, seeds_text, unique_in_order
 
 if TYPE_CHECKING:
     from matplotlib.colors import Colormap
@@ -184,8 +185,8 @@ def _panel_title(ds, noise, datasets, noises):
 
 def _gain_colors(models):
     """Rounds in blues (darker = later), other models in oranges with a hatch each."""
-    rounds = [m for m in models if _round_index(m) is not None]
-    plls = [m for m in models if _round_index(m) is None]
+    rounds = [m for m in models if round_index(m) is not None]
+    plls = [m for m in models if round_index(m) is None]
     blues = colormap("Blues")(np.linspace(0.4, 0.95, max(len(rounds), 1)))
     warm = colormap("Oranges")(np.linspace(0.5, 0.9, max(len(plls), 1)))
     colors = {m: blues[i] for i, m in enumerate(rounds)} | {m: warm[i] for i, m in enumerate(plls)}
@@ -254,12 +255,12 @@ def make_gain_vs_rate_figure(rows: _Rows, *, noise: str | None = None) -> Figure
     >>> make_gain_vs_rate_figure([r for r in rows if r["model"] == "round 0"]) is None
     True
     """
-    rows = [r for r in rows if r.get("kind", "round" if _round_index(r["model"]) is not None else "pll") != "baseline"]
+    rows = [r for r in rows if r.get("kind") != "baseline"]  # rows without a kind: rounds and PLL students
     if noise is not None:
         rows = [r for r in rows if r["noise"] == noise]
     if not rows:
         raise ValueError("rows must hold at least one round or PLL row, got none")
-    models = [m for m in model_order(rows) if m != "round 0"]
+    models = [m for m in model_order(rows) if m != TEACHER.name]
     if not models:
         return None
     colors, hatches = _gain_colors(models)
@@ -427,14 +428,14 @@ def make_metric_vs_round_figure(
     if not rows:
         raise ValueError(f"rows hold no value of {key!r}")
     models = model_order(rows)
-    rounds = [m for m in models if _round_index(m) is not None]
-    others = [m for m in models if _round_index(m) is None]
+    rounds = [m for m in models if round_index(m) is not None]
+    others = [m for m in models if round_index(m) is None]
     datasets = unique_in_order(r["dataset"] for r in rows)
     noises = unique_in_order(r["noise"] for r in rows)
     stats = grouped_stats(rows, key)
     fig, axes = new_figure(len(datasets), len(noises), figsize=(5.4 * len(noises), 3.6 * len(datasets)),
                            sharey="row")
-    xr = np.array([_round_index(m) for m in rounds], dtype=float)
+    xr = np.array([round_index(m) for m in rounds], dtype=float)
     x_last = xr.max() if xr.size else -1.0
     xo = x_last + 1.0 + np.arange(len(others))
     for i, ds in enumerate(datasets):
@@ -550,7 +551,8 @@ def make_coverage_vs_rate_figure(rows: _Rows, *, top_k: int | None = None) -> Fi
     >>> [line.get_label() for line in fig.axes[0].get_lines()]
     ['digits, symmetric: true label in the top-2', 'digits, symmetric: top-1 is the true label']
     """
-    rows = [r for r in rows if r["model"] == "round 0" and r.get("topk_coverage") is not None]
+    teacher = TEACHER.name
+    rows = [r for r in rows if r["model"] == teacher and r.get("topk_coverage") is not None]
     if not rows:
         raise ValueError("rows hold no teacher (round 0) top-k coverage")
     ks = sorted({int(r["top_k"]) for r in rows if r.get("top_k") is not None}) or ([int(top_k)] if top_k else [])
@@ -561,12 +563,12 @@ def make_coverage_vs_rate_figure(rows: _Rows, *, top_k: int | None = None) -> Fi
     acc = grouped_stats(rows, "train_acc")
     for (ds, noise), by_rate in stats.items():
         rates = list(by_rate)
-        mean = np.array([_nan(by_rate[r]["round 0"][0]) for r in rates]) * 100
-        std = np.array([_nan(by_rate[r]["round 0"][1]) for r in rates]) * 100
+        mean = np.array([_nan(by_rate[r][teacher][0]) for r in rates]) * 100
+        std = np.array([_nan(by_rate[r][teacher][1]) for r in rates]) * 100
         line, = ax.plot(rates, mean, "-o", markersize=4, label=f"{ds}, {noise}: true label in the top-{k}")
         if not np.all(np.isnan(std)):
             ax.fill_between(rates, mean - std, mean + std, color=line.get_color(), alpha=0.15, linewidth=0)
-        top1 = np.array([_nan(acc[(ds, noise)][r]["round 0"][0]) for r in rates]) * 100
+        top1 = np.array([_nan(acc[(ds, noise)][r][teacher][0]) for r in rates]) * 100
         ax.plot(rates, top1, ":", color=line.get_color(), label=f"{ds}, {noise}: top-1 is the true label")
     ax.set_xlabel("noise rate")
     ax.set_ylabel("share of the training points (%)")

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_text, safe_name, staged_dir
+from ..models import TEACHER
 from .figures import plot_coverage_vs_rate, plot_gain_vs_rate, plot_metric_vs_round
 from .rows import write_results_csv
 from .tables import grouped_stats, model_order, seeds_text, unique_in_order
@@ -121,7 +122,7 @@ def gain_tables(rows: Iterable[Mapping[str, Any]]) -> list:
     """
     out: list = []
     for ds, noise, models, lines in accuracy_tables(rows, "gain"):
-        keep = [i for i, m in enumerate(models) if m != "round 0"]
+        keep = [i for i, m in enumerate(models) if m != TEACHER.name]
         if keep:
             out.append((ds, noise, [models[i] for i in keep],
                         [(rate, [cells[i] for i in keep], set()) for rate, cells, _ in lines]))
@@ -479,7 +480,7 @@ def _write_report_files(rows, out, title, config, notice=None) -> dict:
         files["correction"] = plot_metric_vs_round(
             rows, out / "correction_vs_round.png", key="corrected",
             ylabel="wrong labels corrected (%)", title="Label-correction rate by round")
-    if any(r["model"] == "round 0" and r.get("topk_coverage") is not None for r in rows):
+    if any(r["model"] == TEACHER.name and r.get("topk_coverage") is not None for r in rows):
         files["coverage"] = plot_coverage_vs_rate(rows, out / "coverage_vs_rate.png",
                                                   top_k=(config or {}).get("top_k"))
     files["markdown"], files["latex"], files["csv"] = out / "results.md", out / "results.tex", out / "results.csv"

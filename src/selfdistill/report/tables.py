@@ -11,19 +11,15 @@ Cells are ``mean ± std`` over seeds in percent; std is the sample standard devi
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
+from ..models import TEACHER, round_index
+
 __all__ = ["summary_table", "aggregate", "grouped_stats", "unique_in_order", "model_order", "noise_order",
            "mean_std", "seeds_text"]
-
-
-def _round_index(name: str):
-    m = re.fullmatch(r"round (\d+)", str(name))
-    return int(m.group(1)) if m else None
 
 
 def model_order(rows: Iterable[Mapping[str, Any]]) -> list:
@@ -49,8 +45,8 @@ def model_order(rows: Iterable[Mapping[str, Any]]) -> list:
     for r in rows:
         if r["model"] not in seen:
             seen.append(r["model"])
-    rounds = sorted((m for m in seen if _round_index(m) is not None), key=_round_index)
-    return rounds + [m for m in seen if _round_index(m) is None]
+    rounds = {m: t for m in seen if (t := round_index(m)) is not None}
+    return sorted(rounds, key=rounds.__getitem__) + [m for m in seen if m not in rounds]
 
 
 def noise_order(rows: Iterable[Mapping[str, Any]]) -> list:
@@ -304,7 +300,7 @@ def summary_table(rows: Iterable[Mapping[str, Any]], *, digits: int = 2) -> str:
     gain = aggregate(rows, "gain")
     seeds = sorted({r["seed"] for r in rows})
     datasets = sorted({str(r.get("dataset", "?")) for r in rows})
-    gain_models = [m for m in models if m != "round 0"]
+    gain_models = [m for m in models if m != TEACHER.name]
 
     std_note = "sample std over seeds" if len(seeds) > 1 else "one seed, no std"
     out = [
