@@ -38,6 +38,7 @@ import numpy as np
 from ._io import atomic_write_text, ensure_output_dir, write_json
 from ._validation import check_choice, check_features, check_fraction, check_int, check_labels
 from .distill import PLL_LOSSES, distill, pll_model_names
+from .metrics import flag_label_issues, rank_flagged
 from .model_selection import DEFAULT_REG_GRID, _split, select_reg
 from .models import TEACHER, ModelId
 from .probe import fit_linear_probe
@@ -86,13 +87,9 @@ def label_quality_scores(probs, labels, method="normalized_margin"):
     P = np.asarray(probs, dtype=np.float64)
     y = check_labels(labels, "labels", n_samples=P.shape[0], n_classes=P.shape[1])
     check_choice(method, "method", RANKED_BY)
-    rows = np.arange(P.shape[0])
-    p_given = P[rows, y]
     if method == "self_confidence":
-        return p_given
-    other = P.copy()
-    other[rows, y] = -np.inf
-    return (p_given - other.max(axis=1) + 1.0) / 2.0
+        return P[np.arange(P.shape[0]), y]
+    return flag_label_issues(P, y).score
 
 
 @dataclass
@@ -102,7 +99,8 @@ class LabelIssues:
     Parameters
     ----------
     is_issue : (n,) bool, the flagged points (the chosen model's top class differs from the given one).
-    ranked : (m,) int, the flagged indices, most suspect first (lowest normalized margin; ties by index).
+    ranked : (m,) int, the flagged indices, most suspect first (lowest normalized margin; ties by index;
+        :func:`selfdistill.metrics.flag_label_issues`, as :meth:`selfdistill.DistillResult.label_issues`).
     score : (n,) label quality in [0, 1], the normalized margin (lower = more suspect; < 0.5 iff flagged).
     given : (n,) int array
         The given labels.
@@ -231,9 +229,7 @@ class LabelIssues:
         check_choice(ranked_by, "return_indices_ranked_by", RANKED_BY)
         if ranked_by == "normalized_margin":
             return self.ranked.copy()
-        idx = np.flatnonzero(self.is_issue)
-        q = label_quality_scores(self.probs, self.given, "self_confidence")[idx]
-        return idx[np.lexsort((idx, q))]
+        return rank_flagged(self.is_issue, label_quality_scores(self.probs, self.given, "self_confidence"))
 
     def records(self, class_names=None) -> list[dict]:
         """One dict per flagged point, in rank order: index, given/suggested label (and names), score, rank.
@@ -758,11 +754,8 @@ def inspect_labels(X, y, *, reg="auto", model="auto", rounds=1, pll_loss=("unifo
     known = selection.get(model, reg_scores.get(reg) if model == TEACHER.name else None)
     P, scoring = _scoring(X, y, K, P_in, cv=cv, reg=reg, model=model, rounds=rounds, losses=losses, top_k=top_k,
                           val_fraction=val_fraction, seed=seed, n_val=n_val, known=known)
-    score = label_quality_scores(P, y)
-    is_issue = np.argmax(P, axis=1) != y
-    idx = np.flatnonzero(is_issue)
-    ranked = idx[np.lexsort((idx, score[idx]))]  # = DistillResult.label_issues: largest margin first
-    suggested = np.where(is_issue, np.argmax(P, axis=1), y)
+    # scored in float64, as label_quality_scores; the ranking of DistillResult.label_issues
+    is_issue, score, ranked, suggested = flag_label_issues(np.asarray(P, dtype=np.float64), y)
     test_acc, fixed = None, None
     if X_test is not None:
         X_test = check_features(X_test, "X_test")

@@ -12,18 +12,22 @@ What a model is scored on (all fractions in [0, 1]; None where the data it needs
   of the task's teacher, the same for every model of a chain);
 * the solver's record (:func:`solver_metrics`): n_iter, n_grad_evals, n_hessp, objective,
   grad_norm, converged, seconds.
+
+And how a model's outputs flag its training labels (:func:`flag_label_issues`, the one ranking
+behind :meth:`selfdistill.DistillResult.label_issues` and :func:`selfdistill.inspect_labels`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .targets import topk_mask
 
-__all__ = ["accuracy", "label_metrics", "topk_coverage", "solver_metrics", "model_metrics"]
+__all__ = ["accuracy", "label_metrics", "topk_coverage", "solver_metrics", "model_metrics", "LabelFlags",
+           "flag_label_issues", "rank_flagged"]
 
 
 def accuracy(pred: ArrayLike, truth: ArrayLike | None) -> float | None:
@@ -202,3 +206,93 @@ def model_metrics(
     m["topk_coverage"] = coverage
     m.update(solver_metrics(probe))
     return m
+
+
+class LabelFlags(NamedTuple):
+    """What :func:`flag_label_issues` returns (n training points, m of them flagged).
+
+    Parameters
+    ----------
+    is_issue : (n,) bool array
+        The flagged points: the model's most probable class differs from the given label.
+    score : (n,) float array
+        The normalized margin (p(given) - max_{k != given} p(k) + 1) / 2 in [0, 1]: lower = more
+        suspect, below 0.5 exactly when another class is more probable than the given one.
+    ranked : (m,) int array
+        The flagged indices, most suspect first: lowest ``score`` (largest margin
+        p(suggested) - p(given)) first, ties by index.
+    suggested : (n,) int array
+        The model's most probable class where flagged, the given label elsewhere.
+
+    Examples
+    --------
+    >>> flags = flag_label_issues(np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([0, 0]))
+    >>> flags.is_issue.tolist(), flags.ranked.tolist(), flags.suggested.tolist()
+    ([False, True], [1], [0, 1])
+    """
+
+    is_issue: np.ndarray
+    score: np.ndarray
+    ranked: np.ndarray
+    suggested: np.ndarray
+
+
+def rank_flagged(is_issue: ArrayLike, key: ArrayLike) -> np.ndarray:
+    """Return the flagged indices sorted by ``key``, smallest first, ties by index.
+
+    Parameters
+    ----------
+    is_issue : array-like of bool, shape (n,)
+        The flags.
+    key : array-like of float, shape (n,)
+        Every point's sort key (lower = more suspect), e.g. a label-quality score.
+
+    Returns
+    -------
+    (m,) int array
+        The indices where ``is_issue`` holds, in increasing ``key`` (equal keys by index).
+
+    Examples
+    --------
+    >>> rank_flagged([True, False, True, True], [0.3, 0.0, 0.1, 0.3]).tolist()
+    [2, 0, 3]
+    """
+    idx = np.flatnonzero(is_issue)
+    return idx[np.lexsort((idx, np.asarray(key)[idx]))]
+
+
+def flag_label_issues(probs: ArrayLike, labels: ArrayLike) -> LabelFlags:
+    """Flag the labels a model's outputs disagree with, rank them, suggest the class to put instead.
+
+    Point i is flagged when argmax_k p_k(x_i) != y_i. The flags are ranked by the normalized
+    margin ``score``, lowest first (ties by index): the margin p(suggested) - p(given), largest
+    first. Computed in the dtype of ``probs``; no input checks.
+
+    Parameters
+    ----------
+    probs : array-like of float, shape (n, K)
+        The model's class probabilities on the points.
+    labels : array-like of int, shape (n,)
+        The given labels in 0..K-1.
+
+    Returns
+    -------
+    LabelFlags
+        ``is_issue``, ``score``, ``ranked``, ``suggested``.
+
+    Examples
+    --------
+    >>> P = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.3, 0.5]])
+    >>> flags = flag_label_issues(P, np.array([1, 1, 0]))
+    >>> flags.ranked.tolist(), flags.score.round(2).tolist(), flags.suggested.tolist()
+    ([0, 2], [0.25, 0.65, 0.35], [0, 1, 2])
+    """
+    P, y = np.asarray(probs), np.asarray(labels)
+    rows = np.arange(P.shape[0])
+    pred = np.argmax(P, axis=1)
+    other = P.copy()
+    other[rows, y] = -np.inf
+    score = (P[rows, y] - other.max(axis=1) + 1.0) / 2.0  # p(given) vs the best other class
+    is_issue = pred != y
+    return LabelFlags(is_issue=is_issue, score=score, ranked=rank_flagged(is_issue, score),
+                      suggested=np.where(is_issue, pred, y))

@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from ..noise import NOISE_KINDS
 from .argtypes import RATE
 from .argtypes import finite_float as _float
 from .argtypes import int_at_least as _int_at_least
@@ -29,7 +30,6 @@ from .argtypes import positive_float as _positive
 __all__ = ["add_arguments", "run"]
 
 DEFAULT_OUTPUT = "selfdistill-theory"
-NOISE_KINDS = ("symmetric", "asymmetric", "pairflip", "class_cluster")
 
 
 # ------------------------------------------------------------------------------ argument types
@@ -212,14 +212,10 @@ def _closed_form(args, bm, N, clusters) -> dict:
 
 def _exact(args, bm, N) -> dict:
     """The exact fixed-point chain, reduced to the K^2 label groups (exact by symmetry)."""
-    K, R = args.classes, args.rounds
-    ex = bm.exact_probs(N, R, pll=True, top_k=args.top_k)
-    right = np.argmax(np.nan_to_num(ex["train"], nan=-1.0), axis=3) == np.arange(K)[None, :, None]
-    acc = np.einsum("tkj,kj->t", right.astype(float), N) / bm.n
-    test = (np.argmax(ex["test"], axis=2) == np.arange(K)[None, :]).astype(float) @ (bm.sizes / bm.n)
-    pll_right = np.argmax(np.nan_to_num(ex["pll"], nan=-1.0), axis=2) == np.arange(K)[:, None]
-    hit = np.flatnonzero(acc >= 1.0 - 1e-12)
-    return {"acc": acc, "test": test, "pll": float((pll_right * N).sum() / bm.n),
+    ex = bm.exact_probs(N, args.rounds, pll=True, top_k=args.top_k)
+    acc = bm.exact_accuracies(N, ex)
+    hit = np.flatnonzero(acc["train"] >= 1.0 - 1e-12)
+    return {"acc": acc["train"], "test": acc["test"], "pll": acc["pll"],
             "t_star": int(hit[0]) if hit.size else None, "residual": max(ex["residuals"])}
 
 

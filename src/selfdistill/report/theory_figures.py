@@ -344,11 +344,7 @@ def make_min_rounds_map_figure(
     from matplotlib.colors import BoundaryNorm
     from matplotlib.ticker import MaxNLocator
 
-    Z = np.asarray(min_rounds, dtype=float)
-    rates, gaps = np.asarray(rates, dtype=float), np.asarray(gaps, dtype=float)
-    if Z.shape != (gaps.size, rates.size):
-        raise ValueError(f"min_rounds must have shape (len(gaps), len(rates)) = {(gaps.size, rates.size)}, "
-                         f"got {Z.shape}")
+    Z, rates, gaps = _map_grid(min_rounds, rates, gaps, "min_rounds", float)
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     finite = Z[np.isfinite(Z)]
@@ -362,11 +358,25 @@ def make_min_rounds_map_figure(
     ticks = [t for t in MaxNLocator(nbins=12, integer=True).tick_values(0, top) if 0 <= t <= top]
     cbar = fig.colorbar(im, ax=ax, ticks=ticks, label=f"minimum rounds t*, {source} (grey: never 100%)")
     cbar.minorticks_off()
+    _label_map(ax, setting, title)
+    return fig
+
+
+def _map_grid(values, rates, gaps, name, dtype):
+    """``values`` (len(gaps), len(rates)) of a (noise rate, c - d) map, and the axes, as arrays."""
+    Z = np.asarray(values, dtype=dtype)
+    rates, gaps = np.asarray(rates, dtype=float), np.asarray(gaps, dtype=float)
+    if Z.shape != (gaps.size, rates.size):
+        raise ValueError(f"{name} must have shape (len(gaps), len(rates)) = {(gaps.size, rates.size)}, got {Z.shape}")
+    return Z, rates, gaps
+
+
+def _label_map(ax, setting, title) -> None:
+    """Name a map's axes (noise rate, c - d), star ``setting`` and set the title (none when empty)."""
     ax.set_xlabel("noise rate" + _mark_setting(ax, setting))
     ax.set_ylabel("c - d")
     if title:
         ax.set_title(title, fontsize="medium")
-    return fig
 
 
 def _mark_setting(ax, setting) -> str:
@@ -481,10 +491,7 @@ def make_pll_vs_sd_map_figure(
     >>> fig.axes[1].get_xlabel()
     'PLL minus best SD training accuracy (points; blue: PLL ahead)'
     """
-    V = np.asarray(verdicts, dtype=object)
-    rates, gaps = np.asarray(rates, dtype=float), np.asarray(gaps, dtype=float)
-    if V.shape != (gaps.size, rates.size):
-        raise ValueError(f"verdicts must have shape (len(gaps), len(rates)) = {(gaps.size, rates.size)}, got {V.shape}")
+    V, rates, gaps = _map_grid(verdicts, rates, gaps, "verdicts", object)
     bad = set(V.ravel().tolist()) - set(VERDICTS)
     if bad:
         raise ValueError(f"verdicts must be among {VERDICTS}, got {sorted(bad)}")
@@ -499,10 +506,7 @@ def make_pll_vs_sd_map_figure(
         handles = _margin_cells(fig, ax, 100 * M, V, rates, gaps)
     ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
               title="reaches 100%")
-    ax.set_xlabel("noise rate" + _mark_setting(ax, setting))
-    ax.set_ylabel("c - d")
-    if title:
-        ax.set_title(title, fontsize="medium")
+    _label_map(ax, setting, title)
     return fig
 
 

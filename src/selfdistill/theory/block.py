@@ -233,6 +233,10 @@ class BlockModel:
     def _counts_rounds(self, label_counts, rounds):
         return self.check_label_counts(label_counts), check_int(rounds, "rounds", low=0)
 
+    def _counts_max_rounds(self, label_counts, max_rounds):
+        return self.check_label_counts(label_counts), (
+            None if max_rounds is None else check_int(max_rounds, "max_rounds", low=0))
+
     def _counts_top_k(self, label_counts, top_k):
         return self.check_label_counts(label_counts), check_int(top_k, "top_k", low=2, high=self.n_classes - 1)
 
@@ -632,9 +636,7 @@ class BlockModel:
         >>> bm.min_rounds(N), bm.min_rounds(bm.expected_counts("symmetric", 0.3))
         (1, 0)
         """
-        N = self.check_label_counts(label_counts)
-        max_rounds = None if max_rounds is None else check_int(max_rounds, "max_rounds", low=0)
-        return block_rounds.min_rounds(self, N, max_rounds)
+        return block_rounds.min_rounds(self, *self._counts_max_rounds(label_counts, max_rounds))
 
     def min_rounds_formula(self, label_counts):
         """The closed form of t* (equal sizes, no superclasses, balanced labels; see :meth:`min_rounds`).
@@ -693,9 +695,7 @@ class BlockModel:
         >>> bm.over_averaging_round(N)  # far past t* = 1: all labels end up averaged
         26
         """
-        N = self.check_label_counts(label_counts)
-        max_rounds = None if max_rounds is None else check_int(max_rounds, "max_rounds", low=0)
-        return block_rounds.over_averaging_round(self, N, max_rounds)
+        return block_rounds.over_averaging_round(self, *self._counts_max_rounds(label_counts, max_rounds))
 
     def reaches_full_accuracy(self, label_counts) -> bool:
         """Whether some number of SD rounds gives 100% training accuracy (linearised model).
@@ -917,10 +917,44 @@ class BlockModel:
         [0.85, 1.0, 1.0]
         """
         N = self.check_label_counts(label_counts)
-        P = self.exact_probs(N, rounds)["train"]
-        pred = np.argmax(np.nan_to_num(P, nan=-1.0), axis=3)
-        right = pred == np.arange(self.n_classes)[None, :, None]
-        return np.einsum("tkj,kj->t", right.astype(np.float64), N) / self.n
+        return self.exact_accuracies(N, self.exact_probs(N, rounds))["train"]
+
+    def exact_accuracies(self, label_counts, exact) -> dict:
+        """Accuracies of an exact chain already solved by :meth:`exact_probs`: train, test (and PLL).
+
+        Parameters
+        ----------
+        label_counts : (K, K) array
+            N[k, j] = number of class-k training points labelled j; the counts ``exact`` was solved for.
+        exact : dict
+            What :meth:`exact_probs` returned for ``label_counts``.
+
+        Returns
+        -------
+        dict
+            ``train`` (rounds+1,) training accuracy of round t (empty groups count nothing);
+            ``test`` (rounds+1,) accuracy on new points, classes weighed by m_k / n; with
+            ``pll=True`` in :meth:`exact_probs`, ``pll`` the PLL student's training accuracy.
+
+        Raises
+        ------
+        ValueError
+            If ``exact`` does not hold outputs of this model's K classes.
+
+        Examples
+        --------
+        >>> from selfdistill.theory import BlockModel
+        >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+        >>> N = bm.sample_counts("symmetric", 0.3, seed=0)  # 30% of the labels flipped
+        >>> acc = bm.exact_accuracies(N, bm.exact_probs(N, 1, pll=True))
+        >>> np.round(acc["train"], 3).tolist(), acc["pll"]
+        ([0.85, 1.0], 1.0)
+        """
+        N = self.check_label_counts(label_counts)
+        K = self.n_classes
+        if np.shape(exact.get("train"))[1:] != (K, K, K):
+            raise ValueError(f"exact must be what exact_probs returned for this model's {K} classes")
+        return block_exact.accuracies(self, N, exact)
 
 
 # ------------------------------------------------------------------------------------ grids
@@ -1045,15 +1079,14 @@ def agreement_grid(
             N = bm.sample_counts(kind, rate, seed=seed)
         lin = bm.predictions(N, rounds)
         exact = bm.exact_probs(N, rounds)["train"]
-        exact_pred = np.argmax(np.nan_to_num(exact, nan=-1.0), axis=3)
+        exact_pred = block_exact.group_predictions(exact)
         exist = np.broadcast_to(N > 0, lin.shape)
         trusted = bm.linear_regime(N, rounds, safety=safety) & exist
         mism = (lin != exact_pred) & exist
         P = bm.train_probs(N, rounds)
         srt = np.sort(P, axis=3)
         ties = (srt[..., -1] - srt[..., -2] <= 1e-12) & exist
-        right_exact = exact_pred == np.arange(K)[None, :, None]
-        acc_exact = np.einsum("tkj,kj->t", right_exact.astype(float), N) / bm.n
+        acc_exact = block_exact.group_accuracy(exact_pred, N, bm.n)
         rows.append({
             "n_classes": K, "per_class": m, "c": c, "d": d, "reg": reg, "kind": kind, "rate": rate,
             "items": int(exist.sum()),

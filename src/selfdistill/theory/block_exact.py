@@ -185,3 +185,88 @@ def exact_probs(bm, N, rounds, pll, top_k):
         out.update(pll=pll_train, pll_test=student.model["test"], ties=[(int(gp.kk[i]), int(gp.jj[i])) for i in ties])
         out["residuals"].append(student.model["residual"])
     return out
+
+
+def group_predictions(P):
+    """Predicted label of each group from group outputs P (..., K, K, K) (empty, NaN groups: label 0).
+
+    Parameters
+    ----------
+    P : (..., K, K, K) float array
+        Outputs [..., k, j, l] of group (k, j), NaN rows for empty groups (:func:`exact_probs`).
+
+    Returns
+    -------
+    (..., K, K) int array
+        argmax over l.
+
+    Examples
+    --------
+    >>> P = np.full((2, 2, 2), np.nan); P[0, 0] = [0.8, 0.2]; P[1, 1] = [0.3, 0.7]
+    >>> group_predictions(P).tolist()
+    [[0, 0], [0, 1]]
+    """
+    return np.argmax(np.nan_to_num(P, nan=-1.0), axis=-1)
+
+
+def group_accuracy(pred, N, n):
+    """(T,) training accuracy of group predictions: sum_{k,j} N[k, j] [pred[t, k, j] = k] / n.
+
+    Parameters
+    ----------
+    pred : (T, K, K) int array
+        Predicted label of group (k, j) at round t (:func:`group_predictions`).
+    N : (K, K) float array
+        Label counts, N[k, j] = class-k points labelled j (empty groups count nothing).
+    n : int
+        Number of training points.
+
+    Returns
+    -------
+    (T,) float array
+        Accuracy of each round.
+
+    Examples
+    --------
+    >>> group_accuracy(np.array([[[0, 0], [0, 1]]]), np.array([[3.0, 1.0], [2.0, 4.0]]), 10).tolist()  # (1, 0) wrong
+    [0.8]
+    """
+    right = pred == np.arange(N.shape[0])[None, :, None]
+    return np.einsum("tkj,kj->t", right.astype(np.float64), N) / n
+
+
+def accuracies(bm, N, exact):
+    """Accuracies of the exact chain ``exact`` (:func:`exact_probs`): train, test (and pll).
+
+    Parameters
+    ----------
+    bm : BlockModel
+        The model.
+    N : (K, K) float array
+        Checked label counts.
+    exact : dict
+        What :func:`exact_probs` returned for ``bm`` and ``N``.
+
+    Returns
+    -------
+    dict
+        ``train`` (rounds+1,) training accuracy per round; ``test`` (rounds+1,) accuracy on new
+        points, classes weighed by their training proportions m_k / n; with a PLL student in
+        ``exact``, ``pll`` its training accuracy (float).
+
+    Examples
+    --------
+    >>> from selfdistill.theory import BlockModel
+    >>> bm = BlockModel(3, 20, c=0.4, d=0.1, reg=1e-2)
+    >>> N = bm.check_label_counts(bm.sample_counts("symmetric", 0.3, seed=0))
+    >>> acc = accuracies(bm, N, exact_probs(bm, N, 1, True, 2))
+    >>> np.round(acc["train"], 3).tolist(), acc["test"].tolist(), sorted(acc)
+    ([0.85, 1.0], [1.0, 1.0], ['pll', 'test', 'train'])
+    """
+    K = bm.n_classes
+    test_right = np.argmax(exact["test"], axis=2) == np.arange(K)[None, :]
+    out = {"train": group_accuracy(group_predictions(exact["train"]), N, bm.n),
+           "test": test_right.astype(np.float64) @ (bm.sizes / bm.n)}
+    if "pll" in exact:
+        out["pll"] = float(group_accuracy(group_predictions(exact["pll"])[None], N, bm.n)[0])
+    return out

@@ -76,6 +76,14 @@ def _targets(Y, n_classes, n_samples=None, *, name="Y"):
     return check_targets(arr, n_samples=n, n_classes=n_classes, allow_negative=True, name=name)
 
 
+def _chain_inputs(Y, reg, rounds, X, gram, n_classes):
+    """The checked inputs of a chain (:func:`label_averaging`, :func:`exact_chain`):
+    (kind, M, T, reg, rounds), kind and M as :func:`_features_or_gram`, T the (n, K) targets."""
+    kind, M = _features_or_gram(X, gram)
+    T = _targets(Y, n_classes, M.shape[0])
+    return kind, M, T, check_positive(reg, "reg"), check_int(rounds, "rounds", low=0)
+
+
 def _sym_eigh(G, name="gram"):
     """Eigen-decomposition of a symmetric PSD matrix, eigenvalues descending and clipped at 0."""
     mu, U = np.linalg.eigh(G)
@@ -83,9 +91,130 @@ def _sym_eigh(G, name="gram"):
     return mu[::-1].copy(), U[:, ::-1].copy()
 
 
+# ------------------------------------------------------------------------------- per-round scores
+class _RoundAccuracies:
+    """Per-round predictions and accuracies of a chain's outputs, shared by :class:`LabelAveraging`
+    and :class:`ExactChain`: ``train_probs`` (rounds+1, n, K), ``test_probs`` (rounds+1, m, K) or
+    None; ``_builder`` names the function that takes the test points.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from selfdistill.theory import exact_chain, label_averaging
+    >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+    >>> issubclass(type(label_averaging(y, 1e-2, 1, X=X)), _RoundAccuracies)
+    True
+    >>> issubclass(type(exact_chain(y, 1e-2, 1, X=X)), _RoundAccuracies)
+    True
+    """
+
+    train_probs: np.ndarray
+    test_probs: np.ndarray | None
+    _builder = ""
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """(rounds+1, n) argmax of train_probs per round (ties to the lowest class index).
+
+        Returns
+        -------
+        (rounds+1, n) int array
+            The chain's predicted class of each training point, round by round.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import exact_chain, label_averaging
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> label_averaging(y, 1e-2, 1, X=X).predictions.shape, exact_chain(y, 1e-2, 1, X=X).predictions.shape
+        ((2, 12), (2, 12))
+        """
+        return np.argmax(self.train_probs, axis=2)
+
+    @property
+    def test_predictions(self) -> np.ndarray | None:
+        """(rounds+1, m) argmax of test_probs per round, or None without test points.
+
+        Returns
+        -------
+        (rounds+1, m) int array or None
+            Predicted class of each test point, round by round.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import label_averaging
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> la = label_averaging(y, 1e-2, 1, X=X, X_test=X[:5])
+        >>> la.test_predictions.shape
+        (2, 5)
+        """
+        return None if self.test_probs is None else np.argmax(self.test_probs, axis=2)
+
+    def accuracy(self, y_true) -> np.ndarray:
+        """(rounds+1,) fraction of training points whose round-t prediction equals y_true.
+
+        Parameters
+        ----------
+        y_true : (n,) int array
+            Reference labels of the training points (clean labels, or the given ones).
+
+        Returns
+        -------
+        (rounds+1,) float array
+            Accuracy of round t = 0..rounds.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import exact_chain, label_averaging
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> label_averaging(y, 1e-2, 1, X=X).accuracy(y).shape, exact_chain(y, 1e-2, 1, X=X).accuracy(y).shape
+        ((2,), (2,))
+        """
+        y_true = check_labels(y_true, "y_true", n_samples=self.train_probs.shape[1])
+        return np.mean(self.predictions == y_true[None, :], axis=1)
+
+    def test_accuracy(self, y_test) -> np.ndarray:
+        """(rounds+1,) test accuracy per round (needs the test points given to the chain's builder).
+
+        Parameters
+        ----------
+        y_test : (m,) int array
+            Labels of the test points.
+
+        Returns
+        -------
+        (rounds+1,) float array
+            Test accuracy of round t = 0..rounds.
+
+        Raises
+        ------
+        ValueError
+            If the chain was built without test points.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.theory import exact_chain, label_averaging
+        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
+        >>> label_averaging(y, 1e-2, 1, X=X, X_test=X[:5]).test_accuracy(y[:5]).shape
+        (2,)
+        >>> exact_chain(y, 1e-2, 1, X=X).test_accuracy(y[:5])
+        Traceback (most recent call last):
+        ...
+        ValueError: no test points: pass X_test= or gram_test= to exact_chain
+        """
+        pred = self.test_predictions
+        if pred is None:
+            raise ValueError(f"no test points: pass X_test= or gram_test= to {self._builder}")
+        y_test = check_labels(y_test, "y_test", n_samples=pred.shape[1])
+        return np.mean(pred == y_test[None, :], axis=1)
+
+
 # ------------------------------------------------------------------------------- label averaging
 @dataclass
-class LabelAveraging:
+class LabelAveraging(_RoundAccuracies):
     """The linearised self-distillation chain (what :func:`label_averaging` returns).
 
     Parameters
@@ -139,103 +268,7 @@ class LabelAveraging:
     _basis: np.ndarray | None = field(default=None, repr=False)  # Vt (r, d) for X, U (n, n) for gram
     _coef: np.ndarray | None = field(default=None, repr=False)  # U^T R_0 (r, K)
     _n_features: int | None = field(default=None, repr=False)
-
-    @property
-    def predictions(self) -> np.ndarray:
-        """(rounds+1, n) argmax of train_probs per round (ties to the lowest class index).
-
-        Returns
-        -------
-        (rounds+1, n) int array
-            The linearised chain's predicted class of each training point, round by round.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from selfdistill.theory import label_averaging
-        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
-        >>> la = label_averaging(y, 1e-2, 1, X=X, X_test=X[:5])
-        >>> la.predictions.shape
-        (2, 12)
-        """
-        return np.argmax(self.train_probs, axis=2)
-
-    @property
-    def test_predictions(self) -> np.ndarray | None:
-        """(rounds+1, m) argmax of test_probs per round, or None without test points.
-
-        Returns
-        -------
-        (rounds+1, m) int array or None
-            Predicted class of each test point, round by round.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from selfdistill.theory import label_averaging
-        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
-        >>> la = label_averaging(y, 1e-2, 1, X=X, X_test=X[:5])
-        >>> la.test_predictions.shape
-        (2, 5)
-        """
-        return None if self.test_probs is None else np.argmax(self.test_probs, axis=2)
-
-    def accuracy(self, y_true) -> np.ndarray:
-        """(rounds+1,) fraction of training points whose round-t prediction equals y_true.
-
-        Parameters
-        ----------
-        y_true : (n,) int array
-            Reference labels of the training points (clean labels, or the given ones).
-
-        Returns
-        -------
-        (rounds+1,) float array
-            Accuracy of round t = 0..rounds.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from selfdistill.theory import label_averaging
-        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
-        >>> la = label_averaging(y, 1e-2, 1, X=X, X_test=X[:5])
-        >>> la.accuracy(y).shape
-        (2,)
-        """
-        y_true = check_labels(y_true, "y_true", n_samples=self.train_probs.shape[1])
-        return np.mean(self.predictions == y_true[None, :], axis=1)
-
-    def test_accuracy(self, y_test) -> np.ndarray:
-        """(rounds+1,) test accuracy per round (needs the test points given to label_averaging).
-
-        Parameters
-        ----------
-        y_test : (m,) int array
-            Labels of the test points.
-
-        Returns
-        -------
-        (rounds+1,) float array
-            Test accuracy of round t = 0..rounds.
-
-        Raises
-        ------
-        ValueError
-            If the chain was built without test points.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from selfdistill.theory import label_averaging
-        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
-        >>> la = label_averaging(y, 1e-2, 1, X=X, X_test=X[:5])
-        >>> la.test_accuracy(y[:5]).shape
-        (2,)
-        """
-        if self.test_probs is None:
-            raise ValueError("no test points: pass X_test= or gram_test= to label_averaging")
-        y_test = check_labels(y_test, "y_test", n_samples=self.test_probs.shape[1])
-        return np.mean(self.test_predictions == y_test[None, :], axis=1)
+    _builder = "label_averaging"  # not a field: no annotation
 
     def predict_proba(self, X_new=None, *, gram_new=None) -> np.ndarray:
         """Linearised outputs (rounds+1, m, K) on new points: 1/K + g^T (G + lam I)^-1 A^t R_0.
@@ -361,12 +394,8 @@ def label_averaging(
     >>> np.round(la.filters[:, -1], 3).tolist()  # the smallest mu dies first
     [0.831, 0.69, 0.573]
     """
-    kind, M = _features_or_gram(X, gram)
-    n = M.shape[0]
-    T = _targets(Y, n_classes, n)
-    K = T.shape[1]
-    reg = check_positive(reg, "reg")
-    rounds = check_int(rounds, "rounds", low=0)
+    kind, M, T, reg, rounds = _chain_inputs(Y, reg, rounds, X, gram, n_classes)
+    n, K = T.shape
     lam = K * n * reg
     R0 = T - 1.0 / K
 
@@ -566,7 +595,7 @@ def fixed_point(T, reg, *, X=None, gram=None, n_classes=None, init=None, tol=FIX
 
 
 @dataclass
-class ExactChain:
+class ExactChain(_RoundAccuracies):
     """The exact multi-round chain on a Gram matrix or features (what :func:`exact_chain` returns).
 
     Parameters
@@ -594,51 +623,7 @@ class ExactChain:
     pll_probs: np.ndarray | None = None
     test_probs: np.ndarray | None = None
     test_pll_probs: np.ndarray | None = None
-
-    @property
-    def predictions(self) -> np.ndarray:
-        """(rounds+1, n) argmax per round.
-
-        Returns
-        -------
-        (rounds+1, n) int array
-            Predicted class of each training point, round by round.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from selfdistill.theory import exact_chain
-        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
-        >>> ch = exact_chain(y, 1e-2, 1, X=X, pll=False, X_test=X[:5])
-        >>> ch.predictions.shape
-        (2, 12)
-        """
-        return np.argmax(self.train_probs, axis=2)
-
-    def accuracy(self, y_true) -> np.ndarray:
-        """(rounds+1,) training-point accuracy against y_true per round.
-
-        Parameters
-        ----------
-        y_true : (n,) int array
-            Reference labels of the training points.
-
-        Returns
-        -------
-        (rounds+1,) float array
-            Accuracy of round t = 0..rounds.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from selfdistill.theory import exact_chain
-        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
-        >>> ch = exact_chain(y, 1e-2, 1, X=X, pll=False, X_test=X[:5])
-        >>> ch.accuracy(y).shape
-        (2,)
-        """
-        y_true = check_labels(y_true, "y_true", n_samples=self.train_probs.shape[1])
-        return np.mean(self.predictions == y_true[None, :], axis=1)
+    _builder = "exact_chain"  # not a field: no annotation
 
     def pll_accuracy(self, y_true) -> float:
         """Training-point accuracy of the PLL student.
@@ -671,38 +656,6 @@ class ExactChain:
             raise ValueError("no PLL student: pass pll=True to exact_chain")
         y_true = check_labels(y_true, "y_true", n_samples=self.pll_probs.shape[0])
         return float(np.mean(np.argmax(self.pll_probs, axis=1) == y_true))
-
-    def test_accuracy(self, y_test) -> np.ndarray:
-        """(rounds+1,) test accuracy per round.
-
-        Parameters
-        ----------
-        y_test : (m,) int array
-            Labels of the test points.
-
-        Returns
-        -------
-        (rounds+1,) float array
-            Test accuracy of round t = 0..rounds.
-
-        Raises
-        ------
-        ValueError
-            If the chain was built without test points.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from selfdistill.theory import exact_chain
-        >>> X = np.random.default_rng(0).normal(size=(12, 4)); y = np.argmax(X[:, :3], axis=1)
-        >>> ch = exact_chain(y, 1e-2, 1, X=X, pll=False, X_test=X[:5])
-        >>> ch.test_accuracy(y[:5]).shape
-        (2,)
-        """
-        if self.test_probs is None:
-            raise ValueError("no test points: pass X_test= or gram_test= to exact_chain")
-        y_test = check_labels(y_test, "y_test", n_samples=self.test_probs.shape[1])
-        return np.mean(np.argmax(self.test_probs, axis=2) == y_test[None, :], axis=1)
 
 
 def exact_chain(
@@ -768,12 +721,8 @@ def exact_chain(
     >>> bool(np.allclose(ch.pll_probs, res.train_probs["pll-uniform"], atol=1e-7))
     True
     """
-    kind, M = _features_or_gram(X, gram)
-    n = M.shape[0]
-    T0 = _targets(Y, n_classes, n)
-    K = T0.shape[1]
-    reg = check_positive(reg, "reg")
-    rounds = check_int(rounds, "rounds", low=0)
+    kind, M, T0, reg, rounds = _chain_inputs(Y, reg, rounds, X, gram, n_classes)
+    n, K = T0.shape
     tol = check_positive(tol, "tol")
     if pll:
         top_k = check_int(top_k, "top_k", low=2, high=K - 1)
