@@ -23,7 +23,7 @@ with forkserver_import_watch():  # a sweep's forkserver exits if its driver dies
     )
     from .targets import refine_targets, topk_mask
 
-__version__ = "0.2.0"
+from ._version import __version__
 
 __all__ = [
     "ConvergenceWarning",

@@ -20,6 +20,7 @@ import os
 import shlex
 import sys
 
+from .._version import __version__
 from .argtypes import FRACTION, RATE, check_output_dir, check_output_file, int_at_least, output_errors
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
@@ -716,8 +717,6 @@ SUBCOMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``selfdistill`` parser with every subcommand of :data:`SUBCOMMANDS`."""
-    from .. import __version__
-
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Self-distillation and partial-label refinement of linear probes under label noise "

@@ -39,6 +39,7 @@ from typing import Any, cast
 import numpy as np
 
 from .._io import atomic_write_text, ensure_output_dir, remove_stale_temporaries, to_jsonable, write_json
+from .._version import __version__
 from .config import REG_RULE, ConfigError, ExperimentConfig, run_config
 from .runner import check_work, prepare_datasets
 from .store import ResultStore, StoreConfigError, settings_differences
@@ -157,8 +158,6 @@ def _grid(d):
 
 def _store_differences(store, config, payload, old):
     """{setting: [stored, new]}: the grid against the stored config, the settings against ``old``'s task."""
-    from .. import __version__
-
     name = config.datasets[0].name
     new = {**config.task_settings(name), "dataset_sha256": payload["fingerprint"], "dataset": name,
            "selfdistill_version": __version__}
@@ -240,8 +239,6 @@ def _singleton_note(payload):
 
 def _meta(config, payload, records, *, command, seconds, blas_threads, result, notes, data_warnings, files, out):
     """The content of ``config.json``."""
-    from .. import __version__
-
     spec, ds = config.datasets[0], payload["dataset"]
     return {
         "config": config.to_dict(), "config_hash": payload["config_hash"], "command": command,

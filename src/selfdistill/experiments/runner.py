@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._version import __version__
 from ..distill import distill
 from ..model_selection import refit_selected, reg_path
 from ..models import TEACHER, ModelId
@@ -231,8 +232,6 @@ def task_config_hash(config: ExperimentConfig, dataset: str, fingerprint: str) -
     >>> task_config_hash(longer, "block", "0" * 64) == h
     False
     """
-    from .. import __version__
-
     d = config.task_settings(dataset)
     d.update(dataset_sha256=fingerprint, selfdistill_version=__version__, task_format=TASK_FORMAT)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -671,8 +670,6 @@ def compute_recipe_tasks(tasks: Sequence[Task], config: ExperimentConfig, data: 
 
 def _record(task, config, data, noise, result, caught, execution, seconds):
     """A task's record for the store (:func:`compute_task` says what it holds)."""
-    from .. import __version__
-
     ninfo, nseed = noise
     best, scores, metrics, b_extra = result
     base = metrics[0]["test_acc"]

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import settings_differences
+from .._version import __version__
 
 __all__ = ["ResultStore", "StoreError", "StoreConfigError", "SCHEMA_VERSION", "read_rows", "settings_differences"]
 
@@ -197,8 +198,6 @@ class ResultStore:
         return {t: [r[1] for r in self.conn.execute(f"PRAGMA table_info('{t}')")] for t in names}
 
     def _create(self):
-        from .. import __version__
-
         for stmt in _SCHEMA.strip().split(";"):
             if stmt.strip():
                 self.conn.execute(stmt)
@@ -452,8 +451,6 @@ class ResultStore:
         >>> store.close()
         >>> tmp.cleanup()
         """
-        from .. import __version__
-
         rows = [(r["task_id"], r["dataset"], r["noise"], float(r["rate"]), int(r["seed"]), r["config_hash"],
                  _dumps(r["config"]), _dumps(r["metrics"]), _dumps(r["solver"]), r.get("seconds"), r.get("worker"),
                  r.get("library_version", __version__), _now()) for r in records]
