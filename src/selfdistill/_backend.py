@@ -161,6 +161,32 @@ class NumpyOps:
     def sync(self):
         pass
 
+    # the reductions of the input checks (_validation.check_feature_values, check_target_matrix),
+    # which are written once for every backend
+    def extremes(self, a) -> tuple[float, float]:
+        """(min, max) of ``a`` as floats: NaN if ``a`` holds one, +-inf if it holds one."""
+        return float(a.min()), float(a.max())
+
+    def first_nonfinite(self, a) -> tuple:
+        """(value, row, column) of the first non-finite entry of a 2-D ``a`` (row-major), and their count."""
+        bad = ~np.isfinite(a)
+        r, c = np.argwhere(bad)[0]
+        return a[r, c], int(r), int(c), int(np.count_nonzero(bad))
+
+    def largest_abs(self, a, limit: float) -> tuple:
+        """(value, row, column) of the entry of a 2-D ``a`` largest in magnitude, and the count of |a| > limit."""
+        mag = np.abs(a)
+        r, c = np.unravel_index(int(np.argmax(mag)), mag.shape)
+        return a[r, c], int(r), int(c), int(np.count_nonzero(mag > limit))
+
+    def row_sums(self, a) -> np.ndarray:
+        """The row sums of a 2-D ``a`` in float64, a NumPy array (n,)."""
+        return a.sum(axis=1, dtype=np.float64)
+
+    def row_mins(self, a) -> np.ndarray:
+        """The row minima of a 2-D ``a``, a NumPy float64 array (n,)."""
+        return np.asarray(a.min(axis=1), dtype=np.float64)
+
 
 class TorchOps(NumpyOps):
     """The same operations on torch tensors on ``device``."""
@@ -266,9 +292,36 @@ class TorchOps(NumpyOps):
         if self.device.type == "cuda":
             self.torch.cuda.synchronize(self.device)
 
+    # the input checks' reductions, on the tensor's device; only (n,) row summaries come to the host
+    def first_nonfinite(self, a) -> tuple:
+        bad = ~self.torch.isfinite(a)
+        r, c = (int(i) for i in bad.nonzero()[0])
+        return float(a[r, c]), r, c, int(bad.sum())
+
+    def largest_abs(self, a, limit: float) -> tuple:
+        mag = a.abs()
+        r, c = divmod(int(mag.argmax()), a.shape[1])
+        return float(a[r, c]), r, c, int((mag > limit).sum())
+
+    def row_sums(self, a) -> np.ndarray:
+        return self.to_numpy(a.sum(dim=1, dtype=self.torch.float64))
+
+    def row_mins(self, a) -> np.ndarray:
+        return self.to_numpy(a.amin(dim=1).to(self.torch.float64))
+
 
 def make_ops(backend, device):
     return NumpyOps() if backend == "numpy" else TorchOps(device)
+
+
+def is_tensor(a) -> bool:
+    """Whether ``a`` is a torch tensor (torch is not imported to find out)."""
+    return type(a).__module__.startswith("torch")
+
+
+def ops_of(a):
+    """The ops of ``a``'s backend: TorchOps on a tensor's device, NumpyOps for anything else."""
+    return TorchOps(a.device) if is_tensor(a) else NumpyOps()
 
 
 # ---------------------------------------------------------------- the feature matrix

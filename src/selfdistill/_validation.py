@@ -6,8 +6,13 @@ argument, shows the offending value and says what was expected.
 
 from __future__ import annotations
 
+import math
 import numbers
+import re
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +27,18 @@ __all__ = [
     "check_transition_matrix",
     "check_random_state",
     "check_choice",
+    "validate_params",
+    "PARAMS",
+    "Constraint",
+    "Integer",
+    "Real",
+    "OneOf",
+    "Boolean",
+    "String",
+    "ArrayOf",
+    "Reg",
+    "AnyOf",
+    "BadValueError",
 ]
 
 
@@ -113,14 +130,35 @@ def _check_finite_chunked(X, name: str, chunk_rows: int | None = None) -> None:
 
 
 def _check_matrix_shape(X, name: str) -> None:
-    """X must be 2-D (n_samples, n_features) and non-empty; the error names ``name``."""
+    """X (an array or a torch tensor) must be 2-D (n_samples, n_features) and non-empty; the error names ``name``."""
     if X.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_samples, n_features), got {X.ndim}-D "
-            f"array of shape {X.shape}; reshape a single feature with X.reshape(-1, 1)"
+            f"array of shape {tuple(X.shape)}; reshape a single feature with X.reshape(-1, 1)"
         )
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} must be non-empty, got shape {X.shape}")
+        raise ValueError(f"{name} must be non-empty, got shape {tuple(X.shape)}")
+
+
+def _numpy_ops():
+    from ._backend import NumpyOps  # imported here: _backend imports this module
+
+    return NumpyOps()
+
+
+def check_feature_values(X, name: str = "X", ops=None) -> None:
+    """Refuse a 2-D in-memory feature matrix holding NaN/inf or a value with ``|x| > MAX_ABS_FEATURE``.
+
+    The one such check for every backend: ``ops`` (``_backend.ops_of(X)``: a torch tensor is
+    checked on its device) supplies the reductions; None is NumPy. The errors name ``name``, the
+    first offending entry's row and column and the count, as :func:`check_features` says.
+    """
+    ops = _numpy_ops() if ops is None else ops
+    lo, hi = ops.extremes(X)  # NaN propagates, inf shows: no n x d mask for a finite matrix
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        _raise_nonfinite(name, *ops.first_nonfinite(X))
+    if max(-lo, hi) > MAX_ABS_FEATURE:
+        _raise_huge(name, *ops.largest_abs(X, MAX_ABS_FEATURE))
 
 
 def check_features(
@@ -151,12 +189,7 @@ def check_features(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a numeric array, got {type(X).__name__}: {exc}") from None
     _check_matrix_shape(arr, name)
-    if not (np.isfinite(arr.min()) and np.isfinite(arr.max())):  # NaN propagates, inf shows: no n x d mask
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        _raise_nonfinite(name, arr[tuple(bad)], bad[0], bad[1], int(np.sum(~np.isfinite(arr))))
-    huge = _check_huge(arr)
-    if huge is not None:
-        _raise_huge(name, *huge)
+    check_feature_values(arr, name)
     return arr
 
 
@@ -441,65 +474,481 @@ def check_targets(
         T = np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}") from None
+    check_target_matrix(T, name, n_samples=n_samples, n_classes=n_classes, allow_negative=allow_negative, atol=atol)
+    return T
+
+
+def check_target_matrix(T, name: str = "targets", *, n_samples: int, n_classes: int | None = None,
+                        allow_negative: bool = False, atol: float = 1e-6, ops=None) -> None:
+    """Refuse an (n, K) target matrix of the wrong shape, non-finite, negative (unless
+    ``allow_negative``) or with a row that does not sum to 1 (within ``atol``), naming the row.
+
+    The one such check for every backend: ``ops`` (``_backend.ops_of(T)``: a torch tensor is
+    checked on its device) supplies the reductions; None is NumPy.
+    """
     if T.shape[0] != n_samples:
         raise ValueError(f"{name} has {T.shape[0]} rows but X has {n_samples} rows; they must match")
     if n_classes is not None and T.shape[1] != n_classes:
         raise ValueError(f"{name} has {T.shape[1]} columns but n_classes={n_classes}")
     if T.shape[1] < 2:
-        raise ValueError(f"{name} must have at least 2 columns (classes), got shape {T.shape}")
-    if not np.all(np.isfinite(T)):
+        raise ValueError(f"{name} must have at least 2 columns (classes), got shape {tuple(T.shape)}")
+    ops = _numpy_ops() if ops is None else ops
+    lo, hi = ops.extremes(T)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name} must be finite, found NaN or inf")
-    if not allow_negative and T.min() < 0:
-        i = int(np.argmin(T.min(axis=1)))
+    if not allow_negative and lo < 0:
+        mins = ops.row_mins(T)
+        i = int(np.argmin(mins))
         raise ValueError(
-            f"{name} rows must be probability vectors (non-negative), row {i} has minimum {T[i].min():.6g}; "
+            f"{name} rows must be probability vectors (non-negative), row {i} has minimum {mins[i]:.6g}; "
             "extrapolated targets (mix > 1, from refine_targets) need allow_negative_targets=True"
         )
-    sums = T.sum(axis=1)
+    sums = ops.row_sums(T)
     bad = np.abs(sums - 1.0) > atol
     if np.any(bad):
         i = int(np.argmax(bad))
         raise ValueError(f"{name} rows must sum to 1, row {i} sums to {sums[i]:.6g}")
-    return T
+
+
+# ---------------------------------------------------------------- declarative constraints
+# One type per kind of value, with two faces: ``check(value, name)`` for the Python API (a
+# TypeError for the wrong type, a ValueError out of range: "NAME must be RULE, got VALUE") and
+# ``__call__(value)`` for config files (a BadValueError "expected WHAT, got VALUE", to which the
+# config adds the file, line and key). :func:`validate_params` checks several arguments against
+# them at once (:data:`PARAMS` by default); ``SelfDistillationClassifier._parameter_constraints``,
+# the config's tables and ``cli.argtypes`` are built from the same types.
+
+
+class BadValueError(ValueError):
+    """A value that fails its constraint: the message alone (``expected ..., got ...``), to which
+    whoever checked it (a config file, a command-line option) adds where the value came from."""
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _tname(v) -> str:
+    """A value's type as a config file names it ("an integer", "a string", ...)."""
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "a table"}.get(type(v), type(v).__name__)
+
+
+class Constraint:
+    """What a value must be. Subclasses define ``accepts`` and ``describe`` (the config face's
+    words); ``rule`` (the API face's words), ``type_ok`` and ``convert`` as they need."""
+
+    def type_ok(self, v) -> bool:
+        """Whether ``v`` is of the right type (else :meth:`check` raises ``TypeError``)."""
+        return True
+
+    def applies(self, v) -> bool:
+        """Whether ``v`` is the kind of value this constraint is about (:class:`AnyOf` reports its error)."""
+        return self.type_ok(v)
+
+    def accepts(self, v) -> bool:
+        raise NotImplementedError
+
+    def convert(self, v):
+        return v
+
+    def describe(self, many: bool = False) -> str:
+        """The config face's words: "an integer >= 2" (``many``: of array items, "integers >= 2")."""
+        raise NotImplementedError
+
+    def rule(self) -> str:
+        """The API face's words, after "must be": "an integer in [2, inf]"."""
+        return self.describe()
+
+    def type_rule(self) -> str:
+        """The API face's words for a value of the wrong type: "an integer"."""
+        return self.rule()
+
+    def shown(self, v) -> str:
+        return _short(v)
+
+    def check(self, value, name: str):
+        """``value`` converted, or a TypeError / ValueError naming ``name``, the value and the rule."""
+        if not self.type_ok(value):
+            raise TypeError(f"{name} must be {self.type_rule()}, got {_short(value)} ({type(value).__name__})")
+        if not self.accepts(value):
+            raise ValueError(f"{name} must be {self.rule()}, got {self.shown(value)}")
+        return self.convert(value)
+
+    def __call__(self, v, many: bool = False):
+        """``v`` converted, or a :class:`BadValueError` ``expected ..., got ...`` (config files)."""
+        if not self.accepts(v):
+            raise BadValueError(f"expected {self.describe(many)}, got {_tname(v)} {v!r}")
+        return self.convert(v)
+
+
+@dataclass(frozen=True)
+class Integer(Constraint):
+    """An integer in [low, high] (a bound of None: no bound); booleans are no integers."""
+
+    low: int | None = None
+    high: int | None = None
+
+    def type_ok(self, v) -> bool:
+        return _is_int(v)
+
+    def accepts(self, v) -> bool:
+        return _is_int(v) and (self.low is None or v >= self.low) and (self.high is None or v <= self.high)
+
+    def convert(self, v):
+        return int(v)
+
+    def describe(self, many=False):
+        bounds = ([] if self.low is None else [f">= {self.low}"]) + ([] if self.high is None else [f"<= {self.high}"])
+        return " ".join([("integers" if many else "an integer"), " and ".join(bounds)]).rstrip()
+
+    def rule(self):
+        lo = "-inf" if self.low is None else self.low
+        hi = "inf" if self.high is None else self.high
+        return f"an integer in [{lo}, {hi}]"
+
+    def type_rule(self):
+        return "an integer"
+
+    def shown(self, v):
+        return str(int(v))
+
+
+@dataclass(frozen=True)
+class Real(Constraint):
+    """A finite number between low and high; ``closed`` ("both", "neither", "left") says which
+    ends belong to the interval. Booleans are no numbers."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    closed: str = "both"
+
+    def type_ok(self, v) -> bool:
+        return _is_num(v)
+
+    def accepts(self, v) -> bool:
+        if not (_is_num(v) and math.isfinite(float(v))):
+            return False
+        x = float(v)
+        lo_ok = x >= self.low if self.closed in ("both", "left") else x > self.low
+        return lo_ok and (x <= self.high if self.closed == "both" else x < self.high)
+
+    def convert(self, v):
+        return float(v)
+
+    def _interval(self) -> str:
+        lb = "[" if self.closed in ("both", "left") else "("
+        return f"{lb}{self.low:g}, {self.high:g}{']' if self.closed == 'both' else ')'}"
+
+    def _bound(self) -> str:
+        if self.high != math.inf:
+            return f"in {self._interval()}"
+        return f"{'>' if self.closed == 'neither' else '>='} {self.low:g}"
+
+    def describe(self, many=False):
+        if self.low == -math.inf and self.high == math.inf:
+            return "finite numbers" if many else "a finite number"
+        return f"{'numbers' if many else 'a number'} {self._bound()}"
+
+    def rule(self):
+        if self.high != math.inf:
+            return self._bound()
+        return "finite" if self.low == -math.inf else f"{self._bound()} and finite"
+
+    def type_rule(self):
+        return "a real number" + ("" if self.high == math.inf else f" in {self._interval()}")
+
+    def shown(self, v):
+        return repr(float(v))
+
+
+@dataclass(frozen=True)
+class OneOf(Constraint):
+    """One of a fixed set of values (strings); ``noun`` names them in errors of array items, ``hint``
+    follows the options in config errors, ``phrase`` replaces "one of [...]" in API errors."""
+
+    options: tuple
+    noun: str = "value"
+    hint: str = ""
+    phrase: str = ""
+
+    def applies(self, v) -> bool:
+        return any(isinstance(v, type(o)) for o in self.options)
+
+    def accepts(self, v) -> bool:
+        try:
+            return v in self.options
+        except (TypeError, ValueError):  # an array: no option
+            return False
+
+    def describe(self, many=False):
+        return f"one of {list(self.options)}{self.hint}"
+
+    def rule(self):
+        return self.phrase or f"one of {sorted(self.options)}"
+
+    def __call__(self, v, many=False):
+        if not self.accepts(v):
+            if many:
+                raise BadValueError(f"unknown {self.noun} {v!r} (expected some of {list(self.options)}{self.hint})")
+            raise BadValueError(f"expected {self.describe()}, got {_tname(v)} {v!r}")
+        return v
+
+
+@dataclass(frozen=True)
+class Boolean(Constraint):
+    """True or False (a NumPy boolean too)."""
+
+    def type_ok(self, v) -> bool:
+        return isinstance(v, (bool, np.bool_))
+
+    def accepts(self, v) -> bool:
+        return self.type_ok(v)
+
+    def convert(self, v):
+        return bool(v)
+
+    def describe(self, many=False):
+        return "true or false"
+
+    def rule(self):
+        return "True or False"
+
+
+@dataclass(frozen=True)
+class String(Constraint):
+    """A non-empty string (matching ``pattern``, if given); ``what`` says what it must be."""
+
+    pattern: re.Pattern | None = None
+    what: str = "a string"
+
+    def type_ok(self, v) -> bool:
+        return isinstance(v, str)
+
+    def accepts(self, v) -> bool:
+        return isinstance(v, str) and bool(v) and (self.pattern is None or bool(self.pattern.match(v)))
+
+    def describe(self, many=False):
+        return self.what
+
+    def rule(self):
+        return self.what if self.pattern is not None else "a non-empty string"
+
+    def type_rule(self):
+        return "a string"
+
+    def __call__(self, v, many=False):
+        if not self.accepts(v):
+            raise BadValueError(f"expected {self.what}, got {v!r}")
+        return v
+
+
+@dataclass(frozen=True)
+class ArrayOf(Constraint):
+    """A non-empty (unless ``allow_empty``) list or tuple of ``item`` values; repeats are dropped
+    and the result ordered by ``order``: "given" (first appearance), "ascending" or "descending"."""
+
+    item: Constraint
+    what: str
+    allow_empty: bool = False
+    order: str = "given"
+
+    def type_ok(self, v) -> bool:
+        return isinstance(v, (list, tuple))
+
+    def accepts(self, v) -> bool:
+        return self.type_ok(v) and (bool(v) or self.allow_empty) and all(self.item.accepts(x) for x in v)
+
+    def describe(self, many=False):
+        return f"an array of {self.what}"
+
+    def _ordered(self, values) -> tuple:
+        if self.order == "given":
+            return tuple(dict.fromkeys(values))
+        return tuple(sorted(set(values), reverse=self.order == "descending"))
+
+    def check(self, value, name):
+        if not self.type_ok(value):
+            raise TypeError(f"{name} must be a list or tuple of {self.what}, got {_short(value)} "
+                            f"({type(value).__name__})")
+        if not value and not self.allow_empty:
+            raise ValueError(f"{name} must hold at least one value, got {value!r}")
+        return self._ordered([self.item.check(x, f"{name}[{i}]") for i, x in enumerate(value)])
+
+    def __call__(self, v, many=False):
+        if not isinstance(v, (list, tuple)):
+            raise BadValueError(f"expected an array of {self.what}, got {_tname(v)} ({v!r})")
+        if not v and not self.allow_empty:
+            raise BadValueError("empty grid: give at least one value")
+        return self._ordered([self.item(x, True) for x in v])
+
+
+@dataclass(frozen=True)
+class Reg(Constraint):
+    """``"auto"`` (any case, spaces around it ignored) or a finite number > 0 (config files)."""
+
+    def accepts(self, v) -> bool:
+        if isinstance(v, str):
+            return v.strip().lower() == "auto"
+        return _is_num(v) and 0 < float(v) < math.inf
+
+    def convert(self, v):
+        return "auto" if isinstance(v, str) else float(v)
+
+    def describe(self, many=False):
+        return 'a number > 0 or "auto"'
+
+    def __call__(self, v, many=False):
+        if isinstance(v, str) and not self.accepts(v):
+            raise BadValueError(f"expected {self.describe()}, got {v!r}")
+        return super().__call__(v, many)
+
+
+@dataclass(frozen=True)
+class NoneValue(Constraint):
+    """None (in a list of constraints: the argument is optional)."""
+
+    def type_ok(self, v) -> bool:
+        return v is None
+
+    def accepts(self, v) -> bool:
+        return v is None
+
+    def describe(self, many=False):
+        return "None"
+
+
+@dataclass(frozen=True)
+class AnyOf(Constraint):
+    """Any of ``options`` (scikit-learn's list of constraints). The first that accepts the value
+    converts it; else the error is that of the first option the value's kind fits (a string: a
+    :class:`OneOf`; a number: a :class:`Real`), or a TypeError naming every option."""
+
+    options: tuple
+
+    def type_ok(self, v) -> bool:
+        return any(c.applies(v) for c in self.options)
+
+    def applies(self, v) -> bool:
+        return self.type_ok(v)
+
+    def accepts(self, v) -> bool:
+        return any(c.accepts(v) for c in self.options)
+
+    def convert(self, v):
+        return next(c.convert(v) for c in self.options if c.accepts(v))
+
+    def describe(self, many=False):
+        return " or ".join(c.describe(many) for c in self.options)
+
+    def rule(self):
+        return " or ".join(c.rule() for c in self.options)
+
+    def check(self, value, name):
+        for c in self.options:
+            if c.accepts(value):
+                return c.convert(value)
+        for c in self.options:
+            if c.applies(value):
+                return c.check(value, name)
+        return super().check(value, name)
+
+
+def make_constraint(spec) -> Constraint:
+    """A :class:`Constraint` from a spec: a constraint, None (:class:`NoneValue`) or a list of them
+    (:class:`AnyOf`), as in scikit-learn's ``_parameter_constraints``."""
+    if spec is None:
+        return NoneValue()
+    if isinstance(spec, Constraint):
+        return spec
+    if isinstance(spec, (list, tuple)):
+        parts = tuple(make_constraint(s) for s in spec)
+        return parts[0] if len(parts) == 1 else AnyOf(parts)
+    raise TypeError(f"not a constraint: {spec!r}")
+
+
+#: The scalar arguments that mean the same in every public function, with their constraints: the
+#: default table of :func:`validate_params` (and of ``SelfDistillationClassifier._parameter_constraints``).
+PARAMS = {
+    "reg": Real(0.0, closed="neither"),
+    "tol": Real(0.0, closed="neither"),
+    "max_iter": [None, Integer(0)],
+    "n_classes": [None, Integer(2)],
+    "rounds": Integer(0),
+    "temperature": Real(0.0, closed="neither"),
+    "stop": OneOf(("tol", "certain"), phrase="'tol' or 'certain'"),
+    "certify_top_k": Integer(1),
+    "val_fraction": Real(0.0, 1.0, closed="neither"),
+}
+
+
+def validate_params(constraints: Mapping[str, Any] | None = None, /, **params: Any) -> dict[str, Any]:
+    """Check arguments against their constraints once, at the public function they were given to.
+
+    In the manner of scikit-learn's ``validate_params``: each keyword is an argument's name and
+    value, ``constraints`` maps names to constraints (:data:`PARAMS` by default). Checked in the
+    order given; the first that fails raises the TypeError or ValueError of its constraint, naming
+    the argument, its value and what was expected. Internal calls skip the check (the private
+    twins of the public functions take checked values).
+
+    Parameters
+    ----------
+    constraints : mapping of str to constraint, optional
+        Name -> a :class:`Constraint`, None, or a list of them (any of them); default :data:`PARAMS`.
+    **params : Any
+        The arguments to check, by name.
+
+    Returns
+    -------
+    dict
+        Name -> the value, converted (floats as float, integers as int).
+
+    Raises
+    ------
+    TypeError
+        A value of the wrong type.
+    ValueError
+        A value out of range.
+
+    Examples
+    --------
+    >>> validate_params(reg=1e-2, max_iter=None, rounds=2)
+    {'reg': 0.01, 'max_iter': None, 'rounds': 2}
+    >>> validate_params(reg=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: reg must be > 0 and finite, got 0.0
+    >>> validate_params({"top_k": Integer(2, 3)}, top_k=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: top_k must be an integer in [2, 3], got 4
+    """
+    table = PARAMS if constraints is None else constraints
+    return {name: make_constraint(table[name]).check(value, name) for name, value in params.items()}
 
 
 def check_positive(value, name: str, *, strict: bool = True) -> float:
     """Return ``value`` as a float, checking it is finite and > 0 (>= 0 if not strict)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_short(value)} ({type(value).__name__})")
-    v = float(value)
-    if not np.isfinite(v) or (v <= 0 if strict else v < 0):
-        raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'} and finite, got {v!r}")
-    return v
+    return Real(0.0, closed="neither" if strict else "left").check(value, name)
 
 
 def check_int(value, name: str, *, low: int | None = None, high: int | None = None) -> int:
     """Return ``value`` as an int in [low, high] (either bound optional, both inclusive)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {_short(value)} ({type(value).__name__})")
-    v = int(value)
-    if (low is not None and v < low) or (high is not None and v > high):
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {v}")
-    return v
+    return Integer(low, high).check(value, name)
 
 
 def check_fraction(value, name: str) -> float:
     """Return ``value`` as a float in [0, 1] (a noise rate or a fraction)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number in [0, 1], got {_short(value)}")
-    v = float(value)
-    if not (0.0 <= v <= 1.0):
-        raise ValueError(f"{name} must be in [0, 1], got {v!r}")
-    return v
+    return Real(0.0, 1.0).check(value, name)
 
 
 def check_choice(value, name: str, choices) -> str:
     """Return ``value`` if it is one of ``choices``, else a ValueError listing them."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {sorted(choices)}, got {_short(value)}")
-    return value
+    return OneOf(tuple(choices)).check(value, name)
 
 
 def check_transition_matrix(

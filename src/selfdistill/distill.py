@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_choice, check_features, check_int, check_labels, check_memory, check_positive
+from ._validation import check_choice, check_features, check_int, check_labels, check_memory, validate_params
 from .metrics import model_metrics, topk_coverage
 from .models import TEACHER, ModelId
-from .probe import _ChainCache, _check_sample_weight, _check_stop, fit_linear_probe, fit_partial_label_probe
+from .probe import _ChainCache, _check_sample_weight, _check_stop, _fit_ce, _fit_pll, _solver_settings
 from .targets import check_mix, refine_targets
 
 __all__ = ["PLL_LOSSES", "ChainRound", "DistillResult", "distill", "pll_model_names", "pll_round", "run_chain"]
@@ -99,8 +99,10 @@ class DistillResult:
     def label_issues(self, name: str) -> np.ndarray:
         """Indices of training points whose given label the model disagrees with, most confident first.
 
-        Ranked by the margin p(predicted) - p(given) of the model's outputs on the training point
-        (largest first; ties by index). ``corrected_labels(name)[idx]`` is the suggested class.
+        Ranked by the margin p(predicted) - p(given) of the model's outputs on the training point,
+        largest first, as the normalized margin (p(given) - p(predicted) + 1) / 2, lowest first (ties
+        by index): :func:`selfdistill.metrics.flag_label_issues`, the ranking of
+        :func:`selfdistill.inspect_labels`. ``corrected_labels(name)[idx]`` is the suggested class.
 
         Parameters
         ----------
@@ -128,12 +130,10 @@ class DistillResult:
         >>> bool(np.all(result.corrected_labels("round 0")[idx] != y[idx]))
         True
         """
+        from .metrics import flag_label_issues  # imported here: this method is the only user
+
         self._check_name(name)
-        P = self.train_probs[name]
-        pred = np.argmax(P, axis=1)
-        idx = np.flatnonzero(pred != self.y)
-        margin = P[idx, pred[idx]] - P[idx, self.y[idx]]
-        return idx[np.lexsort((idx, -margin))]
+        return flag_label_issues(self.train_probs[name], self.y).ranked
 
     def metric_dict(self, name: str) -> dict:
         """All metrics of one model (a copy of its ``metrics`` entry).
@@ -386,10 +386,10 @@ def _fit_pll_students(X, reg, K, top_k, losses, models, probs, solver, bar, warm
     for name, loss in losses.items():
         if loss == "uniform":
             init = warm_starts.get(name, models[teacher])
-            models[name] = fit_linear_probe(X, T_pll, reg, n_classes=K, init=init, **solver, **stop)
+            models[name] = _fit_ce(X, T_pll, K, reg, {**solver, **stop}, init=init)  # checked: the twins
         else:
-            models[name] = fit_partial_label_probe(X, T_pll, reg, loss=loss, init=models[teacher], **solver)
-        probs[name] = models[name].predict_proba(X)
+            models[name] = _fit_pll(X, T_pll, loss, reg, solver, init=models[teacher])
+        probs[name] = models[name]._proba(X)
         if bar is not None:
             bar.update()
 
@@ -398,7 +398,7 @@ def _model_metrics(models, probs, y, y_true, X_test, y_test, coverage) -> list[d
     """:func:`selfdistill.metrics.model_metrics` of every model (train predictions from ``probs``)."""
     return [
         model_metrics(name, train_pred=np.argmax(probs[name], axis=1), y_given=y, y_true=y_true,
-                      test_pred=None if X_test is None else model.predict(X_test), y_test=y_test,
+                      test_pred=None if X_test is None else np.argmax(model._logits(X_test), axis=1), y_test=y_test,
                       coverage=coverage, probe=model)
         for name, model in models.items()
     ]
@@ -516,23 +516,24 @@ def distill(
     """
     X = check_features(X, stream=True)  # a float32/float64 memmap stays one (streamed by the fits)
     n = X.shape[0]
+    # every argument is checked once, here: the fits below are the probe's private twins, which check nothing
+    p = validate_params(n_classes=n_classes, reg=reg, rounds=rounds, temperature=temperature, stop=stop)
+    reg, rounds, temperature = p["reg"], p["rounds"], p["temperature"]
     y = check_labels(y, "y", n_samples=n, n_classes=n_classes)
-    K = check_int(n_classes, "n_classes", low=2) if n_classes is not None else int(y.max()) + 1
+    K = p["n_classes"] or int(y.max()) + 1
     if K < 2 or np.unique(y).size < 2:
         raise ValueError(f"y must hold at least 2 classes, got a single class {np.unique(y).tolist()}")
-    reg = check_positive(reg, "reg")
-    rounds = check_int(rounds, "rounds", low=0)
     losses, top_k = _check_pll(pll, pll_loss, top_k, K)
     _check_chain_memory(rounds + 1 + (len(losses) if pll else 0), n, K, X.shape[1])
-    temperature = check_positive(temperature, "temperature")
     mix = check_mix(mix)
     X_test, y_test, y_true = _check_eval_sets(X, X_test, y_test, y_true, K)
 
-    solver = dict(fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, backend=backend, device=device, dtype=dtype,
-                  _cache=_ChainCache() if _cache is None else _cache,
+    solver = dict(_solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device,
+                                   dtype=dtype, cache=_ChainCache() if _cache is None else _cache),
                   sample_weight=_check_sample_weight(sample_weight, n))
-    # stop settings, checked up front: the teacher certifies its top-k sets, the students top-1
-    teacher_stop = _check_stop(stop, X_test, top_k if pll else 1, X, fit_intercept, backend)
+    # stop settings, checked up front (X_test is, above): the teacher certifies its top-k sets, the students top-1
+    teacher_stop = _check_stop(p["stop"], X_test, top_k if pll else 1, X, fit_intercept, solver["backend"],
+                               checked=True)
     student_stop = dict(teacher_stop, certify_top_k=1)
     warm_starts = dict(_warm or {})
     pll_names = pll_model_names(pll_loss) if pll else []
@@ -548,11 +549,10 @@ def distill(
         name = ModelId.round_(t).name
         if name in warm_starts:
             warm = {"init": warm_starts[name]}
-        model = fit_linear_probe(X, targets, reg, n_classes=K, allow_negative_targets=t > 0 and mix > 1,
-                                 **warm, **solver, **(student_stop if t else teacher_stop))
+        model = _fit_ce(X, targets, K, reg, {**solver, **(student_stop if t else teacher_stop)}, **warm)
         if bar is not None:
             bar.update()
-        return model, model.predict_proba(X)
+        return model, model._proba(X)
 
     chain = run_chain(
         fit_round, y, rounds, refine=lambda P: refine_targets(P, "soft", temperature=temperature, mix=mix, given=y)

@@ -8,10 +8,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import check_choice
-from .distill import distill, pll_model_names
+from ._validation import PARAMS, Boolean, Integer, OneOf, Real, validate_params
+from .distill import PLL_LOSSES, distill, pll_model_names
 from .model_selection import reg_path
 from .probe import softmax
+from .targets import MAX_MIX
 
 __all__ = ["SelfDistillationClassifier"]
 
@@ -88,6 +89,22 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
     array(['cat', 'dog', 'owl'], dtype='<U3')
     """
 
+    #: scikit-learn's convention: each parameter and its constraint (a list: any of them), checked
+    #: when fit starts (:meth:`_validate_params`), with the package's constraint types and messages.
+    #: top_k's bound by the class count (top_k < K for method="pll") and mix's are distill's.
+    _parameter_constraints: dict = {
+        "reg": [OneOf(("auto",)), PARAMS["reg"]],
+        "rounds": PARAMS["rounds"],
+        "method": OneOf(("sd", "pll")),
+        "top_k": Integer(1),
+        "pll_loss": OneOf(PLL_LOSSES),
+        "temperature": PARAMS["temperature"],
+        "mix": Real(0.0, MAX_MIX),
+        "fit_intercept": Boolean(),
+        "tol": PARAMS["tol"],
+        "max_iter": PARAMS["max_iter"],
+    }
+
     def __init__(
         self,
         reg: float = 1e-3,
@@ -145,7 +162,7 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.final_model_, clf.coef_.shape
         ('pll-uniform', (3, 3))
         """
-        check_choice(self.method, "method", ("sd", "pll"))
+        self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
@@ -162,8 +179,7 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
                      max_iter=self.max_iter)
         final = pll_model_names(self.pll_loss)[0] if pll else f"round {self.rounds}"
         self.reg_, self.reg_scores_ = self.reg, None
-        if isinstance(self.reg, str):
-            check_choice(self.reg, "reg", ("auto",))
+        if isinstance(self.reg, str):  # "auto"
             best, scores, _ = reg_path(X, y_enc, n_classes=K, **chain)
             self.reg_, self.reg_scores_ = best[final], scores[final]
         self.result_ = distill(
@@ -187,6 +203,11 @@ class SelfDistillationClassifier(ClassifierMixin, BaseEstimator):
         self.coef_, self.intercept_ = final.coef_, final.intercept_
         self.n_iter_ = final.n_iter_
         return self
+
+    def _validate_params(self) -> None:
+        """Check the parameters against :attr:`_parameter_constraints` (the messages name the
+        parameter, its value and what was expected, as the package's functions do)."""
+        validate_params(self._parameter_constraints, **self.get_params(deep=False))
 
     def _logits(self, X):
         check_is_fitted(self)

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._validation import check_features, check_labels, check_positive
-from .probe import fit_linear_probe
+from ._validation import PARAMS, check_features, check_labels, make_constraint, validate_params
+from .probe import _fit_ce, _solver_settings
 
 __all__ = ["select_reg", "select_reg_per_model", "reg_path", "refit_selected", "DEFAULT_REG_GRID"]
 
@@ -82,13 +82,15 @@ def select_reg(
     >>> select_reg(X, y, grid=(1e-1, 1e-3))
     (0.1, {0.1: 1.0, 0.001: 1.0})
     """
-    grid, K, (X_fit, y_fit, X_val, y_val) = _checked_split(X, y, grid, val_fraction, seed, n_classes)
+    X, y, grid, K, val_fraction = _checked_inputs(X, y, grid, val_fraction, n_classes)
+    X_fit, y_fit, X_val, y_val = _checked_split(X, y, val_fraction, seed)
     scores = {}
     init = None
+    solver = _solver_settings()  # fit_linear_probe's defaults; the fits are its unchecked twin (all is checked)
     for reg in grid:  # strong to weak reg, warm-started
-        probe = fit_linear_probe(X_fit, y_fit, reg, n_classes=K, init=init)
+        probe = _fit_ce(X_fit, y_fit, K, reg, solver, init=init)
         init = probe
-        scores[reg] = float(np.mean(probe.predict(X_val) == y_val))
+        scores[reg] = float(np.mean(np.argmax(probe._logits(X_val), axis=1) == y_val))
     if max(scores.values()) == 0:  # no reg predicts a single validation point: nothing ranks them
         raise ValueError(
             f"every reg of the grid scores 0 on the {y_val.size} validation points (val_fraction={val_fraction:g} of "
@@ -104,9 +106,26 @@ def _points_per_class(val_fraction: float) -> int:
     return max(2, math.ceil(1 / val_fraction - 1e-9))
 
 
-def _checked_split(X, y, grid, val_fraction, seed, n_classes, copy=True):
-    """The selection's inputs checked: (grid, unique and largest first; K; (X_fit, y_fit, X_val,
-    y_val), the seeded split stratified by y, or None with ``copy=False``).
+def _checked_inputs(X, y, grid, val_fraction, n_classes) -> tuple[np.ndarray, np.ndarray, list, int, float]:
+    """The selection's inputs checked: (X, y, grid (unique, largest first), K, val_fraction); the
+    warnings of y point at the line calling select_reg / reg_path."""
+    X = check_features(X)
+    p = validate_params(n_classes=n_classes, val_fraction=val_fraction)
+    y = check_labels(y, "y", n_samples=X.shape[0], n_classes=p["n_classes"], stacklevel=3)
+    reg = make_constraint(PARAMS["reg"])
+    grid = sorted({reg.check(r, "grid entry") for r in grid}, reverse=True)
+    if not grid:
+        raise ValueError("grid must hold at least one reg value")
+    K = p["n_classes"] or int(y.max()) + 1
+    if K < 2:
+        raise ValueError(f"y must hold at least 2 classes, got a single class {np.unique(y).tolist()}; "
+                         "pass n_classes= if some classes are absent")
+    return X, y, grid, K, p["val_fraction"]
+
+
+def _checked_split(X, y, val_fraction, seed, copy=True):
+    """The seeded split of checked inputs, stratified by y: (X_fit, y_fit, X_val, y_val), or None
+    with ``copy=False``.
 
     A split that cannot score reg is a ``ValueError`` saying why (too few points per class) and
     what is needed: a stratified split whose validation or fit part holds fewer points than there
@@ -114,15 +133,6 @@ def _checked_split(X, y, grid, val_fraction, seed, n_classes, copy=True):
     per class), or a split that leaves more than half of the validation points in classes with no
     point in the fit part (classes of a single point).
     """
-    X = check_features(X)
-    # stacklevel 3: warnings point at the line calling select_reg / reg_path
-    y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes, stacklevel=3)
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-    grid = sorted({check_positive(r, "grid entry") for r in grid}, reverse=True)
-    if not grid:
-        raise ValueError("grid must hold at least one reg value")
-    K = n_classes if n_classes is not None else int(y.max()) + 1
     _, counts = np.unique(y, return_counts=True)
     need = _points_per_class(val_fraction)
     what = (f"too few points per class for a validation split: y has {y.size} points of {counts.size} classes "
@@ -143,8 +153,8 @@ def _checked_split(X, y, grid, val_fraction, seed, n_classes, copy=True):
             f"{what}; the validation split (val_fraction={val_fraction:g}) leaves {int(unseen.sum())} of its "
             f"{unseen.size} points in classes with no point in the fit part, so reg cannot be chosen on it; {advice}")
     if not copy:
-        return grid, K, None
-    return grid, K, (X[idx_fit], y[idx_fit], X[idx_val], y[idx_val])
+        return None
+    return X[idx_fit], y[idx_fit], X[idx_val], y[idx_val]
 
 
 def _split(y, val_fraction, seed):
@@ -273,9 +283,8 @@ def reg_path(
     from .distill import distill
     from .probe import _ChainCache
 
-    X = check_features(X)
-    y = check_labels(y, "y", n_samples=X.shape[0], n_classes=n_classes)
-    grid, K, _ = _checked_split(X, y, grid, val_fraction, seed, n_classes, copy=False)
+    X, y, grid, K, val_fraction = _checked_inputs(X, y, grid, val_fraction, n_classes)
+    _checked_split(X, y, val_fraction, seed, copy=False)
     idx_fit, idx_val = _split(y, val_fraction, seed)
     fit_part = np.zeros(X.shape[0])
     fit_part[idx_fit] = 1.0  # the fit part as 0/1 row weights over X itself (no copy: X's passes can be shared)

@@ -43,17 +43,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ._backend import Features, check_backend, import_torch, make_ops
+from ._backend import Features, check_backend, is_tensor, make_ops, ops_of
 from ._batch import PassBatcher, run_threads, shared_batcher
 from ._newton import Certifier, Objective, line_min, newton_cg
 from ._validation import (
-    MAX_ABS_FEATURE,
-    _raise_huge,
+    PARAMS,
+    OneOf,
+    _check_matrix_shape,
+    check_feature_values,
     check_features,
-    check_int,
     check_labels,
-    check_positive,
+    check_target_matrix,
     check_targets,
+    make_constraint,
+    validate_params,
 )
 from .losses import GCE, NUMPY, Candidate, CrossEntropy, log_softmax, softmax
 
@@ -182,7 +185,15 @@ class LinearProbe:
         X = check_features(X, stream=True)
         if X.shape[1] != self.coef_.shape[1]:
             raise ValueError(f"X has {X.shape[1]} features but the probe was fitted on {self.coef_.shape[1]}")
+        return self._logits(X)
+
+    def _logits(self, X) -> np.ndarray:
+        """:meth:`decision_function`'s unchecked twin, for X already checked (internal calls)."""
         return Features(X, NUMPY).forward(self.coef_, np.float64) + self.intercept_
+
+    def _proba(self, X) -> np.ndarray:
+        """:meth:`predict_proba`'s unchecked twin, for X already checked (internal calls)."""
+        return softmax(self._logits(X))
 
     def predict_proba(self, X) -> np.ndarray:
         """softmax(W x + b) for each row of X, shape (m, K).
@@ -313,8 +324,7 @@ def _fit(X, make_loss, K, loss_name, reg, init, solver, *, direction=None, sampl
     optionally the ``batcher`` whose passes it shares (else one :func:`_batch.share_passes`
     registered for X, if any)."""
     t0 = time.perf_counter()
-    backend, device, dtype = check_backend(solver["backend"], solver["device"], solver["dtype"])
-    ops = make_ops(backend, device)
+    ops, dtype = make_ops(solver["backend"], solver["device"]), solver["dtype"]
     batcher = solver.get("batcher") or shared_batcher(X, ops, dtype, solver["chunk_rows"])
     if batcher is None:
         feats = _features_for(X, ops, dtype, solver["chunk_rows"], solver["cache"])
@@ -391,44 +401,38 @@ def _check_X(X, backend):
     chunk by chunk, never loaded whole: ``check_features(..., stream=True)``) or, for the torch
     backend, a torch tensor (checked on its device). Values beyond ``MAX_ABS_FEATURE`` (1e100, where
     the fit's float64 arithmetic overflows) are refused, naming the largest, with advice to scale X."""
-    if backend == "torch" and type(X).__module__.startswith("torch"):
-        torch = import_torch()
-        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError("X must be a non-empty 2-D array of shape (n_samples, n_features), "
-                             f"got shape {tuple(X.shape)}")
-        if not X.is_floating_point():
-            X = X.double()
-        if not bool(torch.isfinite(X).all()):
-            raise ValueError("X must be finite, found NaN or inf entries")
-        if max(-float(X.min()), float(X.max())) > MAX_ABS_FEATURE:  # as check_features: the fit would overflow
-            flat = int(X.abs().argmax())
-            _raise_huge("X", float(X.reshape(-1)[flat]), flat // X.shape[1], flat % X.shape[1],
-                        int((X.abs() > MAX_ABS_FEATURE).sum()))
+    if backend == "torch" and is_tensor(X):
+        _check_matrix_shape(X, "X")
+        X = X if X.is_floating_point() else X.double()
+        check_feature_values(X, "X", ops_of(X))  # as check_features does for an array, on X's device
         return X
     return check_features(X, stream=True)
 
 
-def _check_common(X, reg, tol, max_iter, **solver):
-    """(X, reg, solver settings) checked; ``solver`` gains tol, max_iter (default 500)."""
-    X = _check_X(X, solver["backend"])
-    reg = check_positive(reg, "reg")
-    solver["tol"] = check_positive(tol, "tol")
-    solver["max_iter"] = 500 if max_iter is None else check_int(max_iter, "max_iter", low=0)
-    return X, reg, solver
+def _solver_settings(tol=1e-8, max_iter=None, *, fit_intercept=False, backend="numpy", device=None, dtype=np.float64,
+                     chunk_rows=None, cache=None) -> dict:
+    """The solver settings of the fits, checked (once: the private twins take them as they are).
+
+    {fit_intercept, tol, max_iter (default 500), backend, device, dtype (a NumPy dtype: see
+    ``_backend.check_backend``), chunk_rows, cache}; ``stop`` settings are added by :func:`_check_stop`.
+    """
+    p = validate_params(tol=tol, max_iter=max_iter)
+    backend, device, dtype = check_backend(backend, device, dtype)
+    return {"fit_intercept": fit_intercept, "tol": p["tol"], "max_iter": 500 if max_iter is None else p["max_iter"],
+            "backend": backend, "device": device, "dtype": dtype, "chunk_rows": chunk_rows, "cache": cache}
 
 
-def _check_stop(stop, certify_X, certify_top_k, X, fit_intercept, backend) -> dict:
-    """The ``stop`` settings checked: {stop, certify_X (list of (m, d) arrays), certify_top_k}."""
-    if stop not in ("tol", "certain"):
-        raise ValueError(f"stop must be 'tol' or 'certain', got {stop!r}")
-    top_k = check_int(certify_top_k, "certify_top_k", low=1)
+def _check_stop(stop, certify_X, top_k, X, fit_intercept, backend, *, checked=False) -> dict:
+    """The ``stop`` settings ({stop, certify_X (list of (m, d) arrays), certify_top_k}), ``stop`` and
+    ``top_k`` already checked (:data:`PARAMS`): certify_X checked (unless ``checked``: by the caller)
+    and against X, and fit_intercept."""
     if stop == "tol":
         return {"stop": stop, "certify_X": [], "certify_top_k": top_k}
     if fit_intercept:
         raise ValueError("stop='certain' needs fit_intercept=False: the unpenalised bias breaks the "
                          "strong-convexity bound ||W - W*|| <= ||grad|| / reg it rests on")
     sets = [] if certify_X is None else list(certify_X) if isinstance(certify_X, (list, tuple)) else [certify_X]
-    sets = [_check_X(Xe, backend) for Xe in sets]
+    sets = sets if checked else [_check_X(Xe, backend) for Xe in sets]
     for i, Xe in enumerate(sets):
         if Xe.shape[1] != X.shape[1]:
             raise ValueError(f"certify_X[{i}] has {Xe.shape[1]} features but X has {X.shape[1]}")
@@ -439,7 +443,7 @@ def _check_sample_weight(sample_weight, n) -> np.ndarray | None:
     """(n,) float64 non-negative weights with a positive sum, or None."""
     if sample_weight is None:
         return None
-    if type(sample_weight).__module__.startswith("torch"):
+    if is_tensor(sample_weight):
         sample_weight = sample_weight.detach().cpu().numpy()
     w = np.asarray(sample_weight)
     if w.ndim != 1 or w.shape[0] != n or w.dtype.kind not in "biuf":
@@ -560,20 +564,42 @@ def fit_linear_probe(
     >>> bool(np.allclose(a.coef_, b.coef_, atol=1e-8))
     True
     """
-    X, reg, solver = _check_common(X, reg, tol, max_iter, fit_intercept=fit_intercept, backend=backend,
-                                   device=device, dtype=dtype, chunk_rows=chunk_rows, cache=_cache)
-    solver.update(_check_stop(stop, certify_X, certify_top_k, X, fit_intercept, backend))
-    if n_classes is not None:
-        n_classes = check_int(n_classes, "n_classes", low=2)
-    make_loss, K = _ce_loss(targets, X.shape[0], n_classes, allow_negative_targets, backend)
+    p = validate_params(reg=reg, n_classes=n_classes, stop=stop, certify_top_k=certify_top_k)
+    solver = _solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
+                              chunk_rows=chunk_rows, cache=_cache)
+    X = _check_X(X, solver["backend"])
+    solver.update(_check_stop(p["stop"], certify_X, p["certify_top_k"], X, fit_intercept, solver["backend"]))
+    make_loss, K = _ce_loss(targets, X.shape[0], p["n_classes"], allow_negative_targets, solver["backend"])
     sample_weight = _check_sample_weight(sample_weight, X.shape[0])
-    return _fit(X, make_loss, K, "ce", reg, init, solver, direction=_init_direction, sample_weight=sample_weight)
+    return _fit(X, make_loss, K, "ce", p["reg"], init, solver, direction=_init_direction, sample_weight=sample_weight)
+
+
+def _fit_ce(X, targets, K, reg, solver, *, init=None, _init_direction=None) -> LinearProbe:
+    """:func:`fit_linear_probe`'s unchecked twin, for internal calls (:func:`selfdistill.distill`,
+    :func:`selfdistill.model_selection.select_reg`) whose every argument is already checked: X as
+    :func:`_check_X` returns it, ``targets`` int labels (n,) in 0..K-1 or (n, K) float rows summing
+    to 1, reg a float > 0, ``solver`` from :func:`_solver_settings` (with the ``stop`` settings, and
+    the checked ``sample_weight`` or None)."""
+    return _fit(X, _ce_make_loss(targets), K, "ce", reg, init, solver, direction=_init_direction,
+                sample_weight=solver.get("sample_weight"))
+
+
+def _fit_pll(X, weights, loss, reg, solver, *, init=None) -> LinearProbe:
+    """:func:`fit_partial_label_probe`'s unchecked twin: ``weights`` (n, K) float candidate weights
+    whose rows sum to 1, ``loss`` "candidate" or "gce", the rest as for :func:`_fit_ce`."""
+    weights = np.asarray(weights, dtype=np.float64)
+    return _fit(X, _pll_make_loss(weights, loss), weights.shape[1], loss, reg, init, solver,
+                sample_weight=solver.get("sample_weight"))
 
 
 def _ce_loss(targets, n, n_classes, allow_negative, backend):
     """(make_loss(ops, row weights) -> CrossEntropy, K) for checked labels or soft targets."""
     T = _check_ce_targets(targets, n, n_classes, allow_negative, backend)
-    K = T.shape[1] if T.ndim == 2 else T.n_classes
+    return _ce_make_loss(T), T.shape[1] if T.ndim == 2 else T.n_classes
+
+
+def _ce_make_loss(T):
+    """make_loss(ops, row weights) -> CrossEntropy for checked targets: labels (n,) or (n, K) rows."""
 
     def make_loss(ops, weights):
         if T.ndim == 1:
@@ -581,18 +607,20 @@ def _ce_loss(targets, n, n_classes, allow_negative, backend):
             return CrossEntropy(labels, ops, weights)
         return CrossEntropy(ops.asarray(T, np.float64) if ops.name == "torch" else T, ops, weights)
 
-    return make_loss, K
+    return make_loss
 
 
-def _per_problem(value, B, name, *, sequence_of_arrays=False) -> list:
-    """``value`` for each of B problems: a sequence of B values, or one value shared by all."""
+def _per_problem(value, B, name, *, sequence_of_arrays=False, constraint=None) -> list:
+    """``value`` for each of B problems: a sequence of B values, or one value shared by all; with a
+    ``constraint``, checked: one value as ``name``, each of a sequence as ``name[b]``."""
+    check = (lambda v, _: v) if constraint is None else make_constraint(constraint).check
     if isinstance(value, (list, tuple)) or (not sequence_of_arrays and isinstance(value, np.ndarray)
                                              and value.ndim == 1):
         if len(value) != B:
             raise ValueError(f"{name} must be one value or a sequence of B = {B} values (one per problem), "
                              f"got {len(value)}")
-        return list(value)
-    return [value] * B
+        return [check(v, f"{name}[{b}]") for b, v in enumerate(value)]
+    return [check(value, name)] * B
 
 
 def _batch_len(targets, name) -> int:
@@ -605,8 +633,8 @@ def _batch_len(targets, name) -> int:
 def _fit_batch(X, problems, solver):
     """Fit B problems [(make_loss, K, loss name, reg, init, sample_weight)] together: one thread
     each, every pass over X shared (:class:`_batch.PassBatcher`). Returns B LinearProbes."""
-    backend, device, dtype = check_backend(solver["backend"], solver["device"], solver["dtype"])
-    batcher = PassBatcher(Features(X, make_ops(backend, device), dtype, solver["chunk_rows"]))
+    ops = make_ops(solver["backend"], solver["device"])
+    batcher = PassBatcher(Features(X, ops, solver["dtype"], solver["chunk_rows"]))
     solver = dict(solver, batcher=batcher)
     batcher.reserve(len(problems))
     jobs = [functools.partial(_fit, X, mk, K, name, r, init, solver, sample_weight=w)
@@ -676,18 +704,17 @@ def fit_linear_probes(
     (True, 0.1, 0.0001)
     """
     B = _batch_len(targets, "targets")
-    regs = _per_problem(reg, B, "reg")
+    regs = _per_problem(reg, B, "reg", constraint=PARAMS["reg"])
     inits = _per_problem(init, B, "init", sequence_of_arrays=True)
     weights = _per_problem(sample_weight, B, "sample_weight", sequence_of_arrays=True)
-    X, _, solver = _check_common(X, regs[0], tol, max_iter, fit_intercept=fit_intercept, backend=backend,
-                                 device=device, dtype=dtype, chunk_rows=chunk_rows, cache=None)
-    if n_classes is not None:
-        n_classes = check_int(n_classes, "n_classes", low=2)
+    n_classes = validate_params(n_classes=n_classes)["n_classes"]
+    solver = _solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
+                              chunk_rows=chunk_rows)
+    X = _check_X(X, solver["backend"])
     problems = []
     for b in range(B):
-        make_loss, K = _ce_loss(targets[b], X.shape[0], n_classes, allow_negative_targets, backend)
-        w = _check_sample_weight(weights[b], X.shape[0])
-        problems.append((make_loss, K, "ce", check_positive(regs[b], f"reg[{b}]"), inits[b], w))
+        make_loss, K = _ce_loss(targets[b], X.shape[0], n_classes, allow_negative_targets, solver["backend"])
+        problems.append((make_loss, K, "ce", regs[b], inits[b], _check_sample_weight(weights[b], X.shape[0])))
     return _fit_batch(X, problems, solver)
 
 
@@ -759,18 +786,22 @@ def fit_partial_label_probe(
     >>> student.loss_, student.coef_.shape
     ('gce', (4, 5))
     """
-    X, reg, solver = _check_common(X, reg, tol, max_iter, fit_intercept=fit_intercept, backend=backend,
-                                   device=device, dtype=dtype, chunk_rows=chunk_rows, cache=_cache)
-    make_loss, K = _pll_loss(candidates, X.shape[0], loss, "loss")
+    p = validate_params(_PLL_PARAMS, reg=reg, loss=loss)
+    solver = _solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
+                              chunk_rows=chunk_rows, cache=_cache)
+    X = _check_X(X, solver["backend"])
+    weights = _check_candidates(candidates, X.shape[0])
     sample_weight = _check_sample_weight(sample_weight, X.shape[0])
-    return _fit(X, make_loss, K, loss, reg, init, solver, sample_weight=sample_weight)
+    return _fit(X, _pll_make_loss(weights, p["loss"]), weights.shape[1], p["loss"], p["reg"], init, solver,
+                sample_weight=sample_weight)
 
 
-def _pll_loss(candidates, n, loss, name):
-    """(make_loss(ops, row weights) -> Candidate or GCE, K) for checked candidate sets."""
-    weights = _check_candidates(candidates, n)
-    if loss not in ("candidate", "gce"):
-        raise ValueError(f"{name} must be one of ['candidate', 'gce'], got {loss!r}")
+#: The partial-label fits' arguments: those of :data:`PARAMS` and ``loss``.
+_PLL_PARAMS = {**PARAMS, "loss": OneOf(("candidate", "gce"))}
+
+
+def _pll_make_loss(weights, loss):
+    """make_loss(ops, row weights) -> Candidate or GCE for checked candidate weights (n, K)."""
 
     def make_loss(ops, row_weights):
         w = ops.asarray(weights) if ops.name == "torch" else weights
@@ -778,7 +809,7 @@ def _pll_loss(candidates, n, loss, name):
             return Candidate(w, ops=ops, row_weights=row_weights)
         return GCE(w, ops=ops, row_weights=row_weights)
 
-    return make_loss, weights.shape[1]
+    return make_loss
 
 
 def fit_partial_label_probes(
@@ -829,17 +860,18 @@ def fit_partial_label_probes(
     ['candidate', 'gce']
     """
     B = _batch_len(candidates, "candidates")
-    regs = _per_problem(reg, B, "reg")
-    losses = _per_problem(loss, B, "loss")
+    regs = _per_problem(reg, B, "reg", constraint=_PLL_PARAMS["reg"])
+    losses = _per_problem(loss, B, "loss", constraint=_PLL_PARAMS["loss"])
     inits = _per_problem(init, B, "init", sequence_of_arrays=True)
     weights = _per_problem(sample_weight, B, "sample_weight", sequence_of_arrays=True)
-    X, _, solver = _check_common(X, regs[0], tol, max_iter, fit_intercept=fit_intercept, backend=backend,
-                                 device=device, dtype=dtype, chunk_rows=chunk_rows, cache=None)
+    solver = _solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
+                              chunk_rows=chunk_rows)
+    X = _check_X(X, solver["backend"])
     problems = []
     for b in range(B):
-        make_loss, K = _pll_loss(candidates[b], X.shape[0], losses[b], f"loss[{b}]")
-        w = _check_sample_weight(weights[b], X.shape[0])
-        problems.append((make_loss, K, losses[b], check_positive(regs[b], f"reg[{b}]"), inits[b], w))
+        w = _check_candidates(candidates[b], X.shape[0])
+        problems.append((_pll_make_loss(w, losses[b]), w.shape[1], losses[b], regs[b], inits[b],
+                         _check_sample_weight(weights[b], X.shape[0])))
     return _fit_batch(X, problems, solver)
 
 
@@ -869,23 +901,11 @@ class _Labels(np.ndarray):
 
 
 def _check_ce_targets(targets, n, n_classes, allow_negative, backend):
-    if backend == "torch" and type(targets).__module__.startswith("torch") and targets.ndim == 2:
-        torch = import_torch()
-        T = targets
-        if T.shape[0] != n:
-            raise ValueError(f"targets has {T.shape[0]} rows but X has {n} rows; they must match")
-        if n_classes is not None and T.shape[1] != n_classes:
-            raise ValueError(f"targets has {T.shape[1]} columns but n_classes={n_classes}")
-        if not bool(torch.isfinite(T).all()):
-            raise ValueError("targets must be finite, found NaN or inf")
-        if not allow_negative and float(T.min()) < 0:
-            raise ValueError("targets rows must be probability vectors (non-negative); "
-                             "extrapolated targets need allow_negative_targets=True")
-        dev = float((T.sum(dim=1, dtype=torch.float64) - 1).abs().max())
-        if dev > 1e-6:
-            raise ValueError(f"targets rows must sum to 1, max deviation {dev:.3g}")
-        return T
-    if type(targets).__module__.startswith("torch"):
+    if backend == "torch" and is_tensor(targets) and targets.ndim == 2:  # checked on its device
+        check_target_matrix(targets, "targets", n_samples=n, n_classes=n_classes, allow_negative=allow_negative,
+                            ops=ops_of(targets))
+        return targets
+    if is_tensor(targets):
         targets = targets.detach().cpu().numpy()
     arr = np.asarray(targets)
     if arr.ndim == 1:

@@ -1,7 +1,8 @@
 """argparse ``type=`` converters and output-path checks shared by every ``selfdistill`` subcommand.
 
-Each converter raises ``argparse.ArgumentTypeError`` with the offending text and what was
-expected, so the error names the option (argparse adds it) and the value.
+Each converter is built by :func:`argtype` from a constraint of :mod:`selfdistill._validation` (the
+types that check the Python API and config files) and raises ``argparse.ArgumentTypeError`` with the
+offending text and what was expected, so the error names the option (argparse adds it) and the value.
 
 Output paths (``--output`` folders and files, ``sweep --db``): :func:`check_output_dir` and
 :func:`check_output_file` check, creating nothing, that a path can be written, once the other
@@ -13,11 +14,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from .._validation import BadValueError, Constraint, Integer, Real
 
 __all__ = [
+    "argtype",
     "int_at_least",
     "finite_float",
     "positive_float",
@@ -31,53 +36,44 @@ __all__ = [
 ]
 
 
+def argtype(constraint: Constraint, parse: Callable[[str], Any] = float, *, what: str = "value",
+            rule: str | None = None) -> Callable[[str], Any]:
+    """An argparse ``type=`` from a constraint of :mod:`selfdistill._validation` (the one way of checking).
+
+    The converter parses the text with ``parse`` and checks the value against ``constraint``;
+    either failing is an ``argparse.ArgumentTypeError`` naming the text: ``invalid WHAT 'TEXT':
+    expected ...`` (text that does not parse) or ``invalid WHAT 'TEXT': RULE`` (default: ``must be``
+    and the constraint's words, e.g. ``must be an integer >= 1``); argparse adds the option.
+    """
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected {constraint.describe()}") from None
+        try:
+            return constraint(value)
+        except BadValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid {what} {text!r}: {rule or 'must be ' + constraint.describe()}") from None
+
+    return convert
+
+
 def int_at_least(low: int, rule: str | None = None):
     """A converter to int >= ``low``; ``rule`` replaces the text of the range message."""
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= {low}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"invalid value {text!r}: {rule or f'must be an integer >= {low}'}")
-        return v
-
-    return parse
+    return argtype(Integer(low), int, rule=rule)
 
 
-def finite_float(text: str) -> float:
-    """A finite float."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: must be finite")
-    return v
-
-
-def positive_float(text: str) -> float:
-    """A finite float > 0."""
-    v = finite_float(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be > 0")
-    return v
+#: A finite float.
+finite_float = argtype(Real(), what="number", rule="must be finite")
+#: A finite float > 0.
+positive_float = argtype(Real(0.0, closed="neither"), rule="must be > 0 and finite")
 
 
 def unit_interval(what: str, rule: str):
     """A converter to a float in [0, 1]; messages call the value ``what`` and state ``rule``."""
-
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected a number in [0, 1]") from None
-        if not 0.0 <= v <= 1.0:  # also rejects nan
-            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: {rule}")
-        return v
-
-    return parse
+    return argtype(Real(0.0, 1.0), what=what, rule=rule)
 
 
 #: A noise rate in [0, 1].

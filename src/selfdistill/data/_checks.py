@@ -6,17 +6,13 @@ import numbers
 
 import numpy as np
 
-from .._validation import check_features, check_int
+from .._validation import Real, check_features, check_int
 
 
 def _check_real(value, name: str) -> float:
-    """Return ``value`` as a finite float; ``TypeError`` if it is not a real number."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    v = float(value)
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {v!r}")
-    return v
+    """Return ``value`` as a finite float; ``TypeError`` if it is not a real number (the shared
+    :class:`selfdistill._validation.Real` constraint)."""
+    return Real().check(value, name)
 
 
 def _check_features_maybe_empty(X, name: str, *, n_features: int | None = None) -> np.ndarray:

@@ -41,12 +41,9 @@ Rules:
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +53,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10: the 'tomli' backport
     import tomli as _toml
 
+from .._validation import ArrayOf, Boolean, Integer, OneOf, Real, Reg, String, _tname
+from .._validation import BadValueError as _BadValueError
 from ..distill import PLL_LOSSES, pll_model_names
 from ..models import ModelId
 from ..noise import CLUSTER_RULES, CLUSTER_THRESHOLDS, NOISE_KINDS
@@ -147,139 +146,8 @@ SweepConfigError = ConfigError
 
 
 # ------------------------------------------------------------------------------ constraints
-class _BadValueError(ValueError):
-    """A value that fails its constraint (message only; the caller adds where)."""
-
-
-def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_num(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def _tname(v):
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "a table"}.get(type(v), type(v).__name__)
-
-
-@dataclass(frozen=True)
-class Integer:
-    """An integer in [low, high]."""
-
-    low: int
-    high: int | None = None
-
-    def describe(self, many=False):
-        top = "" if self.high is None else f" and <= {self.high}"
-        return f"{'integers' if many else 'an integer'} >= {self.low}{top}"
-
-    def __call__(self, v, many=False):
-        if not _is_int(v) or v < self.low or (self.high is not None and v > self.high):
-            raise _BadValueError(f"expected {self.describe(many)}, got {_tname(v)} {v!r}")
-        return int(v)
-
-
-@dataclass(frozen=True)
-class Real:
-    """A finite number in the interval (``closed`` says which ends belong to it)."""
-
-    low: float
-    high: float = math.inf
-    closed: str = "both"  # "both", "neither", "left"
-
-    def describe(self, many=False):
-        if self.high == math.inf:
-            text = f"> {self.low:g}" if self.closed == "neither" else f">= {self.low:g}"
-        else:
-            lb = "[" if self.closed in ("both", "left") else "("
-            rb = "]" if self.closed == "both" else ")"
-            text = f"in {lb}{self.low:g}, {self.high:g}{rb}"
-        return f"{'numbers' if many else 'a number'} {text}"
-
-    def __call__(self, v, many=False):
-        ok = _is_num(v) and math.isfinite(float(v))
-        if ok:
-            x = float(v)
-            lo_ok = x >= self.low if self.closed in ("both", "left") else x > self.low
-            hi_ok = x <= self.high if self.closed == "both" else x < self.high
-            ok = lo_ok and hi_ok
-        if not ok:
-            raise _BadValueError(f"expected {self.describe(many)}, got {_tname(v)} {v!r}")
-        return float(v)
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """One of a fixed set of strings; ``noun`` names them in errors of array items."""
-
-    options: tuple
-    noun: str = "value"
-    hint: str = ""
-
-    def __call__(self, v, many=False):
-        if v not in self.options:
-            if many:
-                raise _BadValueError(f"unknown {self.noun} {v!r} (expected some of {list(self.options)}{self.hint})")
-            raise _BadValueError(f"expected one of {list(self.options)}{self.hint}, got {_tname(v)} {v!r}")
-        return v
-
-
-@dataclass(frozen=True)
-class Boolean:
-    def __call__(self, v, many=False):
-        if not isinstance(v, bool):
-            raise _BadValueError(f"expected true or false, got {_tname(v)} {v!r}")
-        return v
-
-
-@dataclass(frozen=True)
-class String:
-    """A non-empty string (matching ``pattern``, if given)."""
-
-    pattern: re.Pattern | None = None
-    what: str = "a string"
-
-    def __call__(self, v, many=False):
-        if not isinstance(v, str) or not v or (self.pattern is not None and not self.pattern.match(v)):
-            raise _BadValueError(f"expected {self.what}, got {v!r}")
-        return v
-
-
-@dataclass(frozen=True)
-class ArrayOf:
-    """A non-empty (unless ``allow_empty``) array of ``item`` values; repeats are dropped and the
-    result ordered by ``order``: "given" (first appearance), "ascending" or "descending"."""
-
-    item: Callable[..., Any]
-    what: str
-    allow_empty: bool = False
-    order: str = "given"
-
-    def __call__(self, v, many=False):
-        if not isinstance(v, (list, tuple)):
-            raise _BadValueError(f"expected an array of {self.what}, got {_tname(v)} ({v!r})")
-        if not v and not self.allow_empty:
-            raise _BadValueError("empty grid: give at least one value")
-        values = [self.item(x, True) for x in v]
-        if self.order == "given":
-            return tuple(dict.fromkeys(values))
-        return tuple(sorted(set(values), reverse=self.order == "descending"))
-
-
-@dataclass(frozen=True)
-class Reg:
-    """``"auto"`` or a finite number > 0."""
-
-    def __call__(self, v, many=False):
-        if isinstance(v, str):
-            if v.strip().lower() == "auto":
-                return "auto"
-            raise _BadValueError(f"expected a number > 0 or \"auto\", got {v!r}")
-        if not _is_num(v) or not 0 < float(v) < math.inf:
-            raise _BadValueError(f"expected a number > 0 or \"auto\", got {_tname(v)} {v!r}")
-        return float(v)
+# The constraint types live in selfdistill._validation (the Python API, the estimator and the CLI use
+# the same ones); a config reports a failing value as ``expected ..., got ...`` with its key and line.
 
 
 #: The trainers of a dataset's probes: the exact solver, or the authors' SGD recipe (a labelled baseline).
