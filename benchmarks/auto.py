@@ -66,7 +66,7 @@ def _evals(models):
 def _auto_before(X, yn, K, test):
     """The reg-auto task before the reg path: cold chains per grid reg, full refits."""
     from selfdistill import distill
-    from selfdistill.model_selection import _split
+    from selfdistill.model_selection import stratified_split as _split
 
     idx_fit, idx_val = _split(yn, 0.2, 0)
     scores, models = {}, []

@@ -70,7 +70,8 @@ def topk_targets(P, k=2):
 def run_chain(name, X, yn, y, K, reg, *, device, dtype, rounds=4, budget_s=None, out=None, record=None):
     import torch
 
-    from selfdistill.probe import _ChainCache, fit_linear_probe
+    from selfdistill.probe import ChainCache as _ChainCache
+    from selfdistill.probe import fit_linear_probe
 
     cache = _ChainCache()
     kw = dict(n_classes=K, backend="torch", device=device, dtype=dtype, _cache=cache)

@@ -185,7 +185,8 @@ def _model_inputs(mname, yn, models, probs):
 
 
 def run_case(name, spec, *, sgd_epochs=200):
-    from selfdistill.probe import _ChainCache, fit_linear_probe
+    from selfdistill.probe import ChainCache as _ChainCache
+    from selfdistill.probe import fit_linear_probe
 
     from .sgd import AUTHORS_LR, objective, sgd_recipe
 

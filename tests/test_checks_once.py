@@ -41,13 +41,13 @@ def checked(monkeypatch):
                 depth[0] -= 1
 
         monkeypatch.setattr(cls, "check", check)
-    shape = V._check_matrix_shape
+    shape = V.check_matrix_shape
 
     def matrix_shape(arr, name):
         seen["features", name] += 1
         return shape(arr, name)
 
-    monkeypatch.setattr(V, "_check_matrix_shape", matrix_shape)
+    monkeypatch.setattr(V, "check_matrix_shape", matrix_shape)
     return seen
 
 
@@ -160,7 +160,7 @@ def test_distill_hands_the_checked_memmap_itself_to_the_unchecked_fits(tmp_path,
     np.save(path, X.astype(dtype))
     Xm = np.load(path, mmap_mode="r")
     fitted = []
-    for twin in ("_fit_ce", "_fit_pll"):
+    for twin in ("fit_ce_unchecked", "fit_pll_unchecked"):
         real = getattr(distill_module, twin)
 
         def fit(X, *args, _real=real, **kwargs):
@@ -174,14 +174,14 @@ def test_distill_hands_the_checked_memmap_itself_to_the_unchecked_fits(tmp_path,
 
 def test_the_twins_give_the_public_fits_answers():
     from selfdistill import fit_partial_label_probe
-    from selfdistill.probe import _fit_ce, _fit_pll, _solver_settings
+    from selfdistill.probe import fit_ce_unchecked, fit_pll_unchecked, solver_settings
     from selfdistill.targets import refine_targets
 
-    solver = _solver_settings()
-    a, b = fit_linear_probe(X, Y, 1e-2), _fit_ce(X, Y, 3, 1e-2, solver)
+    solver = solver_settings()
+    a, b = fit_linear_probe(X, Y, 1e-2), fit_ce_unchecked(X, Y, 3, 1e-2, solver)
     np.testing.assert_array_equal(a.coef_, b.coef_)
     T = refine_targets(a.predict_proba(X), "topk", top_k=2)
-    c, d = fit_partial_label_probe(X, T, 1e-2, loss="gce", init=a), _fit_pll(X, T, "gce", 1e-2, solver, init=a)
+    c, d = fit_partial_label_probe(X, T, 1e-2, loss="gce", init=a), fit_pll_unchecked(X, T, "gce", 1e-2, solver, init=a)
     np.testing.assert_array_equal(c.coef_, d.coef_)
 
 

@@ -187,11 +187,11 @@ def test_select_reg_refuses_too_few_points_per_class(per_class):
 
 
 def test_select_reg_refuses_when_every_reg_scores_zero():
-    from selfdistill.model_selection import _split
+    from selfdistill.model_selection import stratified_split
 
     y = np.repeat([0, 1], 10)
     X = np.where(y == 0, 1.0, -1.0)[:, None] * np.array([[1.0, 0.0]])
-    _, idx_val = _split(y, 0.2, 0)
+    _, idx_val = stratified_split(y, 0.2, 0)
     X[idx_val] *= -1  # the held-out points sit on the other class's side: no reg scores a point
     with pytest.raises(ValueError, match=r"every reg of the grid scores 0 on the 4 validation points.*fixed reg"):
         select_reg(X, y)

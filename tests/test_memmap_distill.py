@@ -88,8 +88,8 @@ def test_distill_passes_the_memmap_itself_to_the_fits(tmp_path, monkeypatch, dty
     X, y, *_ = _data()
     Xm = _memmap(tmp_path, "X", X.astype(dtype))
     checked, fitted = [], []
-    real_check, real_fit = distill_module.check_features, distill_module._fit_ce
-    real_pll = distill_module._fit_pll
+    real_check, real_fit = distill_module.check_features, distill_module.fit_ce_unchecked
+    real_pll = distill_module.fit_pll_unchecked
 
     def check(X, *args, **kwargs):
         out = real_check(X, *args, **kwargs)
@@ -105,8 +105,8 @@ def test_distill_passes_the_memmap_itself_to_the_fits(tmp_path, monkeypatch, dty
         return real_pll(X, *args, **kwargs)
 
     monkeypatch.setattr(distill_module, "check_features", check)
-    monkeypatch.setattr(distill_module, "_fit_ce", fit)
-    monkeypatch.setattr(distill_module, "_fit_pll", fit_pll)
+    monkeypatch.setattr(distill_module, "fit_ce_unchecked", fit)
+    monkeypatch.setattr(distill_module, "fit_pll_unchecked", fit_pll)
     distill(Xm, y, reg=1e-3, rounds=1, pll_loss=("uniform", "gce"))
     assert checked and checked[0] is Xm
     assert len(fitted) == 4 and all(f is Xm for f in fitted)

@@ -36,9 +36,9 @@ def test_bad_arguments():
 def _cold_path(X, y, grid, seed, **chain):
     """The reg path as it was computed before warm starts: an independent chain per reg."""
     from selfdistill import distill
-    from selfdistill.model_selection import _split
+    from selfdistill.model_selection import stratified_split
 
-    idx_fit, idx_val = _split(y, 0.2, seed)
+    idx_fit, idx_val = stratified_split(y, 0.2, seed)
     out = {}
     for reg in grid:
         res = distill(X[idx_fit], y[idx_fit], reg=reg, X_test=X[idx_val], y_test=y[idx_val], **chain)

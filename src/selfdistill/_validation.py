@@ -129,7 +129,7 @@ def _check_finite_chunked(X, name: str, chunk_rows: int | None = None) -> None:
         _raise_huge(name, huge[0], huge[1], huge[2], n_huge)
 
 
-def _check_matrix_shape(X, name: str) -> None:
+def check_matrix_shape(X, name: str) -> None:
     """X (an array or a torch tensor) must be 2-D (n_samples, n_features) and non-empty; the error names ``name``."""
     if X.ndim != 2:
         raise ValueError(
@@ -179,7 +179,7 @@ def check_features(
     checked ``CHUNK_ROWS`` rows at a time. Anything else is converted to ``dtype``.
     """
     if isinstance(X, np.memmap) and allow_memmap:
-        _check_matrix_shape(X, name)  # from the shape alone, before anything is read
+        check_matrix_shape(X, name)  # from the shape alone, before anything is read
         if X.dtype == np.dtype(dtype) or (stream and X.dtype in STREAM_DTYPES):
             _check_finite_chunked(X, name)
             return X
@@ -188,7 +188,7 @@ def check_features(
         arr = np.asarray(X, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a numeric array, got {type(X).__name__}: {exc}") from None
-    _check_matrix_shape(arr, name)
+    check_matrix_shape(arr, name)
     check_feature_values(arr, name)
     return arr
 
@@ -229,7 +229,7 @@ def _refuse_sparse_or_complex(X, name: str) -> None:
 _MAX_LABEL = 2**62
 
 
-def _check_label_values(arr: np.ndarray, name: str) -> np.ndarray:
+def check_label_values(arr: np.ndarray, name: str) -> np.ndarray:
     """Integer labels as int64 from an integer, boolean or integer-valued float array.
 
     Float labels must be finite and integer-valued (``2.0`` becomes 2): anything else (``0.5``,
@@ -403,7 +403,7 @@ def check_labels(
         )
     if arr.size == 0:
         raise ValueError(f"{name} must be non-empty")
-    arr = _check_label_values(arr, name)
+    arr = check_label_values(arr, name)
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0:
         neg = arr < 0
@@ -532,7 +532,7 @@ def _is_num(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-def _tname(v) -> str:
+def type_name(v) -> str:
     """A value's type as a config file names it ("an integer", "a string", ...)."""
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
             dict: "a table"}.get(type(v), type(v).__name__)
@@ -582,7 +582,7 @@ class Constraint:
     def __call__(self, v, many: bool = False):
         """``v`` converted, or a :class:`BadValueError` ``expected ..., got ...`` (config files)."""
         if not self.accepts(v):
-            raise BadValueError(f"expected {self.describe(many)}, got {_tname(v)} {v!r}")
+            raise BadValueError(f"expected {self.describe(many)}, got {type_name(v)} {v!r}")
         return self.convert(v)
 
 
@@ -695,7 +695,7 @@ class OneOf(Constraint):
         if not self.accepts(v):
             if many:
                 raise BadValueError(f"unknown {self.noun} {v!r} (expected some of {list(self.options)}{self.hint})")
-            raise BadValueError(f"expected {self.describe()}, got {_tname(v)} {v!r}")
+            raise BadValueError(f"expected {self.describe()}, got {type_name(v)} {v!r}")
         return v
 
 
@@ -781,7 +781,7 @@ class ArrayOf(Constraint):
 
     def __call__(self, v, many=False):
         if not isinstance(v, (list, tuple)):
-            raise BadValueError(f"expected an array of {self.what}, got {_tname(v)} ({v!r})")
+            raise BadValueError(f"expected an array of {self.what}, got {type_name(v)} ({v!r})")
         if not v and not self.allow_empty:
             raise BadValueError("empty grid: give at least one value")
         return self._ordered([self.item(x, True) for x in v])

@@ -16,7 +16,7 @@ import numpy as np
 from ._validation import check_choice, check_features, check_int, check_labels, check_memory, validate_params
 from .metrics import model_metrics, topk_coverage
 from .models import TEACHER, ModelId
-from .probe import _ChainCache, _check_sample_weight, _check_stop, _fit_ce, _fit_pll, _solver_settings
+from .probe import ChainCache, check_sample_weight, check_stop, fit_ce_unchecked, fit_pll_unchecked, solver_settings
 from .targets import check_mix, refine_targets
 
 __all__ = ["PLL_LOSSES", "ChainRound", "DistillResult", "distill", "pll_model_names", "pll_round", "run_chain"]
@@ -386,16 +386,19 @@ def _fit_pll_students(X, reg, K, top_k, losses, models, probs, solver, bar, warm
     for name, loss in losses.items():
         if loss == "uniform":
             init = warm_starts.get(name, models[teacher])
-            models[name] = _fit_ce(X, T_pll, K, reg, {**solver, **stop}, init=init)  # checked: the twins
+            models[name] = fit_ce_unchecked(X, T_pll, K, reg, {**solver, **stop}, init=init)  # checked: the twins
         else:
-            models[name] = _fit_pll(X, T_pll, loss, reg, solver, init=models[teacher])
+            models[name] = fit_pll_unchecked(X, T_pll, loss, reg, solver, init=models[teacher])
         probs[name] = models[name]._proba(X)
         if bar is not None:
             bar.update()
 
 
-def _model_metrics(models, probs, y, y_true, X_test, y_test, coverage) -> list[dict]:
-    """:func:`selfdistill.metrics.model_metrics` of every model (train predictions from ``probs``)."""
+def metrics_per_model(models, probs, y, y_true, X_test, y_test, coverage) -> list[dict]:
+    """:func:`selfdistill.metrics.model_metrics` of every model (train predictions from ``probs``).
+
+    Package-internal (recipe's chains report with it too): not in ``__all__``.
+    """
     return [
         model_metrics(name, train_pred=np.argmax(probs[name], axis=1), y_given=y, y_true=y_true,
                       test_pred=None if X_test is None else np.argmax(model._logits(X_test), axis=1), y_test=y_test,
@@ -478,7 +481,7 @@ def distill(
         chain minimises the weighted mean over the rows (:func:`selfdistill.fit_linear_probe`); a
         0/1 vector is a subset of the rows without copying X (the training metrics still count
         every row).
-    _cache : internal: a ``probe._ChainCache`` to share with other chains on the same X (the
+    _cache : internal: a ``probe.ChainCache`` to share with other chains on the same X (the
         backend copy of X and the eigen-decomposition of X^T X / n; :mod:`selfdistill.model_selection`
         shares one along the reg path).
     _warm : internal: {model name: LinearProbe} warm starts replacing the chain's own ones for the
@@ -528,12 +531,12 @@ def distill(
     mix = check_mix(mix)
     X_test, y_test, y_true = _check_eval_sets(X, X_test, y_test, y_true, K)
 
-    solver = dict(_solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device,
-                                   dtype=dtype, cache=_ChainCache() if _cache is None else _cache),
-                  sample_weight=_check_sample_weight(sample_weight, n))
+    solver = dict(solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device,
+                                  dtype=dtype, cache=ChainCache() if _cache is None else _cache),
+                  sample_weight=check_sample_weight(sample_weight, n))
     # stop settings, checked up front (X_test is, above): the teacher certifies its top-k sets, the students top-1
-    teacher_stop = _check_stop(p["stop"], X_test, top_k if pll else 1, X, fit_intercept, solver["backend"],
-                               checked=True)
+    teacher_stop = check_stop(p["stop"], X_test, top_k if pll else 1, X, fit_intercept, solver["backend"],
+                              checked=True)
     student_stop = dict(teacher_stop, certify_top_k=1)
     warm_starts = dict(_warm or {})
     pll_names = pll_model_names(pll_loss) if pll else []
@@ -549,7 +552,7 @@ def distill(
         name = ModelId.round_(t).name
         if name in warm_starts:
             warm = {"init": warm_starts[name]}
-        model = _fit_ce(X, targets, K, reg, {**solver, **(student_stop if t else teacher_stop)}, **warm)
+        model = fit_ce_unchecked(X, targets, K, reg, {**solver, **(student_stop if t else teacher_stop)}, **warm)
         if bar is not None:
             bar.update()
         return model, model._proba(X)
@@ -567,7 +570,7 @@ def distill(
         bar.close()
 
     coverage = topk_coverage(probs[TEACHER.name], y_true, top_k)
-    metrics = _model_metrics(models, probs, y, y_true, X_test, y_test, coverage)
+    metrics = metrics_per_model(models, probs, y, y_true, X_test, y_test, coverage)
     config = {"reg": reg, "rounds": rounds, "pll": bool(pll), "top_k": top_k,
               "pll_loss": pll_loss if isinstance(pll_loss, str) else list(pll_loss), "temperature": temperature,
               "mix": mix, "fit_intercept": bool(fit_intercept), "n_classes": K, "tol": tol, "stop": stop,

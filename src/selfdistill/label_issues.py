@@ -39,7 +39,7 @@ from ._io import atomic_write_text, ensure_output_dir, write_json
 from ._validation import check_choice, check_features, check_fraction, check_int, check_labels
 from .distill import PLL_LOSSES, distill, pll_model_names
 from .metrics import flag_label_issues, rank_flagged
-from .model_selection import DEFAULT_REG_GRID, _split, select_reg
+from .model_selection import DEFAULT_REG_GRID, select_reg, stratified_split
 from .models import TEACHER, ModelId
 from .probe import fit_linear_probe
 
@@ -403,7 +403,7 @@ def _select(X, y, K, *, reg, model, rounds, pll_losses, top_k, reg_grid, val_fra
     if reg == "auto":
         reg, reg_scores = select_reg(X, y, grid=reg_grid, val_fraction=val_fraction, seed=seed, n_classes=K)
     candidates = _candidate_models(rounds, pll_losses, K)
-    idx_fit, idx_val = _split(y, val_fraction, seed)
+    idx_fit, idx_val = stratified_split(y, val_fraction, seed)
     if model == "auto" and len(candidates) > 1:
         kw = {"rounds": rounds, "pll": any(ModelId.parse(c).kind == "pll" for c in candidates), "top_k": top_k,
               "pll_loss": list(pll_losses) if pll_losses else "uniform"}
@@ -531,7 +531,7 @@ def _held_out_acc(X, y, K, reg, model, rounds, losses, top_k, val_fraction, seed
     when the selection already measured it, else one chain fit on the fit part)."""
     if known is not None:
         return float(known)
-    idx_fit, idx_val = _split(y, val_fraction, seed)
+    idx_fit, idx_val = stratified_split(y, val_fraction, seed)
     res = distill(X[idx_fit], y[idx_fit], reg=reg, n_classes=K, X_test=X[idx_val], y_test=y[idx_val],
                   **_chain_kwargs(model, rounds, losses or ["uniform"], top_k))
     return float(res.metric(model, "test_acc"))

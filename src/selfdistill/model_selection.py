@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._validation import PARAMS, check_features, check_labels, make_constraint, validate_params
-from .probe import _fit_ce, _solver_settings
+from .probe import fit_ce_unchecked, solver_settings
 
 __all__ = ["select_reg", "select_reg_per_model", "reg_path", "refit_selected", "DEFAULT_REG_GRID"]
 
@@ -86,9 +86,9 @@ def select_reg(
     X_fit, y_fit, X_val, y_val = _checked_split(X, y, val_fraction, seed)
     scores = {}
     init = None
-    solver = _solver_settings()  # fit_linear_probe's defaults; the fits are its unchecked twin (all is checked)
+    solver = solver_settings()  # fit_linear_probe's defaults; the fits are its unchecked twin (all is checked)
     for reg in grid:  # strong to weak reg, warm-started
-        probe = _fit_ce(X_fit, y_fit, K, reg, solver, init=init)
+        probe = fit_ce_unchecked(X_fit, y_fit, K, reg, solver, init=init)
         init = probe
         scores[reg] = float(np.mean(np.argmax(probe._logits(X_val), axis=1) == y_val))
     if max(scores.values()) == 0:  # no reg predicts a single validation point: nothing ranks them
@@ -146,7 +146,7 @@ def _checked_split(X, y, val_fraction, seed, copy=True):
             f"{what}; the {part} part of the split (val_fraction={val_fraction:g}) holds {size} points, fewer than "
             f"the {counts.size} classes, so it cannot hold a point of every class and reg cannot be chosen on it; "
             f"{advice}")
-    idx_fit, idx_val = _split(y, val_fraction, seed)
+    idx_fit, idx_val = stratified_split(y, val_fraction, seed)
     unseen = ~np.isin(y[idx_val], y[idx_fit])
     if unseen.mean() > 0.5:  # a score on such a split says nothing about reg
         raise ValueError(
@@ -157,7 +157,9 @@ def _checked_split(X, y, val_fraction, seed, copy=True):
     return X[idx_fit], y[idx_fit], X[idx_val], y[idx_val]
 
 
-def _split(y, val_fraction, seed):
+def stratified_split(y, val_fraction, seed):
+    """Seeded (fit, validation) index arrays over range(len(y)), stratified by y when every class has
+    two points. Package-internal (label_issues splits with it too): not in ``__all__``."""
     from sklearn.model_selection import train_test_split
 
     _, counts = np.unique(y, return_counts=True)
@@ -177,12 +179,13 @@ def select_reg_per_model(
 ) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
     """Pick reg separately for every model of the chain, by held-out accuracy on the *noisy* labels.
 
-    The rule behind ``selfdistill run --reg auto``: split (X, y) once (stratified by the given
-    labels, seeded) into fit / validation parts; for every reg in ``grid`` run the whole chain
-    (:func:`selfdistill.distill` with ``distill_kwargs``: rounds, PLL students) on the fit part;
-    each model ("round t", "pll-...") gets the reg with the best accuracy against the given,
-    possibly noisy, validation labels (ties: the larger reg). So every model is compared at its own
-    best setting, and no clean or test label is used. (A chain shares one reg across its rounds,
+    The rule of ``selfdistill run --reg auto``, as a public helper that returns only the choice (the
+    pipeline itself calls :func:`reg_path`, then :func:`refit_selected`): split (X, y) once
+    (stratified by the given labels, seeded) into fit / validation parts; for every reg in ``grid``
+    run the whole chain (:func:`selfdistill.distill` with ``distill_kwargs``: rounds, PLL students)
+    on the fit part; each model ("round t", "pll-<loss>") gets the reg with the best accuracy
+    against the given, possibly noisy, validation labels (ties: the larger reg). So every model is
+    compared at its own best setting, and no clean or test label is used. (A chain shares one reg across its rounds,
     as in the paper: "round 3" at reg r is round 3 of the chain trained with reg r.)
 
     Parameters
@@ -241,7 +244,9 @@ def reg_path(
     n_classes: int | None = None,
     **distill_kwargs: Any,
 ) -> tuple[dict[str, float], dict[str, dict[float, float]], dict[float, dict[str, Any]]]:
-    """The chain along the reg grid, as :func:`select_reg_per_model` runs it, with its models.
+    """The chain along the reg grid with its models: :func:`select_reg_per_model`'s choice and its fits.
+
+    The first step of the pipeline's ``reg = "auto"`` (:func:`refit_selected` is the second).
 
     Goes down the grid from the largest reg, as glmnet and scikit-learn's logistic-regression
     path do: the teacher at reg r_j starts from the teacher at the previous, larger reg r_{j-1};
@@ -281,14 +286,14 @@ def reg_path(
     ([0.001, 0.1], ['pll-uniform', 'round 0', 'round 1'])
     """
     from .distill import distill
-    from .probe import _ChainCache
+    from .probe import ChainCache
 
     X, y, grid, K, val_fraction = _checked_inputs(X, y, grid, val_fraction, n_classes)
     _checked_split(X, y, val_fraction, seed, copy=False)
-    idx_fit, idx_val = _split(y, val_fraction, seed)
+    idx_fit, idx_val = stratified_split(y, val_fraction, seed)
     fit_part = np.zeros(X.shape[0])
     fit_part[idx_fit] = 1.0  # the fit part as 0/1 row weights over X itself (no copy: X's passes can be shared)
-    cache = _ChainCache()
+    cache = ChainCache()
     scores: dict[str, dict[float, float]] = {}
     models: dict[float, dict[str, Any]] = {}
     warm = None
@@ -364,7 +369,7 @@ def refit_selected(
     {0.1: ['pll-uniform', 'round 0'], 0.01: ['round 0', 'round 1']}
     """
     from .distill import distill, pll_model_names
-    from .probe import _ChainCache
+    from .probe import ChainCache
 
     losses = [pll_loss] if isinstance(pll_loss, str) else list(pll_loss)
     names = [f"round {t}" for t in range(rounds + 1)] + (pll_model_names(pll_loss) if pll else [])
@@ -372,7 +377,7 @@ def refit_selected(
     if missing:
         raise ValueError(f"best must give a reg for every model of the chain, missing {missing}")
     X = check_features(X)
-    cache = _ChainCache()
+    cache = ChainCache()
     chains = {}
     for r in sorted({best[m] for m in names}, reverse=True):
         last = max([t for t in range(rounds + 1) if best[f"round {t}"] == r], default=0)

@@ -49,10 +49,10 @@ from ._newton import Certifier, Objective, line_min, newton_cg
 from ._validation import (
     PARAMS,
     OneOf,
-    _check_matrix_shape,
     check_feature_values,
     check_features,
     check_labels,
+    check_matrix_shape,
     check_target_matrix,
     check_targets,
     make_constraint,
@@ -244,9 +244,12 @@ class LinearProbe:
 
 
 # ---------------------------------------------------------------- one fit
-class _ChainCache:
-    """What a chain of fits on the same features shares (internal; the ``_cache`` argument of the
-    fit functions): the backend copy of X and the eigen-decomposition of X^T X / n."""
+class ChainCache:
+    """What a chain of fits on the same features shares: the backend copy of X and the
+    eigen-decomposition of X^T X / n (the fit functions' ``_cache`` argument).
+
+    Package-internal (for distill and model_selection): not in ``__all__``.
+    """
 
     def __init__(self):
         self.features: dict = {}
@@ -402,19 +405,21 @@ def _check_X(X, backend):
     backend, a torch tensor (checked on its device). Values beyond ``MAX_ABS_FEATURE`` (1e100, where
     the fit's float64 arithmetic overflows) are refused, naming the largest, with advice to scale X."""
     if backend == "torch" and is_tensor(X):
-        _check_matrix_shape(X, "X")
+        check_matrix_shape(X, "X")
         X = X if X.is_floating_point() else X.double()
         check_feature_values(X, "X", ops_of(X))  # as check_features does for an array, on X's device
         return X
     return check_features(X, stream=True)
 
 
-def _solver_settings(tol=1e-8, max_iter=None, *, fit_intercept=False, backend="numpy", device=None, dtype=np.float64,
-                     chunk_rows=None, cache=None) -> dict:
-    """The solver settings of the fits, checked (once: the private twins take them as they are).
+def solver_settings(tol=1e-8, max_iter=None, *, fit_intercept=False, backend="numpy", device=None, dtype=np.float64,
+                    chunk_rows=None, cache=None) -> dict:
+    """The solver settings of the fits, checked (once: the unchecked twins take them as they are).
 
     {fit_intercept, tol, max_iter (default 500), backend, device, dtype (a NumPy dtype: see
-    ``_backend.check_backend``), chunk_rows, cache}; ``stop`` settings are added by :func:`_check_stop`.
+    ``_backend.check_backend``), chunk_rows, cache}; ``stop`` settings are added by :func:`check_stop`.
+    Package-internal, like :func:`check_stop`, :func:`check_sample_weight` and the twins
+    :func:`fit_ce_unchecked`, :func:`fit_pll_unchecked`: not in ``__all__``.
     """
     p = validate_params(tol=tol, max_iter=max_iter)
     backend, device, dtype = check_backend(backend, device, dtype)
@@ -422,7 +427,7 @@ def _solver_settings(tol=1e-8, max_iter=None, *, fit_intercept=False, backend="n
             "backend": backend, "device": device, "dtype": dtype, "chunk_rows": chunk_rows, "cache": cache}
 
 
-def _check_stop(stop, certify_X, top_k, X, fit_intercept, backend, *, checked=False) -> dict:
+def check_stop(stop, certify_X, top_k, X, fit_intercept, backend, *, checked=False) -> dict:
     """The ``stop`` settings ({stop, certify_X (list of (m, d) arrays), certify_top_k}), ``stop`` and
     ``top_k`` already checked (:data:`PARAMS`): certify_X checked (unless ``checked``: by the caller)
     and against X, and fit_intercept."""
@@ -439,7 +444,7 @@ def _check_stop(stop, certify_X, top_k, X, fit_intercept, backend, *, checked=Fa
     return {"stop": stop, "certify_X": sets, "certify_top_k": top_k}
 
 
-def _check_sample_weight(sample_weight, n) -> np.ndarray | None:
+def check_sample_weight(sample_weight, n) -> np.ndarray | None:
     """(n,) float64 non-negative weights with a positive sum, or None."""
     if sample_weight is None:
         return None
@@ -491,61 +496,68 @@ def fit_linear_probe(
 
     Parameters
     ----------
-    X : (n, d) float array of fixed features.
-    targets : (n,) integer labels in 0..K-1 (one-hot targets, the teacher) or (n, K) soft targets
-        whose rows are probability vectors (a student).
-    reg : float > 0, the L2 strength. Relation to scikit-learn: ``LogisticRegression(C=1/(n*reg),
-        fit_intercept=False)`` solves the same problem for K >= 3 (multinomial). For K = 2 scikit-learn
-        fits one vector w on the logit difference z_1 - z_0; the probe's optimum has rows summing to
-        zero, W = [-w/2, w/2], with ||W||^2 = ||w||^2 / 2, so the two agree when ``C = 2/(n*reg)``.
-        With ``sample_weight`` replace n by sum(sample_weight).
-    fit_intercept : add an unpenalised bias b (kept centred: sum_k b_k = 0).
-    n_classes : K, when some classes are absent from integer targets.
-    init : warm start: weights (K, d), a tuple (W, b) or a fitted LinearProbe (students start from
-        their teacher: it saves most of the work).
-    tol : converged when max-abs gradient <= tol * max(1, max-abs initial gradient).
-    max_iter : Newton iterations (default 500). Not converged: a ConvergenceWarning naming the
-        reached gradient norm.
-    allow_negative_targets : accept rows with negative entries that still sum to 1 (extrapolated
-        targets, mix > 1, produced by :func:`selfdistill.refine_targets`); the problem stays strictly
-        convex. Off by default, so negative targets passed by mistake are an error.
-    sample_weight : optional (n,) non-negative weights w_i with a positive sum. The loss is the
-        weighted mean (1/sum(w)) sum_i w_i CE_i, so scaling all weights changes nothing and integer
-        weights equal repeating row i w_i times (same reg); a zero weight drops the row.
-    backend : ``"numpy"`` (default) or ``"torch"`` (optional dependency; ``pip install
-        'selfdistill[torch]'``). Same answers: the convergence test is the same float64 test.
-        With ``"torch"``, X (and soft targets) may also be torch tensors, already on ``device``.
-    device : torch device for ``backend="torch"``: ``"cpu"`` (default) or ``"cuda"``.
-    dtype : working precision, ``np.float64`` (default) or ``np.float32``. float32 iterates with
-        float32 passes over X (a float32 copy: +50% memory for float64 X; about twice as fast on
-        CPUs, far faster on GPUs) and finishes with float64 gradients, so ``tol`` means the same.
-    chunk_rows : stream X in row chunks of this size (memory maps, e.g. ``np.load(path,
-        mmap_mode="r")``, are always streamed, 16384 rows at a time, and never loaded whole).
-    stop : ``"tol"`` (default): stop at the gradient test above. ``"certain"``: stop as soon as
-        no prediction can change any more on the way to the exact minimiser, or at the gradient
-        test, whichever comes first. The objective is reg-strongly convex, so
-        ||W - W*||_F <= ||grad||_F / reg = eps; a point whose gap between its largest and second
-        logit exceeds sqrt(2) eps ||x_i|| has the exact minimiser's prediction (likewise the gap
-        between the k-th and (k+1)-th logit for its top-k set). Certified: every training point
-        (top-1, and top-``certify_top_k``) and every row of ``certify_X``; ``n_uncertain_`` counts
-        those that are not at the answer (0: the predictions are exactly the optimum's). Pass a
-        smaller ``tol`` to keep going until certain. Needs ``fit_intercept=False`` (b is not
-        penalised, so the bound does not hold for it). Each Newton iteration costs one more pass
-        over X and over ``certify_X``.
-    certify_X : (m, d) array or a list of them: more points whose predictions ``stop="certain"``
-        certifies (a test or validation set).
-    certify_top_k : k >= 1: ``stop="certain"`` also certifies the training points' top-k sets
-        (the candidate sets a PLL student learns from).
-    _cache : internal: the ``_ChainCache`` a chain of fits on the same X shares (the backend copy
-        of X and the eigen-decomposition of X^T X / n).
-    _init_direction : internal: (D_W (K, d), D_b (K,)); the fit first moves ``init`` to the
-        objective's minimum on the line init + c D, c in [-1, 2] (two passes over X). SD students
-        from round 2 on get D = W_{t-1} - W_{t-2} (:func:`selfdistill.distill.student_warm_start`).
+    X : (n, d) float array, memmap or torch tensor
+        Fixed features (a torch tensor with ``backend="torch"``).
+    targets : (n,) int array or (n, K) float array
+        Integer labels in 0..K-1 (one-hot targets, the teacher) or soft targets whose rows are
+        probability vectors (a student).
+    reg : float
+        The L2 strength, > 0. scikit-learn's ``LogisticRegression(C=1/(n*reg), fit_intercept=False)``
+        solves the same problem for K >= 3, ``C = 2/(n*reg)`` for K = 2 (docs/science.md, the solver).
+    fit_intercept : bool, default False
+        Add an unpenalised bias b (kept centred: sum_k b_k = 0).
+    n_classes : int, optional
+        K, when some classes are absent from integer targets.
+    init : (K, d) array, tuple (W, b) or LinearProbe, optional
+        Warm start (students start from their teacher: it saves most of the work).
+    tol : float, default 1e-8
+        Converged when max-abs gradient <= tol * max(1, max-abs initial gradient).
+    max_iter : int, optional
+        Newton iterations (default 500). Not converged: a ConvergenceWarning naming the reached
+        gradient norm.
+    allow_negative_targets : bool, default False
+        Accept rows with negative entries that still sum to 1 (extrapolated targets, mix > 1, from
+        :func:`selfdistill.refine_targets`); the problem stays strictly convex. Off by default, so
+        negative targets passed by mistake are an error.
+    sample_weight : (n,) float array, optional
+        Non-negative weights w_i with a positive sum: the loss is the weighted mean
+        (1/sum(w)) sum_i w_i CE_i, so integer weights equal repeating row i w_i times (same reg)
+        and a zero weight drops the row.
+    backend : {"numpy", "torch"}, default "numpy"
+        ``"torch"`` is an optional dependency (``pip install 'selfdistill[torch]'``); same answers
+        (the same float64 convergence test). X and soft targets may then be torch tensors on ``device``.
+    device : str, optional
+        Torch device for ``backend="torch"``: ``"cpu"`` (default) or ``"cuda"``.
+    dtype : numpy dtype, default np.float64
+        Working precision, ``np.float64`` or ``np.float32`` (float32 passes over a float32 copy of X,
+        then float64 gradients, so ``tol`` means the same).
+    chunk_rows : int, optional
+        Stream X in row chunks of this size (memory maps, e.g. ``np.load(path, mmap_mode="r")``,
+        are always streamed, 16384 rows at a time, and never loaded whole).
+    stop : {"tol", "certain"}, default "tol"
+        ``"tol"``: stop at the gradient test. ``"certain"``: stop as soon as no prediction of the
+        training points (top-1 and top-``certify_top_k``) or of ``certify_X`` can change on the way
+        to the exact minimiser, or at the gradient test; needs ``fit_intercept=False`` and costs one
+        more pass over X and ``certify_X`` per iteration (the bound: docs/science.md, the solver).
+    certify_X : (m, d) array or list of them, optional
+        More points whose predictions ``stop="certain"`` certifies (a test or validation set).
+    certify_top_k : int, default 1
+        k >= 1: ``stop="certain"`` also certifies the training points' top-k sets (the candidate
+        sets a PLL student learns from).
+    _cache : ChainCache, optional
+        Internal: what a chain of fits on the same X shares (the backend copy of X and the
+        eigen-decomposition of X^T X / n).
+    _init_direction : tuple (D_W (K, d), D_b (K,)), optional
+        Internal: the fit first moves ``init`` to the objective's minimum on the line init + c D,
+        c in [-1, 2] (two passes over X); SD students from round 2 on get D = W_{t-1} - W_{t-2}
+        (:func:`selfdistill.distill.student_warm_start`).
 
     Returns
     -------
-    LinearProbe with coef_ (K, d), intercept_ (K,), predict_proba, predict, decision_function and
-    the convergence record n_iter_, objective_, grad_norm_, converged_ (and n_uncertain_).
+    LinearProbe
+        coef_ (K, d), intercept_ (K,), and the convergence record n_iter_, objective_, grad_norm_,
+        converged_ (and n_uncertain_: with ``stop="certain"``, the points not certified; 0 means the
+        predictions are exactly the optimum's).
 
     Examples
     --------
@@ -565,28 +577,28 @@ def fit_linear_probe(
     True
     """
     p = validate_params(reg=reg, n_classes=n_classes, stop=stop, certify_top_k=certify_top_k)
-    solver = _solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
-                              chunk_rows=chunk_rows, cache=_cache)
+    solver = solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
+                             chunk_rows=chunk_rows, cache=_cache)
     X = _check_X(X, solver["backend"])
-    solver.update(_check_stop(p["stop"], certify_X, p["certify_top_k"], X, fit_intercept, solver["backend"]))
+    solver.update(check_stop(p["stop"], certify_X, p["certify_top_k"], X, fit_intercept, solver["backend"]))
     make_loss, K = _ce_loss(targets, X.shape[0], p["n_classes"], allow_negative_targets, solver["backend"])
-    sample_weight = _check_sample_weight(sample_weight, X.shape[0])
+    sample_weight = check_sample_weight(sample_weight, X.shape[0])
     return _fit(X, make_loss, K, "ce", p["reg"], init, solver, direction=_init_direction, sample_weight=sample_weight)
 
 
-def _fit_ce(X, targets, K, reg, solver, *, init=None, _init_direction=None) -> LinearProbe:
+def fit_ce_unchecked(X, targets, K, reg, solver, *, init=None, _init_direction=None) -> LinearProbe:
     """:func:`fit_linear_probe`'s unchecked twin, for internal calls (:func:`selfdistill.distill`,
     :func:`selfdistill.model_selection.select_reg`) whose every argument is already checked: X as
     :func:`_check_X` returns it, ``targets`` int labels (n,) in 0..K-1 or (n, K) float rows summing
-    to 1, reg a float > 0, ``solver`` from :func:`_solver_settings` (with the ``stop`` settings, and
-    the checked ``sample_weight`` or None)."""
+    to 1, reg a float > 0, ``solver`` from :func:`solver_settings` (with the ``stop`` settings, and
+    the checked ``sample_weight`` or None). Package-internal: not in ``__all__``."""
     return _fit(X, _ce_make_loss(targets), K, "ce", reg, init, solver, direction=_init_direction,
                 sample_weight=solver.get("sample_weight"))
 
 
-def _fit_pll(X, weights, loss, reg, solver, *, init=None) -> LinearProbe:
+def fit_pll_unchecked(X, weights, loss, reg, solver, *, init=None) -> LinearProbe:
     """:func:`fit_partial_label_probe`'s unchecked twin: ``weights`` (n, K) float candidate weights
-    whose rows sum to 1, ``loss`` "candidate" or "gce", the rest as for :func:`_fit_ce`."""
+    whose rows sum to 1, ``loss`` "candidate" or "gce", the rest as for :func:`fit_ce_unchecked`."""
     weights = np.asarray(weights, dtype=np.float64)
     return _fit(X, _pll_make_loss(weights, loss), weights.shape[1], loss, reg, init, solver,
                 sample_weight=solver.get("sample_weight"))
@@ -670,20 +682,28 @@ def fit_linear_probes(
 
     Parameters
     ----------
-    X : (n, d) float array (or memmap, or torch tensor with ``backend="torch"``), shared by all.
-    targets : list of B targets, each (n,) integer labels or (n, K) soft targets, as in
-        :func:`fit_linear_probe`.
-    reg : float > 0, or a sequence of B of them.
-    fit_intercept, n_classes : as in :func:`fit_linear_probe`, shared by all problems.
-    init : None, or a list of B warm starts (each None, weights (K, d), (W, b) or a LinearProbe).
-    tol, max_iter, allow_negative_targets : as in :func:`fit_linear_probe`, shared by all problems.
-    sample_weight : None, or a list of B of None or (n,) weights: a validation split or a
-        cross-validation fold is a 0/1 weight vector over the same X (no copy of its rows).
-    backend, device, dtype, chunk_rows : as in :func:`fit_linear_probe`, shared by all problems.
+    X : (n, d) float array, memmap or torch tensor
+        The features, shared by all problems (a torch tensor with ``backend="torch"``).
+    targets : list of B (n,) int arrays or (n, K) float arrays
+        Each problem's labels or soft targets, as in :func:`fit_linear_probe`.
+    reg : float or sequence of B floats
+        The L2 strength (> 0), one for all or one per problem.
+    fit_intercept, n_classes
+        As in :func:`fit_linear_probe`, shared by all problems.
+    init : list of B warm starts, optional
+        Each None, weights (K, d), a tuple (W, b) or a LinearProbe.
+    tol, max_iter, allow_negative_targets
+        As in :func:`fit_linear_probe`, shared by all problems.
+    sample_weight : list of B (n,) float arrays or None, optional
+        Per-problem row weights: a validation split or a cross-validation fold is a 0/1 weight
+        vector over the same X (no copy of its rows).
+    backend, device, dtype, chunk_rows
+        As in :func:`fit_linear_probe`, shared by all problems.
 
     Returns
     -------
-    list of B LinearProbe, in the order of ``targets``.
+    list of LinearProbe
+        B probes, in the order of ``targets``.
 
     Raises
     ------
@@ -708,13 +728,13 @@ def fit_linear_probes(
     inits = _per_problem(init, B, "init", sequence_of_arrays=True)
     weights = _per_problem(sample_weight, B, "sample_weight", sequence_of_arrays=True)
     n_classes = validate_params(n_classes=n_classes)["n_classes"]
-    solver = _solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
-                              chunk_rows=chunk_rows)
+    solver = solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
+                             chunk_rows=chunk_rows)
     X = _check_X(X, solver["backend"])
     problems = []
     for b in range(B):
         make_loss, K = _ce_loss(targets[b], X.shape[0], n_classes, allow_negative_targets, solver["backend"])
-        problems.append((make_loss, K, "ce", regs[b], inits[b], _check_sample_weight(weights[b], X.shape[0])))
+        problems.append((make_loss, K, "ce", regs[b], inits[b], check_sample_weight(weights[b], X.shape[0])))
     return _fit_batch(X, problems, solver)
 
 
@@ -739,39 +759,45 @@ def fit_partial_label_probe(
 
     Parameters
     ----------
-    X : (n, d) features.
-    candidates : (n, K) boolean mask, candidates[i, j] = label j is in point i's candidate set S_i
-        (the teacher's top-k), each candidate weighted 1/|S_i|; or (n, K) non-negative candidate
-        weights w_ij with rows summing to 1 (:func:`selfdistill.targets.topk_weights`, which
-        shares the mass of tied labels), S_i = {j : w_ij > 0}. Every row needs a candidate.
-    reg : float > 0, the L2 strength, as in :func:`fit_linear_probe`.
-    loss : ``"candidate"``: -log sum_j w_ij p_j(x_i), i.e. -log sum_{j in S_i} p_j(x_i) + log k
-        for a mask;  ``"gce"``:
-        sum_j w_ij (1 - p_j(x_i)^0.7) / 0.7, i.e. the mean over S_i for a mask (the authors'
-        experiment code).
-    fit_intercept : bool
+    X : (n, d) float array, memmap or torch tensor
+        Fixed features, as in :func:`fit_linear_probe`.
+    candidates : (n, K) bool or float array
+        A mask, candidates[i, j] = label j is in point i's candidate set S_i (the teacher's
+        top-k), each candidate weighted 1/|S_i|; or non-negative candidate weights w_ij with rows
+        summing to 1 (:func:`selfdistill.targets.topk_weights`, which shares the mass of tied
+        labels), S_i = {j : w_ij > 0}. Every row needs a candidate.
+    reg : float
+        The L2 strength, > 0, as in :func:`fit_linear_probe`.
+    loss : {"candidate", "gce"}, default "candidate"
+        ``"candidate"``: -log sum_j w_ij p_j(x_i) (-log sum_{j in S_i} p_j(x_i) + log k for a
+        mask); ``"gce"``: sum_j w_ij (1 - p_j(x_i)^0.7) / 0.7 (the mean over S_i for a mask; the
+        authors' experiment code).
+    fit_intercept : bool, default False
         Add an unpenalised, centred bias b, as in :func:`fit_linear_probe`.
-    init : starting weights, normally the teacher (the problem is not convex: the answer depends
-        on it).
-    tol : float
+    init : (K, d) array, tuple (W, b) or LinearProbe, optional
+        Starting weights, normally the teacher (the problem is not convex: the answer depends on it).
+    tol : float, default 1e-8
         Convergence test, as in :func:`fit_linear_probe`.
-    max_iter : int or None
+    max_iter : int, optional
         Newton iterations (default 500), as in :func:`fit_linear_probe`.
-    backend : str
-        ``"numpy"`` or ``"torch"``, as in :func:`fit_linear_probe`.
-    device : str or None
+    backend : {"numpy", "torch"}, default "numpy"
+        As in :func:`fit_linear_probe`.
+    device : str, optional
         Torch device, as in :func:`fit_linear_probe`.
-    dtype : numpy dtype
+    dtype : numpy dtype, default np.float64
         Working precision, as in :func:`fit_linear_probe`.
-    chunk_rows : int or None
+    chunk_rows : int, optional
         Stream X in row chunks, as in :func:`fit_linear_probe`.
-    sample_weight : optional (n,) non-negative row weights with a positive sum: the loss becomes
-        the weighted mean (1/sum w) sum_i w_i loss_i, as in :func:`fit_linear_probe`.
-    _cache : internal: the ``_ChainCache`` a chain of fits on the same X shares.
+    sample_weight : (n,) float array, optional
+        Non-negative row weights with a positive sum: the loss becomes the weighted mean
+        (1/sum w) sum_i w_i loss_i, as in :func:`fit_linear_probe`.
+    _cache : ChainCache, optional
+        Internal: what a chain of fits on the same X shares.
 
     Returns
     -------
-    LinearProbe (``loss_`` = ``loss``) at a stationary point of the regularised loss.
+    LinearProbe
+        ``loss_`` = ``loss``, at a stationary point of the regularised loss.
 
     Examples
     --------
@@ -787,11 +813,11 @@ def fit_partial_label_probe(
     ('gce', (4, 5))
     """
     p = validate_params(_PLL_PARAMS, reg=reg, loss=loss)
-    solver = _solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
-                              chunk_rows=chunk_rows, cache=_cache)
+    solver = solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
+                             chunk_rows=chunk_rows, cache=_cache)
     X = _check_X(X, solver["backend"])
     weights = _check_candidates(candidates, X.shape[0])
-    sample_weight = _check_sample_weight(sample_weight, X.shape[0])
+    sample_weight = check_sample_weight(sample_weight, X.shape[0])
     return _fit(X, _pll_make_loss(weights, p["loss"]), weights.shape[1], p["loss"], p["reg"], init, solver,
                 sample_weight=sample_weight)
 
@@ -828,24 +854,34 @@ def fit_partial_label_probes(
     chunk_rows=None,
     sample_weight=None,
 ) -> list[LinearProbe]:
-    """Fit B partial-label probes over one X together, each as :func:`fit_partial_label_probe`
-    would alone (its own solver state from its own start), every pass over X shared as in
+    """Fit B partial-label probes over one X together, each as :func:`fit_partial_label_probe` would alone.
+
+    Each problem keeps its own solver state from its own start; every pass over X is shared as in
     :func:`fit_linear_probes`.
 
     Parameters
     ----------
-    X : (n, d) features, shared by all problems.
-    candidates : list of B candidate sets, each (n, K) as in :func:`fit_partial_label_probe`.
-    reg : float > 0, or a sequence of B of them.
-    loss : ``"candidate"`` or ``"gce"``, or a sequence of B of them.
-    fit_intercept : as in :func:`fit_partial_label_probe`.
-    init : None, or a list of B starting weights (normally each problem's teacher).
-    tol, max_iter, backend, device, dtype, chunk_rows : as in :func:`fit_partial_label_probe`.
-    sample_weight : None, or a list of B of None or (n,) row weights.
+    X : (n, d) float array, memmap or torch tensor
+        The features, shared by all problems.
+    candidates : list of B (n, K) bool or float arrays
+        Each problem's candidate sets, as in :func:`fit_partial_label_probe`.
+    reg : float or sequence of B floats
+        The L2 strength (> 0), one for all or one per problem.
+    loss : {"candidate", "gce"} or sequence of B of them, default "candidate"
+        The partial-label loss, one for all or one per problem.
+    fit_intercept : bool, default False
+        As in :func:`fit_partial_label_probe`, shared by all problems.
+    init : list of B starting weights, optional
+        Normally each problem's teacher.
+    tol, max_iter, backend, device, dtype, chunk_rows
+        As in :func:`fit_partial_label_probe`, shared by all problems.
+    sample_weight : list of B (n,) float arrays or None, optional
+        Per-problem row weights.
 
     Returns
     -------
-    list of B LinearProbe, in the order of ``candidates``.
+    list of LinearProbe
+        B probes, in the order of ``candidates``.
 
     Examples
     --------
@@ -864,14 +900,14 @@ def fit_partial_label_probes(
     losses = _per_problem(loss, B, "loss", constraint=_PLL_PARAMS["loss"])
     inits = _per_problem(init, B, "init", sequence_of_arrays=True)
     weights = _per_problem(sample_weight, B, "sample_weight", sequence_of_arrays=True)
-    solver = _solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
-                              chunk_rows=chunk_rows)
+    solver = solver_settings(tol, max_iter, fit_intercept=fit_intercept, backend=backend, device=device, dtype=dtype,
+                             chunk_rows=chunk_rows)
     X = _check_X(X, solver["backend"])
     problems = []
     for b in range(B):
         w = _check_candidates(candidates[b], X.shape[0])
         problems.append((_pll_make_loss(w, losses[b]), w.shape[1], losses[b], regs[b], inits[b],
-                         _check_sample_weight(weights[b], X.shape[0])))
+                         check_sample_weight(weights[b], X.shape[0])))
     return _fit_batch(X, problems, solver)
 
 

@@ -311,7 +311,7 @@ def recipe_distills(X, ys, *, reg, rounds, pll_losses, top_k, n_classes, seed, s
     >>> [list(r.models) for r in res]
     [['round 0', 'round 1'], ['round 0', 'round 1']]
     """
-    from .distill import DistillResult, _model_metrics, pll_model_names
+    from .distill import DistillResult, metrics_per_model, pll_model_names
     from .metrics import topk_coverage
     from .probe import LinearProbe
     from .targets import refine_targets
@@ -348,7 +348,7 @@ def recipe_distills(X, ys, *, reg, rounds, pll_losses, top_k, n_classes, seed, s
     out = []
     for b in range(B):
         coverage = topk_coverage(probs[b]["round 0"], y_true, top_k)
-        metrics = _model_metrics(models[b], probs[b], ys[b], y_true, X_test, y_test, coverage)
+        metrics = metrics_per_model(models[b], probs[b], ys[b], y_true, X_test, y_test, coverage)
         out.append(DistillResult(models=models[b], metrics=metrics, train_probs=probs[b], y=ys[b], y_true=y_true,
                                  config=dict(config)))
     return out

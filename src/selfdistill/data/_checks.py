@@ -9,13 +9,13 @@ import numpy as np
 from .._validation import Real, check_features, check_int
 
 
-def _check_real(value, name: str) -> float:
+def check_real(value, name: str) -> float:
     """Return ``value`` as a finite float; ``TypeError`` if it is not a real number (the shared
     :class:`selfdistill._validation.Real` constraint)."""
     return Real().check(value, name)
 
 
-def _check_features_maybe_empty(X, name: str, *, n_features: int | None = None) -> np.ndarray:
+def check_features_maybe_empty(X, name: str, *, n_features: int | None = None) -> np.ndarray:
     """Like ``check_features`` but accepts zero rows (an empty test set), shape (0, d).
 
     ``n_features`` checks the number of columns.
@@ -36,7 +36,7 @@ def _check_features_maybe_empty(X, name: str, *, n_features: int | None = None) 
     return out
 
 
-def _check_counts(value, name: str, n_classes: int, *, low: int) -> np.ndarray:
+def check_counts(value, name: str, n_classes: int, *, low: int) -> np.ndarray:
     """Return per-class counts (K,) int64 from an int or a length-K sequence of ints >= ``low``."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         v = check_int(value, name, low=low)

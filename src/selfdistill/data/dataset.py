@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validation import check_features, check_labels, warn_empty_classes
-from ._checks import _check_features_maybe_empty
+from ._checks import check_features_maybe_empty
 
 __all__ = ["Dataset"]
 
@@ -104,7 +104,7 @@ class Dataset:
         y_train = check_labels(y_train, "y_train", n_samples=n, n_classes=K, hint=hint)
         warn_empty_classes(y_train, "y_train", K, names, stacklevel=3)
 
-        X_test = _check_features_maybe_empty(self.X_test, "X_test", n_features=dim)
+        X_test = check_features_maybe_empty(self.X_test, "X_test", n_features=dim)
         m = X_test.shape[0]
         y_test = np.asarray(self.y_test)
         if y_test.ndim != 1 or y_test.shape[0] != m:

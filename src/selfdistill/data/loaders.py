@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_open
-from .._validation import _check_label_values, check_features, check_int, check_labels
-from ._checks import _check_features_maybe_empty, _check_real
+from .._validation import check_features, check_int, check_label_values, check_labels
+from ._checks import check_features_maybe_empty, check_real
 from .dataset import Dataset
 from .synthetic import make_block_features
 
@@ -76,7 +76,7 @@ def load_digits(*, test_size=0.3, seed=0) -> Dataset:
     from sklearn.datasets import load_digits as _sk_load_digits
     from sklearn.model_selection import train_test_split
 
-    test_size = _check_real(test_size, "test_size")
+    test_size = check_real(test_size, "test_size")
     if not 0.0 < test_size < 1.0:
         raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size!r}")
     seed = check_int(seed, "seed", low=0)
@@ -211,7 +211,7 @@ def load_npz(path) -> Dataset:
     _check_npz_shapes(arrays, path_str)
     try:
         X_train = check_features(arrays["X_train"], "X_train")
-        X_test = _check_features_maybe_empty(arrays["X_test"], "X_test", n_features=X_train.shape[1])
+        X_test = check_features_maybe_empty(arrays["X_test"], "X_test", n_features=X_train.shape[1])
         y_train, y_test, class_names, label_note = _encode_labels(
             arrays["y_train"], arrays["y_test"], arrays.get("class_names")
         )
@@ -342,7 +342,7 @@ def _encode_labels(y_train, y_test, class_names):
     n, m = y_train.shape[0], y_test.shape[0]
     for key, y in (("y_train", y_train), ("y_test", y_test)):
         if y.dtype.kind == "f" and y.size:
-            _check_label_values(y, key)  # non-integer floats: an error naming the array and the value
+            check_label_values(y, key)  # non-integer floats: an error naming the array and the value
     if class_names is not None:
         name_arr = np.asarray(class_names)
         if name_arr.ndim != 1 or name_arr.dtype.kind not in "US":

@@ -27,17 +27,18 @@ import numbers
 import numpy as np
 
 from .._validation import check_int, check_memory, check_random_state
-from ._checks import _check_counts, _check_real
+from ._checks import check_counts, check_real
 from .dataset import Dataset
 
 __all__ = ["make_block_features", "block_gram"]
 
 
-def _check_block_params(c, d, superclasses, c_super, n_classes, *, generator: bool):
+def check_block_params(c, d, superclasses, c_super, n_classes, *, generator: bool):
     """Validate (c, d, c_super, superclasses); return floats and superclass ids (K,) or None.
 
     ``generator=True`` (the feature generator) requires ``d >= 0``; :func:`block_gram` only needs
-    ``d >= -1``. Superclass ids may be any integers; they are mapped to ``0..S-1``.
+    ``d >= -1``. Superclass ids may be any integers; they are mapped to ``0..S-1``. Package-internal
+    (theory.block checks with it too): not in ``__all__``.
     """
     c, d = _check_correlations(c, d, generator=generator)
     if superclasses is None:
@@ -46,7 +47,7 @@ def _check_block_params(c, d, superclasses, c_super, n_classes, *, generator: bo
         return c, d, None, None
     if c_super is None:
         raise ValueError("c_super is required when superclasses is given (a correlation in [d, c])")
-    c_super = _check_real(c_super, "c_super")
+    c_super = check_real(c_super, "c_super")
     if not (d <= c_super <= c):
         raise ValueError(f"c_super must be in [d, c] = [{d!r}, {c!r}], got c_super={c_super!r}")
     return c, d, float(c_super), _check_superclass_ids(superclasses, n_classes)
@@ -54,8 +55,8 @@ def _check_block_params(c, d, superclasses, c_super, n_classes, *, generator: bo
 
 def _check_correlations(c, d, *, generator: bool) -> tuple[float, float]:
     """Validate the within-class (c) and between-class (d) correlations; return them as floats."""
-    c = _check_real(c, "c")
-    d = _check_real(d, "d")
+    c = check_real(c, "c")
+    d = check_real(d, "d")
     if generator and d < 0:
         raise ValueError(
             f"d must be >= 0: this generator needs d >= 0 (it writes x with a sqrt(d) shared component), "
@@ -140,7 +141,7 @@ def block_gram(labels, c, d, superclasses=None, c_super=None) -> np.ndarray:
     n_classes = None
     if superclasses is not None:
         n_classes = int(np.asarray(superclasses).shape[0]) if np.ndim(superclasses) == 1 else None
-    c, d, c_super, sup = _check_block_params(c, d, superclasses, c_super, n_classes, generator=False)
+    c, d, c_super, sup = check_block_params(c, d, superclasses, c_super, n_classes, generator=False)
     same_class = y[:, None] == y[None, :]
     G = np.full((y.size, y.size), d, dtype=np.float64)
     if sup is not None:
@@ -246,9 +247,9 @@ def make_block_features(
     (12, 64)
     """
     K = check_int(n_classes, "n_classes", low=2)
-    n_per = _check_counts(per_class, "per_class", K, low=1)
-    m_per = _check_counts(n_test_per_class, "n_test_per_class", K, low=0)
-    c, d, c_super, sup = _check_block_params(c, d, superclasses, c_super, K, generator=True)
+    n_per = check_counts(per_class, "per_class", K, low=1)
+    m_per = check_counts(n_test_per_class, "n_test_per_class", K, low=0)
+    c, d, c_super, sup = check_block_params(c, d, superclasses, c_super, K, generator=True)
     if dim is not None:
         dim = check_int(dim, "dim", low=1)
     N_all = int(np.sum(n_per)) + int(np.sum(m_per))

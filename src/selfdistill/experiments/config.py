@@ -53,7 +53,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10: the 'tomli' backport
     import tomli as _toml
 
-from .._validation import ArrayOf, Boolean, Integer, OneOf, Real, Reg, String, _tname
+from .._validation import ArrayOf, Boolean, Integer, OneOf, Real, Reg, String, type_name
 from .._validation import BadValueError as _BadValueError
 from ..distill import PLL_LOSSES, pll_model_names
 from ..models import ModelId
@@ -666,7 +666,7 @@ def parse_sweep_config(data: dict[str, Any], *, path: str | os.PathLike[str] | N
             _unknown_top(ck, key, data[key])
     sweep = data.get("sweep", {})
     if not isinstance(sweep, dict):
-        ck.fail(f"expected a table [sweep], got {_tname(sweep)}", None, "sweep")
+        ck.fail(f"expected a table [sweep], got {type_name(sweep)}", None, "sweep")
     kw = {}
     for key, value in sweep.items():
         if key not in SWEEP_CONSTRAINTS:

@@ -107,10 +107,10 @@ def read_results_csv(path: str | os.PathLike[str]) -> list:
     >>> import os, tempfile
     >>> tmp = tempfile.TemporaryDirectory()
     >>> p = os.path.join(tmp.name, "results.csv")
-    >>> write_results_csv(p, [{"dataset": "d", "seed": 3, "model": "pll", "test_acc": 0.1, "converged": True}])
+    >>> write_results_csv(p, [{"dataset": "d", "seed": 3, "model": "pll-uniform", "test_acc": 0.1, "converged": True}])
     >>> row = read_results_csv(p)[0]
     >>> row["seed"], row["model"], row["test_acc"], row["converged"], row["gain"]
-    (3, 'pll', 0.1, True, None)
+    (3, 'pll-uniform', 0.1, True, None)
     >>> tmp.cleanup()
     """
     with open(path, newline="", encoding="utf-8") as fh:

@@ -38,8 +38,8 @@ def model_order(rows: Iterable[Mapping[str, Any]]) -> list:
 
     Examples
     --------
-    >>> model_order([{"model": "pll"}, {"model": "round 10"}, {"model": "round 2"}])
-    ['round 2', 'round 10', 'pll']
+    >>> model_order([{"model": "pll-gce"}, {"model": "round 10"}, {"model": "round 2"}])
+    ['round 2', 'round 10', 'pll-gce']
     """
     seen = []
     for r in rows:

@@ -44,8 +44,8 @@ import warnings
 import numpy as np
 
 from .._validation import check_choice, check_int, check_labels, check_positive
-from ..data._checks import _check_counts
-from ..data.synthetic import _check_block_params, block_gram
+from ..data._checks import check_counts
+from ..data.synthetic import block_gram, check_block_params
 from ..noise import NOISE_KINDS, corrupt_labels, realised_rates, transition_matrix
 from . import block_exact, block_linear, block_rounds
 from .block_spectrum import (
@@ -94,8 +94,8 @@ class BlockModel:
 
     def __init__(self, n_classes, per_class, c, d, reg, *, superclasses=None, c_super=None):
         K = check_int(n_classes, "n_classes", low=2)
-        m = _check_counts(per_class, "per_class", K, low=1)
-        c, d, cs, sup = _check_block_params(c, d, superclasses, c_super, K, generator=False)
+        m = check_counts(per_class, "per_class", K, low=1)
+        c, d, cs, sup = check_block_params(c, d, superclasses, c_super, K, generator=False)
         self.reg = check_positive(reg, "reg")
         self.n_classes = K
         self.sizes = m.astype(np.int64)
