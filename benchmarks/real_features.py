@@ -1,17 +1,22 @@
-"""Label averaging against the trained chain on the real-feature experiment's stored tasks.
+"""The real-feature experiment's page, from its committed results.
 
-    python -m benchmarks.real_features --db results/fashion_mnist_effnet.db \
-        --json results/fashion_mnist_effnet_label_averaging.json [--dataset exact_fixed]
+    python -m benchmarks.real_features page                # docs/real-features/: figures and tables
+    python -m benchmarks.real_features theory --json results/fashion_mnist_effnet_label_averaging.json
 
-For every finished task of one ``[[datasets]]`` table of ``configs/fashion_mnist_effnet.toml`` (a
-fixed reg: the exact protocol ``exact_fixed`` by default) it rebuilds the task's noisy training
-labels (the sweep's own :func:`selfdistill.experiments.runner.task_labels`), computes
-:func:`selfdistill.theory.label_averaging` (the closed form P_t - 1/K = A^(t+1) (Y - 1/K),
-A = G (G + K n reg I)^-1, on the same training features) for rounds 0..R, and writes one row per
-(task, round): the closed form's test accuracy beside the stored trained chain's. Needs the feature
-file (``selfdistill extract``, see the config); the JSON it writes is what
-``docs/results-real-features.md`` reads, so the page's numbers redraw without the features.
-Resumable: tasks already in ``--json`` are kept.
+``page`` needs only the committed store (``results/fashion_mnist_effnet.db``) and the committed
+label-averaging rows: it runs ``selfdistill report`` into ``docs/real-features/`` (every figure and
+table of the store, the test-selected protocol labelled) and writes ``docs/real-features/tables.md``:
+what the store holds, the four protocols side by side per noise kind and rate (teacher, the best SD
+round, each PLL student, mean over the seeds stored), the chance control (symmetric noise at rate
+(K - 1) / K, where the given labels are independent of the truth) and label averaging beside the
+trained chain. ``docs/results-real-features.md`` answers the experiment's questions from these.
+
+``theory`` needs the feature file (``selfdistill extract``, see ``configs/fashion_mnist_effnet.toml``):
+for every stored task of a fixed-reg table (``--dataset``, default ``exact_fixed``) it rebuilds the
+task's noisy labels (:func:`selfdistill.experiments.runner.task_labels`), computes
+:func:`selfdistill.theory.label_averaging` (P_t - 1/K = A^(t+1) (Y - 1/K), A = G (G + K n reg I)^-1,
+on the same training features) for rounds 0..R and writes one row per (task, round): the closed
+form's test accuracy beside the stored trained chain's. Resumable: tasks already in ``--json`` are kept.
 """
 
 from __future__ import annotations
@@ -21,33 +26,32 @@ import json
 import os
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "fashion_mnist_effnet.toml"
+DB = ROOT / "results" / "fashion_mnist_effnet.db"
+THEORY = ROOT / "results" / "fashion_mnist_effnet_label_averaging.json"
+PAGE = ROOT / "docs" / "real-features"
+PROTOCOLS = ("exact_fixed", "exact_honest", "recipe_published", "recipe_last")
 
 
-def _write(path, rows):
+def _write(path, text):
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(rows, fh, indent=1)
+        fh.write(text)
     os.replace(tmp, path)
 
 
-def main(argv=None) -> int:
+def theory(args) -> int:
     from selfdistill.experiments import read_rows
     from selfdistill.experiments.config import Task, load_sweep_config
     from selfdistill.experiments.runner import prepare_datasets, task_labels
     from selfdistill.theory import label_averaging
 
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.real_features", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(CONFIG), help="the sweep config (default: %(default)s)")
-    ap.add_argument("--db", required=True, help="the sweep's results database")
-    ap.add_argument("--dataset", default="exact_fixed", help="the [[datasets]] table (default: %(default)s)")
-    ap.add_argument("--json", required=True, help="rows out (resumed when it exists)")
-    args = ap.parse_args(argv)
     config = load_sweep_config(args.config)
     spec = config.dataset(args.dataset)
     if spec.reg == "auto":
@@ -66,16 +70,130 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         y_noisy, _, _ = task_labels(Task(args.dataset, noise, rate, seed), config, data)
         la = label_averaging(y_noisy, float(spec.reg), config.rounds, X=X, X_test=Xt, n_classes=data["n_classes"])
-        theory = np.mean(np.argmax(la.test_probs, axis=2) == yt, axis=1)
+        acc = np.mean(np.argmax(la.test_probs, axis=2) == yt, axis=1)
         trained = {r["model"]: r["test_acc"] for r in stored
                    if (r["noise"], r["rate"], r["seed"]) == (noise, rate, seed)}
         for t in range(config.rounds + 1):
             rows.append({"dataset": args.dataset, "noise": noise, "rate": rate, "seed": seed, "round": t,
-                         "reg": float(spec.reg), "theory_test_acc": float(theory[t]),
+                         "reg": float(spec.reg), "theory_test_acc": float(acc[t]),
                          "trained_test_acc": trained.get(f"round {t}")})
-        _write(args.json, rows)
+        _write(args.json, json.dumps(rows, indent=1))
         print(f"[{i}/{len(todo)}] {noise} {rate:g} seed {seed}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0
+
+
+def _means(rows):
+    """{(dataset, noise, rate): {model: (mean test acc, seeds)}} over the stored seeds."""
+    acc = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        acc[(r["dataset"], r["noise"], r["rate"])][r["model"]].append(r["test_acc"])
+    return {k: {m: (float(np.mean(v)), len(v)) for m, v in ms.items()} for k, ms in acc.items()}
+
+
+def _pct(x):
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def tables(rows, la_rows, K=10) -> str:
+    """The page's Markdown: the store's contents, protocols side by side, the chance control, theory."""
+    means = _means(rows)
+    present = [p for p in PROTOCOLS if any(k[0] == p for k in means)]
+    out = ["# The real-feature experiment: tables from the committed results", "",
+           "Made by `python -m benchmarks.real_features page` from `results/fashion_mnist_effnet.db`"
+           " (test accuracy in %, mean over the seeds stored). `recipe_published` chooses its checkpoints"
+           " and its reported accuracy on TEST labels (the authors' protocol): a labelled reference, not a"
+           " result.", "", "## What the store holds", "", "| protocol | tasks stored | seeds |", "|---|---:|---|"]
+    for p in PROTOCOLS:
+        tasks = {(r["noise"], r["rate"], r["seed"]) for r in rows if r["dataset"] == p}
+        seeds = sorted({t[2] for t in tasks})
+        out.append(f"| {p} | {len(tasks)} of 48 | {', '.join(map(str, seeds)) or '-'} |")
+    rates = sorted({k[2] for k in means})
+    for noise in ("class_cluster", "symmetric"):
+        out += ["", f"## {noise} noise: the protocols side by side", "",
+                "Per protocol: teacher (round 0) / best SD round (its round) / pll-uniform / pll-candidate /"
+                " pll-gce; (n) = seeds.", "",
+                "| rate | " + " | ".join(present) + " |", "|---:|" + "---|" * len(present)]
+        for rate in rates:
+            cells = []
+            for p in present:
+                m = means.get((p, noise, rate))
+                if not m:
+                    cells.append("-")
+                    continue
+                rounds = {int(k.split()[1]): v[0] for k, v in m.items() if k.startswith("round ") and k != "round 0"}
+                best = max(rounds, key=rounds.get) if rounds else None
+                sd = f"{_pct(rounds[best])} (r{best})" if best is not None else "-"
+                pll = " / ".join(_pct(m[k][0]) if k in m else "-" for k in ("pll-uniform", "pll-candidate", "pll-gce"))
+                cells.append(f"{_pct(m['round 0'][0])} / {sd} / {pll} ({m['round 0'][1]})")
+            out.append(f"| {rate:g} | " + " | ".join(cells) + " |")
+    chance = (K - 1) / K
+    out += ["", f"## The chance control: symmetric noise at rate {chance:g}", "",
+            f"At rate (K - 1) / K = {chance:g} the given label is uniform over the K = {K} classes whatever the"
+            f" true class: no model trained on these labels can know the truth, so a protocol that reads no"
+            f" test label must score about 1/K = {100 / K:.0f}% (the test set's class balance decides the exact"
+            " value). Every model, every seed stored:", "",
+            "| protocol | seed | " + " | ".join(["round 0", "round 1", "round 2", "round 3", "round 4", "pll-uniform",
+                                                 "pll-candidate", "pll-gce"]) + " |", "|---|---:|" + "---:|" * 8]
+    for p in present:
+        for seed in sorted({r["seed"] for r in rows if r["dataset"] == p}):
+            accs = {r["model"]: r["test_acc"] for r in rows if r["dataset"] == p and r["noise"] == "symmetric"
+                    and abs(r["rate"] - chance) < 1e-9 and r["seed"] == seed}
+            if accs:
+                out.append(f"| {p} | {seed} | " + " | ".join(_pct(accs.get(m)) for m in (
+                    "round 0", "round 1", "round 2", "round 3", "round 4", "pll-uniform", "pll-candidate",
+                    "pll-gce")) + " |")
+    out += ["", "## Label averaging (closed form) beside the trained chain", ""]
+    if not la_rows:
+        out.append("No rows yet: `python -m benchmarks.real_features theory` computes them (needs the features).")
+    else:
+        out += ["Test accuracy of `label_averaging` (the linearised chain) and of the exact chain of `exact_fixed`,"
+                " same labels, same reg; mean over the seeds computed; diff = closed form - trained (points).", "",
+                "| noise | rate | " + " | ".join(f"round {t}: closed / trained / diff" for t in range(5)) + " |",
+                "|---|---:|" + "---|" * 5]
+        grid = defaultdict(lambda: defaultdict(list))
+        for r in la_rows:
+            if r["trained_test_acc"] is not None:
+                grid[(r["noise"], r["rate"])][r["round"]].append((r["theory_test_acc"], r["trained_test_acc"]))
+        for (noise, rate), per in sorted(grid.items()):
+            cells = []
+            for t in range(5):
+                v = np.array(per.get(t, []))
+                cells.append("-" if not v.size else
+                             f"{_pct(v[:, 0].mean())} / {_pct(v[:, 1].mean())} / {100 * (v[:, 0] - v[:, 1]).mean():+.1f}")
+            out.append(f"| {noise} | {rate:g} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def page(args) -> int:
+    from selfdistill.experiments import ResultStore
+    from selfdistill.report.sweep_report import write_report
+
+    with ResultStore(args.db, create=False) as store:
+        rows, config, settings = store.rows(), store.get_meta("config"), store.config_settings()
+    write_report(rows, args.out, title="Fashion-MNIST EfficientNet-Lite0 (configs/fashion_mnist_effnet.toml)",
+                 config=config, settings=settings)
+    la = json.load(open(args.theory, encoding="utf-8")) if os.path.exists(args.theory) else []
+    _write(Path(args.out) / "tables.md", tables(rows, la))
+    print(f"wrote {args.out}: the report and tables.md ({len({(r['dataset'], r['noise'], r['rate'], r['seed']) for r in rows})} tasks)")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.real_features", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("page", help="docs/real-features/ from the committed results")
+    p.add_argument("--db", default=str(DB), help="the results store (default: %(default)s)")
+    p.add_argument("--theory", default=str(THEORY), help="label-averaging rows (default: %(default)s)")
+    p.add_argument("--out", default=str(PAGE), help="the page's folder (default: %(default)s)")
+    p.set_defaults(func=page)
+    t = sub.add_parser("theory", help="label averaging beside each stored chain (needs the features)")
+    t.add_argument("--config", default=str(CONFIG), help="the sweep config (default: %(default)s)")
+    t.add_argument("--db", default=str(DB), help="the results store (default: %(default)s)")
+    t.add_argument("--dataset", default="exact_fixed", help="a fixed-reg [[datasets]] table (default: %(default)s)")
+    t.add_argument("--json", default=str(THEORY), help="rows out, resumed when it exists (default: %(default)s)")
+    t.set_defaults(func=theory)
+    args = ap.parse_args(argv)
+    return args.func(args)
 
 
 if __name__ == "__main__":
