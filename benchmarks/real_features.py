@@ -94,74 +94,90 @@ def _pct(x):
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-def tables(rows, la_rows, K=10) -> str:
-    """The page's Markdown: the store's contents, protocols side by side, the chance control, theory."""
-    means = _means(rows)
-    present = [p for p in PROTOCOLS if any(k[0] == p for k in means)]
-    out = ["# The real-feature experiment: tables from the committed results", "",
-           "Made by `python -m benchmarks.real_features page` from `results/fashion_mnist_effnet.db`"
-           " (test accuracy in %, mean over the seeds stored). `recipe_published` chooses its checkpoints"
-           " and its reported accuracy on TEST labels (the authors' protocol): a labelled reference, not a"
-           " result.", "", "## What the store holds", "", "| protocol | tasks stored | seeds |", "|---|---:|---|"]
+MODELS = ("round 0", "round 1", "round 2", "round 3", "round 4", "pll-uniform", "pll-candidate", "pll-gce")
+PLL = ("pll-uniform", "pll-candidate", "pll-gce")
+
+
+def _store_section(rows):
+    out = ["## What the store holds", "", "| protocol | tasks stored | seeds |", "|---|---:|---|"]
     for p in PROTOCOLS:
         tasks = {(r["noise"], r["rate"], r["seed"]) for r in rows if r["dataset"] == p}
         seeds = sorted({t[2] for t in tasks})
         out.append(f"| {p} | {len(tasks)} of 48 | {', '.join(map(str, seeds)) or '-'} |")
-    rates = sorted({k[2] for k in means})
+    return out
+
+
+def _cell(m):
+    """teacher / best SD round (its round) / each PLL student (seeds) of one protocol's means."""
+    rounds = {int(k.split()[1]): v[0] for k, v in m.items() if k.startswith("round ") and k != "round 0"}
+    best = max(rounds, key=rounds.get) if rounds else None
+    sd = f"{_pct(rounds[best])} (r{best})" if best is not None else "-"
+    pll = " / ".join(_pct(m[k][0]) if k in m else "-" for k in PLL)
+    return f"{_pct(m['round 0'][0])} / {sd} / {pll} ({m['round 0'][1]})"
+
+
+def _protocol_sections(means, present):
+    out = []
     for noise in ("class_cluster", "symmetric"):
         out += ["", f"## {noise} noise: the protocols side by side", "",
                 "Per protocol: teacher (round 0) / best SD round (its round) / pll-uniform / pll-candidate /"
                 " pll-gce; (n) = seeds.", "",
                 "| rate | " + " | ".join(present) + " |", "|---:|" + "---|" * len(present)]
-        for rate in rates:
-            cells = []
-            for p in present:
-                m = means.get((p, noise, rate))
-                if not m:
-                    cells.append("-")
-                    continue
-                rounds = {int(k.split()[1]): v[0] for k, v in m.items() if k.startswith("round ") and k != "round 0"}
-                best = max(rounds, key=rounds.get) if rounds else None
-                sd = f"{_pct(rounds[best])} (r{best})" if best is not None else "-"
-                pll = " / ".join(_pct(m[k][0]) if k in m else "-" for k in ("pll-uniform", "pll-candidate", "pll-gce"))
-                cells.append(f"{_pct(m['round 0'][0])} / {sd} / {pll} ({m['round 0'][1]})")
+        for rate in sorted({k[2] for k in means}):
+            cells = [_cell(means[(p, noise, rate)]) if (p, noise, rate) in means else "-" for p in present]
             out.append(f"| {rate:g} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _chance_section(rows, present, K):
     chance = (K - 1) / K
-    out += ["", f"## The chance control: symmetric noise at rate {chance:g}", "",
-            f"At rate (K - 1) / K = {chance:g} the given label is uniform over the K = {K} classes whatever the"
-            f" true class: no model trained on these labels can know the truth, so a protocol that reads no"
-            f" test label must score about 1/K = {100 / K:.0f}% (the test set's class balance decides the exact"
-            " value). Every model, every seed stored:", "",
-            "| protocol | seed | " + " | ".join(["round 0", "round 1", "round 2", "round 3", "round 4", "pll-uniform",
-                                                 "pll-candidate", "pll-gce"]) + " |", "|---|---:|" + "---:|" * 8]
+    out = ["", f"## The chance control: symmetric noise at rate {chance:g}", "",
+           f"At rate (K - 1) / K = {chance:g} the given label is uniform over the K = {K} classes whatever the"
+           f" true class: no model trained on these labels can know the truth, so a protocol that reads no"
+           f" test label must score about 1/K = {100 / K:.0f}% on the balanced test set (in expectation over the"
+           " noise; one draw of the labels scatters around it). Every model, every seed stored:", "",
+           "| protocol | seed | " + " | ".join(MODELS) + " |", "|---|---:|" + "---:|" * len(MODELS)]
     for p in present:
         for seed in sorted({r["seed"] for r in rows if r["dataset"] == p}):
             accs = {r["model"]: r["test_acc"] for r in rows if r["dataset"] == p and r["noise"] == "symmetric"
                     and abs(r["rate"] - chance) < 1e-9 and r["seed"] == seed}
             if accs:
-                out.append(f"| {p} | {seed} | " + " | ".join(_pct(accs.get(m)) for m in (
-                    "round 0", "round 1", "round 2", "round 3", "round 4", "pll-uniform", "pll-candidate",
-                    "pll-gce")) + " |")
-    out += ["", "## Label averaging (closed form) beside the trained chain", ""]
+                out.append(f"| {p} | {seed} | " + " | ".join(_pct(accs.get(m)) for m in MODELS) + " |")
+    return out
+
+
+def _theory_section(la_rows):
+    out = ["", "## Label averaging (closed form) beside the trained chain", ""]
     if not la_rows:
-        out.append("No rows yet: `python -m benchmarks.real_features theory` computes them (needs the features).")
-    else:
-        out += ["Test accuracy of `label_averaging` (the linearised chain) and of the exact chain of `exact_fixed`,"
-                " same labels, same reg; mean over the seeds computed; diff = closed form - trained (points).", "",
-                "| noise | rate | " + " | ".join(f"round {t}: closed / trained / diff" for t in range(5)) + " |",
-                "|---|---:|" + "---|" * 5]
-        grid = defaultdict(lambda: defaultdict(list))
-        for r in la_rows:
-            if r["trained_test_acc"] is not None:
-                grid[(r["noise"], r["rate"])][r["round"]].append((r["theory_test_acc"], r["trained_test_acc"]))
-        for (noise, rate), per in sorted(grid.items()):
-            cells = []
-            for t in range(5):
-                v = np.array(per.get(t, []))
-                cells.append("-" if not v.size else
-                             f"{_pct(v[:, 0].mean())} / {_pct(v[:, 1].mean())} / {100 * (v[:, 0] - v[:, 1]).mean():+.1f}")
-            out.append(f"| {noise} | {rate:g} | " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
+        return out + ["No rows yet: `python -m benchmarks.real_features theory` computes them (needs the features)."]
+    out += ["Test accuracy of `label_averaging` (the linearised chain) and of the exact chain of `exact_fixed`,"
+            " same labels, same reg; mean over the seeds computed; diff = closed form - trained (points).", "",
+            "| noise | rate | " + " | ".join(f"round {t}: closed / trained / diff" for t in range(5)) + " |",
+            "|---|---:|" + "---|" * 5]
+    grid: dict = defaultdict(lambda: defaultdict(list))
+    for r in la_rows:
+        if r["trained_test_acc"] is not None:
+            grid[(r["noise"], r["rate"])][r["round"]].append((r["theory_test_acc"], r["trained_test_acc"]))
+    for (noise, rate), per in sorted(grid.items()):
+        cells = []
+        for t in range(5):
+            v = np.array(per.get(t, []))
+            diff = 100 * (v[:, 0] - v[:, 1]).mean() if v.size else 0.0
+            cells.append(f"{_pct(v[:, 0].mean())} / {_pct(v[:, 1].mean())} / {diff:+.1f}" if v.size else "-")
+        out.append(f"| {noise} | {rate:g} | " + " | ".join(cells) + " |")
+    return out
+
+
+def tables(rows, la_rows, K=10) -> str:
+    """The page's Markdown: the store's contents, protocols side by side, the chance control, theory."""
+    means = _means(rows)
+    present = [p for p in PROTOCOLS if any(k[0] == p for k in means)]
+    head = ["# The real-feature experiment: tables from the committed results", "",
+            "Made by `python -m benchmarks.real_features page` from `results/fashion_mnist_effnet.db` (test"
+            " accuracy in %, mean over the seeds stored). `recipe_published` chooses its checkpoints and its"
+            " reported accuracy on TEST labels (the authors' protocol): a labelled reference, not a result.", ""]
+    body = _store_section(rows) + _protocol_sections(means, present) + _chance_section(rows, present, K)
+    return "\n".join(head + body + _theory_section(la_rows)) + "\n"
 
 
 def page(args) -> int:
@@ -174,7 +190,8 @@ def page(args) -> int:
                  config=config, settings=settings)
     la = json.load(open(args.theory, encoding="utf-8")) if os.path.exists(args.theory) else []
     _write(Path(args.out) / "tables.md", tables(rows, la))
-    print(f"wrote {args.out}: the report and tables.md ({len({(r['dataset'], r['noise'], r['rate'], r['seed']) for r in rows})} tasks)")
+    n_tasks = len({(r["dataset"], r["noise"], r["rate"], r["seed"]) for r in rows})
+    print(f"wrote {args.out}: the report and tables.md ({n_tasks} tasks)")
     return 0
 
 

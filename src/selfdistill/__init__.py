@@ -2,11 +2,21 @@
 
 Implements and checks H. Jeong and H. W. Chung, "Rethinking Self-Distillation: Label Averaging and
 Enhanced Soft Label Refinement with Partial Labels", ICLR 2025 (arXiv 2402.10482).
+
+The package root only re-exports, lazily (PEP 562): ``import selfdistill`` loads nothing heavy,
+and each name of ``__all__`` is imported from its submodule on first access.
 """
 
-from ._orphans import forkserver_import_watch
+from __future__ import annotations
 
-with forkserver_import_watch():  # a sweep's forkserver exits if its driver dies during these imports
+import importlib
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time __getattr__ imports them
     from . import noise, theory
     from .distill import PLL_LOSSES, DistillResult, distill
     from .estimator import SelfDistillationClassifier
@@ -23,7 +33,31 @@ with forkserver_import_watch():  # a sweep's forkserver exits if its driver dies
     )
     from .targets import refine_targets, topk_mask
 
-from ._version import __version__
+#: the submodules re-exported as such
+_SUBMODULES = ("noise", "theory")
+
+#: each other re-exported name -> the submodule that defines it
+_SOURCES = {
+    "PLL_LOSSES": "distill",
+    "DistillResult": "distill",
+    "distill": "distill",
+    "SelfDistillationClassifier": "estimator",
+    "LabelIssues": "label_issues",
+    "find_label_issues": "label_issues",
+    "inspect_labels": "label_issues",
+    "select_reg": "model_selection",
+    "class_clusters": "noise",
+    "corrupt_labels": "noise",
+    "transition_matrix": "noise",
+    "ConvergenceWarning": "probe",
+    "LinearProbe": "probe",
+    "fit_linear_probe": "probe",
+    "fit_linear_probes": "probe",
+    "fit_partial_label_probe": "probe",
+    "fit_partial_label_probes": "probe",
+    "refine_targets": "targets",
+    "topk_mask": "targets",
+}
 
 __all__ = [
     "ConvergenceWarning",
@@ -49,3 +83,31 @@ __all__ = [
     "transition_matrix",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")  # the import binds it here
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{source}"), name)
+    globals()[name] = value  # resolved once: later lookups find it here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Root(ModuleType):
+    """This package's module type: importing the submodule ``selfdistill.distill`` does not bind it
+    over the function ``distill`` of the same name (an eager root bound the function last)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SOURCES and isinstance(value, ModuleType):
+            return  # the import system binding a submodule whose name is a re-exported object
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Root

@@ -4,9 +4,11 @@
 seconds or more of imports: scikit-learn, SciPy). The forkserver notices its driver's death only
 once it enters its loop, after the preload; a driver killed (``kill -9``) during the preload left
 the forkserver, and the resource tracker that waits for it, alive for the rest of the import.
-:func:`forkserver_import_watch` closes that window: around the library's imports, in a forkserver
-only, a thread exits the process as soon as the driver is gone. The workers themselves watch the
-driver once they run (``experiments.sweep``). Standard library only: this runs before NumPy loads.
+:func:`forkserver_import_watch` closes that window: around the library's imports (the body of
+the preload module ``experiments._preload``; the package root is lazy, so those imports happen
+there), in a forkserver only, a thread exits the process as soon as the driver is gone. The workers
+themselves watch the driver once they run (``experiments.sweep``). Standard library only: this runs
+before NumPy loads.
 """
 
 from __future__ import annotations

@@ -8,24 +8,43 @@
 * :mod:`.store` -- the SQLite result store (one row per task, kill-safe, resumable).
 * :mod:`.main_job` -- ``selfdistill run``: a sweep of one dataset plus its files.
 * :mod:`.baselines` -- tuned-reg teacher, label smoothing, cleanlab filtering, born-again ensemble.
+
+The package only re-exports, lazily (PEP 562), as the package root does: importing it (or one of
+its modules, e.g. the sweep's forkserver preload :mod:`._preload`) loads none of the others.
 """
 
-from .config import (
-    BASELINES,
-    REG_GRID,
-    REG_RULE,
-    ConfigError,
-    ExperimentConfig,
-    SweepConfig,
-    SweepConfigError,
-    Task,
-    load_sweep_config,
-    run_config,
-)
-from .main_job import MainJobResult, run_main_job
-from .runner import compute_task, noise_seed, prepare_datasets, task_config_hash
-from .store import ResultStore, StoreError, read_rows
-from .sweep import SweepError, SweepResult, run_sweep
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time __getattr__ imports them
+    from .config import (
+        BASELINES,
+        REG_GRID,
+        REG_RULE,
+        ConfigError,
+        ExperimentConfig,
+        SweepConfig,
+        SweepConfigError,
+        Task,
+        load_sweep_config,
+        run_config,
+    )
+    from .main_job import MainJobResult, run_main_job
+    from .runner import compute_task, noise_seed, prepare_datasets, task_config_hash
+    from .store import ResultStore, StoreError, read_rows
+    from .sweep import SweepError, SweepResult, run_sweep
+
+#: each re-exported name -> the module of this package that it is imported from
+_SOURCES = {
+    **dict.fromkeys(["BASELINES", "REG_GRID", "REG_RULE", "ConfigError", "ExperimentConfig", "SweepConfig",
+                     "SweepConfigError", "Task", "load_sweep_config", "run_config"], "config"),
+    **dict.fromkeys(["MainJobResult", "run_main_job"], "main_job"),
+    **dict.fromkeys(["compute_task", "noise_seed", "prepare_datasets", "task_config_hash"], "runner"),
+    **dict.fromkeys(["ResultStore", "StoreError", "read_rows"], "store"),
+    **dict.fromkeys(["SweepError", "SweepResult", "run_sweep"], "sweep"),
+}
 
 __all__ = [
     "BASELINES",
@@ -51,3 +70,16 @@ __all__ = [
     "SweepResult",
     "run_sweep",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{source}"), name)
+    globals()[name] = value  # resolved once: later lookups find it here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -171,7 +171,7 @@ def _process_context():
 
     try:  # a server process imports the library once; workers (and replacements) fork from it quickly
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["selfdistill.experiments.sweep"])
+        ctx.set_forkserver_preload(["selfdistill.experiments._preload"])  # exits if the driver dies meanwhile
         return ctx
     except ValueError:  # pragma: no cover - platforms without fork (Windows)
         return mp.get_context("spawn")
