@@ -15,6 +15,8 @@ of the Z it is given (float32 or float64).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ._backend import NumpyOps
@@ -239,7 +241,39 @@ class CrossEntropy:
         return H
 
 
-class Candidate:
+class _PartialLabelLoss:
+    """What the candidate losses share: non-convex, the curvature's softmax factor at the last point."""
+
+    convex = False
+    _P: Any  # softmax(Z) at the last value_grad, set there
+    row_weights: Any  # (n, 1) r_i >= 0 or None, set by the subclass
+
+    def hess_curv(self):
+        """(P (n, K) at the last point, None): the softmax factor of the curvature (no row weights).
+
+        Returns
+        -------
+        P : (n, K) backend array
+            softmax(Z) at the last :meth:`value_grad`.
+        weights : (n, 1) backend array or None
+            The row weights (None without them).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from selfdistill.losses import Candidate
+        >>> W = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])  # 1/2 on each of 2 candidates
+        >>> Z = np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+        >>> loss = Candidate(W)
+        >>> _ = loss.value_grad(Z.copy())
+        >>> P, w = loss.hess_curv()
+        >>> P.shape, w is None
+        ((2, 3), True)
+        """
+        return self._P, self.row_weights
+
+
+class Candidate(_PartialLabelLoss):
     """sum_i -log sum_j w_ij p_ij: the weighted likelihood of the candidate set.
 
     weights (n, K): candidate weights, rows summing to 1. For 1/k on each of k candidates this is
@@ -262,8 +296,6 @@ class Candidate:
     >>> bool(np.isclose(value, np.log(3)))  # -log(1/2 * 1/3 + 1/2 * 1/3)
     True
     """
-
-    convex = False
 
     def __init__(self, weights, ops=NUMPY, row_weights=None):
         self.ops = ops
@@ -310,30 +342,6 @@ class Candidate:
         r = as_dtype(ops, self.row_weights, P)
         return -ops.total(log_mass * r), (P - Q) * r
 
-    def hess_curv(self):
-        """(P (n, K) at the last point, None): the softmax factor of the curvature (no row weights).
-
-        Returns
-        -------
-        P : (n, K) backend array
-            softmax(Z) at the last :meth:`value_grad`.
-        weights : (n, 1) backend array or None
-            The row weights (None without them).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from selfdistill.losses import Candidate
-        >>> W = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])  # 1/2 on each of 2 candidates
-        >>> Z = np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
-        >>> loss = Candidate(W)
-        >>> _ = loss.value_grad(Z.copy())
-        >>> P, w = loss.hess_curv()
-        >>> P.shape, w is None
-        ((2, 3), True)
-        """
-        return self._P, self.row_weights
-
     def hessp(self, V):
         """The Hessian in Z at the last :meth:`value_grad` times V (n, K), row by row.
 
@@ -367,7 +375,7 @@ class Candidate:
         return H if self.row_weights is None else H * as_dtype(ops, self.row_weights, H)
 
 
-class GCE:
+class GCE(_PartialLabelLoss):
     """sum_i sum_j w_ij (1 - p_ij^q) / q: generalised cross-entropy over the candidates.
 
     weights (n, K): candidate weights, rows summing to 1 (1/k on each of k candidates: the mean over S_i).
@@ -391,8 +399,6 @@ class GCE:
     >>> bool(np.isclose(value, (1 - (1 / 3) ** 0.7) / 0.7))
     True
     """
-
-    convex = False
 
     def __init__(self, weights, q=GCE_Q, ops=NUMPY, row_weights=None):
         self.ops = ops
@@ -435,30 +441,6 @@ class GCE:
         self._P, self._A, self._a = P, A, a
         value = ops.total(((1.0 if self.mass is None else as_dtype(ops, self.mass, a)) - a) / self.q)
         return value, -(A - a * P)
-
-    def hess_curv(self):
-        """(P (n, K) at the last point, None): the softmax factor of the curvature (no row weights).
-
-        Returns
-        -------
-        P : (n, K) backend array
-            softmax(Z) at the last :meth:`value_grad`.
-        weights : (n, 1) backend array or None
-            The row weights (None without them).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from selfdistill.losses import GCE
-        >>> W = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]])  # 1/2 on each of 2 candidates
-        >>> Z = np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
-        >>> loss = GCE(W)
-        >>> _ = loss.value_grad(Z.copy())
-        >>> P, w = loss.hess_curv()
-        >>> P.shape, w is None
-        ((2, 3), True)
-        """
-        return self._P, self.row_weights
 
     def hessp(self, V):
         """The Hessian in Z at the last :meth:`value_grad` times V (n, K), row by row.

@@ -375,8 +375,7 @@ def _integer_labels(ints, n):
     rule of :func:`selfdistill._validation.check_labels`, so of ``fit_linear_probe`` and ``distill``)."""
     neg = ints < 0
     if neg.any():
-        j = int(np.argmax(neg))
-        key, i = ("y_train", j) if j < n else ("y_test", j - n)
+        j, key, i = _argmax_in(neg, n)
         raise ValueError(
             f"{key} must hold class indices 0..K-1, got the negative label {int(ints[j])} at index {i} "
             f"({int(neg.sum())} negative label(s) in y_train and y_test): integer labels in an .npz file are class "
@@ -386,8 +385,7 @@ def _integer_labels(ints, n):
         )
     K = int(ints.max()) + 1
     if K > _MAX_CLASSES_PER_POINT * ints.size:
-        j = int(np.argmax(ints))
-        key, i = ("y_train", j) if j < n else ("y_test", j - n)
+        j, key, i = _argmax_in(ints, n)
         raise ValueError(
             f"{key} holds the label {K - 1:,} at index {i}: integer labels are class indices, so it would make "
             f"{K:,} classes for {ints.size:,} points (at most {_MAX_CLASSES_PER_POINT} classes per point are "
@@ -400,6 +398,12 @@ def _integer_labels(ints, n):
 
 #: A file without class_names whose largest integer label exceeds this many classes per point is refused.
 _MAX_CLASSES_PER_POINT = 10
+
+
+def _argmax_in(a, n):
+    """(j, key, i): j = argmax of ``a`` (y_train then y_test, the first n from y_train), entry i of key."""
+    j = int(np.argmax(a))
+    return (j, "y_train", j) if j < n else (j, "y_test", j - n)
 
 
 def _check_two_classes(y_train, class_names, from_file: bool) -> None:
