@@ -29,7 +29,7 @@ def test_importing_the_root_loads_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src"))).stdout.splitlines()
     assert out[0] == "[]"
-    assert out[1] == str(["selfdistill", "selfdistill._version", "selfdistill.experiments"])
+    assert out[1] == str(["selfdistill", "selfdistill._lazy", "selfdistill._version", "selfdistill.experiments"])
 
 
 def test_every_public_name_resolves():
