@@ -613,9 +613,7 @@ def _noisy_training_labels(ds, args, parser):
 
 
 def _cmd_label_issues(args, parser) -> int:
-    import shutil
-    import tempfile
-
+    from .._io import staged_dir
     from ..data import DATASETS, load_dataset
     from ..label_issues import inspect_labels, write_label_issues
 
@@ -631,23 +629,17 @@ def _cmd_label_issues(args, parser) -> int:
                          n_classes=ds.n_classes, fix=args.fix, seed=args.seed, cv=args.cv, y_true=y_true, **test)
     res.config["noise"] = noise
     with output_errors(args.output, "--output"):
-        os.makedirs(args.output, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".label-issues-", dir=args.output)  # all files appear together
-        try:
-            files = write_label_issues(res, staging, class_names=ds.class_names, source=args.data,
+        with staged_dir(args.output, name="--output") as stage:  # all the files appear together, or none
+            files = write_label_issues(res, stage, class_names=ds.class_names, source=args.data,
                                        command=shlex.join([PROG] + list(args.argv)))
-            page, note = (None, None) if args.no_html else _label_issues_page(ds, res, args, staging)
+            page, note = (None, None) if args.no_html else _label_issues_page(ds, res, args, stage)
             if page is not None:
                 files["html"] = page
-            stale = os.path.join(args.output, "label_issues.html")
-            for key, path in files.items():
-                files[key] = os.path.join(args.output, os.path.basename(path))
-                os.replace(path, files[key])
-            if page is None and os.path.exists(stale):  # a page of an earlier run would not match these files
-                os.remove(stale)
-                note = (note or "note:") + f" (removed the earlier run's {stale})"
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        files = {key: os.path.join(args.output, os.path.basename(path)) for key, path in files.items()}
+        stale = os.path.join(args.output, "label_issues.html")
+        if page is None and os.path.exists(stale):  # a page of an earlier run would not match these files
+            os.remove(stale)
+            note = (note or "note:") + f" (removed the earlier run's {stale})"
     if not args.quiet:
         with open(files["summary"], encoding="utf-8") as fh:
             print(fh.read())
