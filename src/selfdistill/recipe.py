@@ -245,14 +245,13 @@ def sgd_recipe_fits(X, targets, reg, *, n_classes, loss="ce", init=None, seed=0,
     return [RecipeFit(W=W[b].astype(np.float64), epoch=s["epochs"], seconds=seconds) for b in range(B)]
 
 
-def _objective(X, W, T, reg, K):
-    """The exact objective (1/n) sum_i CE(t_i, softmax(W x_i)) + (reg/2) ||W||^2 at W (float64) and its
-    max-abs gradient; T labels (n,) or soft targets (n, K)."""
-    Z = np.asarray(X, dtype=np.float64) @ W.T
+def _objective(X, Z, W, T, reg):
+    """The exact objective (1/n) sum_i CE(t_i, softmax(W x_i)) + (reg/2) ||W||^2 and its max-abs gradient,
+    from the logits Z = X W^T (float64); T labels (n,) or soft targets (n, K)."""
     value, G = CrossEntropy(np.asarray(T) if np.ndim(T) == 1 else np.asarray(T, dtype=np.float64)).value_grad(Z)
     n = Z.shape[0]
     f = value / n + 0.5 * reg * float(np.vdot(W, W))
-    g = (G.T @ np.asarray(X, dtype=np.float64)) / n + reg * W
+    g = (G.T @ X) / n + reg * W
     return float(f), float(np.abs(g).max())
 
 
@@ -324,11 +323,12 @@ def recipe_distills(X, ys, *, reg, rounds, pll_losses, top_k, n_classes, seed, s
 
     def keep(name, fits, Ts, loss):
         for b, (fit, T) in enumerate(zip(fits, Ts, strict=True)):
-            f, g = _objective(X64, fit.W, T, reg, K) if loss != "partial" else (float("nan"), float("nan"))
+            Z = X64 @ fit.W.T  # the logits serve the objective and the outputs
+            f, g = _objective(X64, Z, fit.W, T, reg) if loss != "partial" else (float("nan"), float("nan"))
             models[b][name] = LinearProbe(coef_=fit.W, intercept_=np.zeros(K), reg_=reg, loss_="sgd-recipe",
                                           n_iter_=fit.epoch, objective_=f, grad_norm_=g, converged_=False,
                                           seconds_=fit.seconds)
-            probs[b][name] = softmax(X64 @ fit.W.T)
+            probs[b][name] = softmax(Z)
 
     Ts = [np.asarray(y) for y in ys]
     for t in range(rounds + 1):
